@@ -1,0 +1,199 @@
+// Applying quantizers to memory: spans and raw pointers, xtensor containers and
+// expressions, in place and out of place. Element i of a call is element
+// options.index_offset + i of the stream that stochastic rounding draws from, so a
+// tensor quantized in pieces equals the tensor quantized whole, on any thread count and
+// any SIMD width. For xtensor containers the element index is the storage order.
+#pragma once
+
+#include "core/concepts.hpp"
+#include "core/descriptor.hpp"
+#include "core/error.hpp"
+#include "detail/xsimd_compat.hpp"
+#include "detail/xtensor_compat.hpp"
+#include "quantizers/affine.hpp"
+
+#include <algorithm>
+#include <cstdint>
+#include <span>
+#include <thread>
+#include <type_traits>
+#include <vector>
+
+namespace tensorquant {
+
+struct apply_options
+{
+    std::uint64_t index_offset = 0; // stream position of the first element
+    unsigned threads = 1;           // 0: one per hardware thread
+    std::size_t min_elements_per_thread = std::size_t(1) << 16;
+    // Out-of-place outputs of at least this many bytes are written with non-temporal
+    // stores (they would not stay in cache anyway).
+    std::size_t streaming_bytes = std::size_t(8) << 20;
+};
+
+namespace detail {
+
+template <class A, class K, class T>
+void run_range(K const& kernel, T const* in, T* out, std::size_t n, std::uint64_t index, bool stream)
+{
+    // A local copy: the compiler then knows stores to out cannot change the parameters,
+    // and keeps them in registers instead of reloading them every batch.
+    const K k = kernel;
+    std::size_t i = 0;
+    if constexpr (BatchQuantizer<K, T, A>) {
+        using B = xsimd::batch<T, A>;
+        constexpr std::size_t N = B::size;
+        if (stream) {
+            // scalar head up to the output's batch alignment, then aligned streaming stores
+            for (; i < n && reinterpret_cast<std::uintptr_t>(out + i) % A::alignment() != 0; ++i)
+                out[i] = call_at(k, in[i], index + i);
+            for (; i + N <= n; i += N) simd::store_stream(out + i, call_at(k, B::load_unaligned(in + i), index + i));
+            simd::stream_fence();
+        } else {
+            // two batches per iteration give the out-of-order core independent chains
+            for (; i + 2 * N <= n; i += 2 * N) {
+                const B a = call_at(k, B::load_unaligned(in + i), index + i);
+                const B b = call_at(k, B::load_unaligned(in + i + N), index + i + N);
+                a.store_unaligned(out + i);
+                b.store_unaligned(out + i + N);
+            }
+            for (; i + N <= n; i += N) call_at(k, B::load_unaligned(in + i), index + i).store_unaligned(out + i);
+        }
+    }
+    for (; i < n; ++i) out[i] = call_at(k, in[i], index + i);
+}
+
+template <class A, class K, class T>
+void run_elementwise(K const& k, T const* in, T* out, std::size_t n, apply_options const& opt)
+{
+    unsigned threads = opt.threads ? opt.threads : std::max(1u, std::thread::hardware_concurrency());
+    const std::size_t per = std::max<std::size_t>(opt.min_elements_per_thread, 64);
+    threads = static_cast<unsigned>(std::min<std::size_t>(threads, std::max<std::size_t>(1, n / per)));
+    const bool stream = in != out && n * sizeof(T) >= opt.streaming_bytes;
+    if (threads <= 1) {
+        run_range<A>(k, in, out, n, opt.index_offset, stream);
+        return;
+    }
+    // chunk bounds on multiples of 64 elements keep SIMD and cache lines whole
+    const std::size_t chunk = ((n + threads - 1) / threads + 63) / 64 * 64;
+    std::vector<std::thread> pool;
+    for (unsigned t = 1; t < threads; ++t) {
+        const std::size_t b = std::min(n, t * chunk), e = std::min(n, b + chunk);
+        if (b < e) pool.emplace_back([&, b, e] { run_range<A>(k, in + b, out + b, e - b, opt.index_offset + b, stream); });
+    }
+    run_range<A>(k, in, out, std::min(n, chunk), opt.index_offset, stream);
+    for (auto& th : pool) th.join();
+}
+
+// Resolves a quantizer down to an element-wise kernel: runtime choices are dispatched
+// once (visit), tensor statistics are gathered once (prepare), then the loop runs.
+template <class A, class Q, class T>
+void resolve_and_run(Q const& q, T const* in, T* out, std::size_t n, apply_options const& opt)
+{
+    if constexpr (DispatchingQuantizer<Q, T>) {
+        q.template visit<T>([&](auto const& k) { resolve_and_run<A>(k, in, out, n, opt); });
+    } else if constexpr (TensorQuantizer<Q, T>) {
+        auto k = q.prepare(std::span<T const>(in, n));
+        resolve_and_run<A>(k, in, out, n, opt);
+    } else {
+        static_assert(ScalarQuantizer<Q, T>, "not a quantizer for this element type: it needs q(x), q(x, index), "
+                                             "prepare(span) or visit<T>(fn)");
+        run_elementwise<A>(q, in, out, n, opt);
+    }
+}
+
+} // namespace detail
+
+// Out of place: out[i] = Q(in[i]). in and out may be the same memory, not overlap otherwise.
+template <class Arch = xsimd::default_arch, class Q, std::floating_point T>
+    requires Quantizer<Q, T>
+void quantize(Q const& q, std::span<T const> in, std::span<T> out, apply_options const& opt = {})
+{
+    if (in.size() != out.size())
+        throw std::invalid_argument("quantize: input has " + std::to_string(in.size()) + " elements, output " +
+                                    std::to_string(out.size()));
+    detail::resolve_and_run<Arch>(q, in.data(), out.data(), in.size(), opt);
+}
+
+template <class Arch = xsimd::default_arch, class Q, std::floating_point T>
+    requires Quantizer<Q, T>
+void quantize(Q const& q, T const* in, T* out, std::size_t n, apply_options const& opt = {})
+{
+    detail::resolve_and_run<Arch>(q, in, out, n, opt);
+}
+
+template <class Arch = xsimd::default_arch, class Q, std::floating_point T>
+    requires Quantizer<Q, T>
+void quantize_inplace(Q const& q, std::span<T> data, apply_options const& opt = {})
+{
+    detail::resolve_and_run<Arch>(q, data.data(), data.data(), data.size(), opt);
+}
+
+// xtensor containers with contiguous storage, in place.
+template <class Arch = xsimd::default_arch, class Q, class E>
+    requires(std::derived_from<E, xt::xcontainer<E>> && std::floating_point<typename E::value_type>)
+void quantize_inplace(Q const& q, E& d, apply_options const& opt = {})
+{
+    using T = typename E::value_type;
+    static_assert(Quantizer<Q, T>, "not a quantizer for this element type");
+    detail::resolve_and_run<Arch>(q, d.data(), d.data(), d.size(), opt);
+}
+
+// Any xtensor expression, out of place: evaluates it into a container (xarray or
+// xtensor, as xtensor chooses) and quantizes that.
+template <class Arch = xsimd::default_arch, class Q, class E>
+auto quantize(Q const& q, xt::xexpression<E> const& e, apply_options const& opt = {})
+{
+    using T = typename E::value_type;
+    static_assert(std::floating_point<T> && Quantizer<Q, T>, "not a quantizer for this element type");
+    auto out = xt::eval(e.derived_cast()); // a copy for containers, evaluated for expressions
+    detail::resolve_and_run<Arch>(q, out.data(), out.data(), out.size(), opt);
+    return out;
+}
+
+// Per-channel affine along `axis` of a row-major tensor viewed as (outer, channels, inner).
+template <class Arch = xsimd::default_arch, std::floating_point T>
+void quantize_per_channel(affine_per_channel const& q, std::span<T const> in, std::span<T> out, std::size_t outer,
+                          std::size_t inner, apply_options const& opt = {})
+{
+    const std::size_t C = q.channels();
+    if (in.size() != out.size() || in.size() != outer * C * inner)
+        throw std::invalid_argument("quantize_per_channel: " + std::to_string(in.size()) + " elements do not form (" +
+                                    std::to_string(outer) + ", " + std::to_string(C) + ", " + std::to_string(inner) + ")");
+    std::vector<affine> per;
+    for (std::size_t c = 0; c < C; ++c) per.push_back(q.channel(c));
+    apply_options o = opt;
+    o.threads = 1;
+    for (std::size_t b = 0; b < outer; ++b)
+        for (std::size_t c = 0; c < C; ++c) {
+            const std::size_t off = (b * C + c) * inner;
+            o.index_offset = opt.index_offset + off;
+            detail::resolve_and_run<Arch>(per[c], in.data() + off, out.data() + off, inner, o);
+        }
+}
+
+template <class Arch = xsimd::default_arch, class E>
+auto quantize_per_channel(affine_per_channel const& q, xt::xexpression<E> const& e, std::size_t axis,
+                          apply_options const& opt = {})
+{
+    using T = typename E::value_type;
+    auto out = xt::eval(e.derived_cast()); // a copy for containers, evaluated for expressions
+    const auto& shape = out.shape();
+    if (axis >= shape.size())
+        throw std::invalid_argument("quantize_per_channel: axis " + std::to_string(axis) + " of a " +
+                                    std::to_string(shape.size()) + "-d tensor");
+    if (shape[axis] != q.channels())
+        throw std::invalid_argument("quantize_per_channel: axis " + std::to_string(axis) + " has " +
+                                    std::to_string(shape[axis]) + " channels, the quantizer " +
+                                    std::to_string(q.channels()));
+    if (out.layout() != xt::layout_type::row_major)
+        throw std::invalid_argument("quantize_per_channel: needs a row-major tensor");
+    std::size_t outer = 1, inner = 1;
+    for (std::size_t d = 0; d < axis; ++d) outer *= shape[d];
+    for (std::size_t d = axis + 1; d < shape.size(); ++d) inner *= shape[d];
+    std::span<T> s(out.data(), out.size());
+    quantize_per_channel<Arch>(q, std::span<T const>(s), s, outer, inner, opt);
+    return out;
+}
+
+} // namespace tensorquant

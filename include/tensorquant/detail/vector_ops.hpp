@@ -1,0 +1,173 @@
+// Operations written once for a scalar T and for xsimd::batch<T, A>, so every kernel is
+// one template and the SIMD and scalar paths cannot drift apart.
+#pragma once
+
+#include "xsimd_compat.hpp"
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+
+namespace tensorquant::detail {
+
+template <class V>
+struct vector_traits
+{
+    using value_type = V;
+    static constexpr std::size_t size = 1;
+};
+
+template <class T, class A>
+struct vector_traits<xsimd::batch<T, A>>
+{
+    using value_type = T;
+    static constexpr std::size_t size = xsimd::batch<T, A>::size;
+};
+
+template <class V>
+using value_type_t = typename vector_traits<V>::value_type;
+
+template <class V>
+inline constexpr bool is_batch_v = vector_traits<V>::size > 1 || !std::is_arithmetic_v<V>;
+
+// Unsigned integer of the same width as the floating-point type T.
+template <class T>
+using uint_for = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
+template <class T>
+using int_for = std::conditional_t<sizeof(T) == 4, std::int32_t, std::int64_t>;
+
+template <class V>
+struct int_vector { using type = int_for<V>; };
+template <class T, class A>
+struct int_vector<xsimd::batch<T, A>> { using type = xsimd::batch<int_for<T>, A>; };
+template <class V>
+using int_vector_t = typename int_vector<V>::type;
+
+// --- scalar overloads ---------------------------------------------------------------
+template <class T>
+    requires std::is_arithmetic_v<T>
+inline T vselect(bool c, T a, T b) noexcept { return c ? a : b; }
+
+template <class T>
+    requires std::floating_point<T>
+inline T vfloor(T x) noexcept { return std::floor(x); }
+template <class T>
+    requires std::floating_point<T>
+inline T vtrunc(T x) noexcept { return std::trunc(x); }
+template <class T>
+    requires std::floating_point<T>
+inline T vabs(T x) noexcept { return std::fabs(x); }
+template <class T>
+    requires std::floating_point<T>
+inline bool visnan(T x) noexcept { return x != x; }
+template <class T>
+    requires std::floating_point<T>
+inline T vcopysign(T mag, T sgn) noexcept { return std::copysign(mag, sgn); }
+
+template <class T>
+    requires std::floating_point<T>
+inline int_for<T> to_bits(T x) noexcept
+{
+    int_for<T> b;
+    std::memcpy(&b, &x, sizeof b);
+    return b;
+}
+inline float from_bits(std::int32_t b) noexcept
+{
+    float x;
+    std::memcpy(&x, &b, sizeof x);
+    return x;
+}
+inline double from_bits(std::int64_t b) noexcept
+{
+    double x;
+    std::memcpy(&x, &b, sizeof x);
+    return x;
+}
+
+// --- batch overloads ----------------------------------------------------------------
+template <class T, class A>
+inline xsimd::batch<T, A> vselect(xsimd::batch_bool<T, A> const& c, xsimd::batch<T, A> const& a,
+                                 xsimd::batch<T, A> const& b) noexcept
+{
+    return xsimd::select(c, a, b);
+}
+template <class T, class A>
+inline xsimd::batch<T, A> vfloor(xsimd::batch<T, A> const& x) noexcept { return xsimd::floor(x); }
+template <class T, class A>
+inline xsimd::batch<T, A> vtrunc(xsimd::batch<T, A> const& x) noexcept { return xsimd::trunc(x); }
+template <class T, class A>
+inline xsimd::batch<T, A> vabs(xsimd::batch<T, A> const& x) noexcept { return xsimd::abs(x); }
+template <class T, class A>
+inline auto visnan(xsimd::batch<T, A> const& x) noexcept { return xsimd::isnan(x); } // xsimd 8: != is ordered
+template <class T, class A>
+inline xsimd::batch<T, A> vcopysign(xsimd::batch<T, A> const& m, xsimd::batch<T, A> const& s) noexcept
+{
+    return xsimd::copysign(m, s);
+}
+template <class T, class A>
+inline xsimd::batch<int_for<T>, A> to_bits(xsimd::batch<T, A> const& x) noexcept
+{
+    return simd::bit_cast<int_for<T>>(x);
+}
+template <class I, class A>
+    requires std::is_integral_v<I>
+inline auto from_bits(xsimd::batch<I, A> const& b) noexcept
+{
+    using T = std::conditional_t<sizeof(I) == 4, float, double>;
+    return simd::bit_cast<T>(b);
+}
+
+// a * b + c, for callers whose product and sum are exact (so fused or not is the same).
+template <class T>
+    requires std::floating_point<T>
+inline T mul_add(T a, T b, T c) noexcept { return a * b + c; }
+template <class T, class A>
+inline xsimd::batch<T, A> mul_add(xsimd::batch<T, A> const& a, xsimd::batch<T, A> const& b,
+                                  xsimd::batch<T, A> const& c) noexcept
+{
+    return xsimd::fma(a, b, c);
+}
+
+// Integer add that wraps like the SIMD lanes do (signed overflow is undefined in scalar C++).
+template <class I>
+    requires std::is_integral_v<I>
+inline I wrapping_add(I a, I b) noexcept
+{
+    using U = std::make_unsigned_t<I>;
+    return static_cast<I>(static_cast<U>(a) + static_cast<U>(b));
+}
+template <class I, class A>
+inline xsimd::batch<I, A> wrapping_add(xsimd::batch<I, A> const& a, xsimd::batch<I, A> const& b) noexcept
+{
+    return a + b;
+}
+
+template <class V>
+inline auto false_mask() noexcept
+{
+    if constexpr (std::is_arithmetic_v<V>) return false;
+    else return typename V::batch_bool_type(false);
+}
+
+// 1 where the condition holds, 0 elsewhere; +0 so that adding it turns -0 into +0.
+template <class V, class M>
+inline V one_if(M const& m) noexcept
+{
+    return vselect(m, V(value_type_t<V>(1)), V(value_type_t<V>(0)));
+}
+
+// Exact 2^e for T, for e within T's normal exponent range.
+template <class T>
+constexpr T exp2i(int e) noexcept
+{
+    T r = 1;
+    if (e >= 0)
+        for (int i = 0; i < e; ++i) r *= 2;
+    else
+        for (int i = 0; i < -e; ++i) r /= 2;
+    return r;
+}
+
+} // namespace tensorquant::detail

@@ -1,0 +1,148 @@
+// Uniform affine quantization with PyTorch's fake-quantize semantics:
+//   y = (clamp(round(x * (1/s)) + z, qmin, qmax) - z) * s
+// with 1/s and both products rounded in T as PyTorch does, and round() ties-to-even by
+// default (any fixed-point rounding policy may be chosen, stochastic included).
+// NaN stays NaN; +-inf clamp to qmax/qmin. Per-channel parameters: affine_per_channel,
+// applied along an axis by quantize_per_channel() (apply.hpp).
+#pragma once
+
+#include "../core/descriptor.hpp"
+#include "../core/error.hpp"
+#include "../core/random.hpp"
+#include "../core/rounding.hpp"
+#include "../detail/vector_ops.hpp"
+
+#include <cmath>
+#include <limits>
+#include <string>
+#include <vector>
+
+namespace tensorquant {
+
+namespace detail {
+
+template <class T, class R>
+struct affine_kernel
+{
+    T scale, inv_scale, zero_point, qmin, qmax;
+    counter_rng rng;
+
+    template <class V>
+    V apply(V const& x, [[maybe_unused]] V const& u) const noexcept
+    {
+        V v = x * V(inv_scale);
+        V t = vtrunc(v);
+        V e = v - t;
+        V r;
+        if constexpr (is_stochastic_rounding_v<R>) r = R::apply(t, e, u);
+        else r = R::apply(t, e);
+        r = r + V(zero_point);
+        if constexpr (std::is_arithmetic_v<V>) {
+            r = r > qmax ? V(qmax) : r;
+            r = r < qmin ? V(qmin) : r;
+        } else {
+            r = xsimd::max(V(qmin), xsimd::min(V(qmax), r)); // NaN passes (second operand)
+        }
+        return (r - V(zero_point)) * V(scale);
+    }
+    T operator()(T x) const noexcept
+        requires(!is_stochastic_rounding_v<R>)
+    {
+        return apply(x, T(0));
+    }
+    T operator()(T x, std::uint64_t i) const noexcept
+        requires(is_stochastic_rounding_v<R>)
+    {
+        return apply(x, rng.template uniform<T>(i));
+    }
+    template <class A>
+    xsimd::batch<T, A> operator()(xsimd::batch<T, A> const& x) const noexcept
+        requires(!is_stochastic_rounding_v<R>)
+    {
+        return apply(x, xsimd::batch<T, A>(T(0)));
+    }
+    template <class A>
+    xsimd::batch<T, A> operator()(xsimd::batch<T, A> const& x, std::uint64_t i) const noexcept
+        requires(is_stochastic_rounding_v<R>)
+    {
+        return apply(x, rng.uniform(i, static_cast<xsimd::batch<T, A> const*>(nullptr)));
+    }
+};
+
+inline void check_affine_range(int zero_point, int qmin, int qmax)
+{
+    if (qmin > qmax)
+        throw format_error("affine: qmin=" + std::to_string(qmin) + " is above qmax=" + std::to_string(qmax));
+    if (zero_point < qmin || zero_point > qmax)
+        throw format_error("affine: zero point " + std::to_string(zero_point) + " is outside [qmin, qmax] = [" +
+                           std::to_string(qmin) + ", " + std::to_string(qmax) + "]");
+}
+
+template <class T, class R>
+affine_kernel<T, R> make_affine_kernel(double scale, int zero_point, int qmin, int qmax, rng_key key)
+{
+    const T s = static_cast<T>(scale);
+    const T inv = T(1) / s;
+    if (!(s > 0) || !std::isfinite(s) || !std::isfinite(inv))
+        throw format_error("affine: scale " + std::to_string(scale) + " must be positive with a finite inverse in " +
+                           (sizeof(T) == 4 ? "float" : "double"));
+    constexpr double limit = double(std::int64_t(1) << (std::numeric_limits<T>::digits - 1));
+    if (std::abs(double(qmin)) > limit || std::abs(double(qmax)) > limit)
+        throw format_error("affine: integer range [" + std::to_string(qmin) + ", " + std::to_string(qmax) +
+                           "] is not exact in the storage type");
+    return {s, inv, T(zero_point), T(qmin), T(qmax), key};
+}
+
+} // namespace detail
+
+struct affine : detail::descriptor_base<affine>
+{
+    double scale = 1.0;
+    int zero_point = 0;
+    int qmin = -128;
+    int qmax = 127;
+    rounding_mode rounding = rounding_mode::nearest_even;
+    rng_key key{};
+
+    affine() = default;
+    affine(double s, int z, int lo, int hi, rounding_mode r = rounding_mode::nearest_even, rng_key k = {})
+        : scale(s), zero_point(z), qmin(lo), qmax(hi), rounding(r), key(k)
+    {
+        detail::check_affine_range(z, lo, hi);
+        if (!(s > 0) || !std::isfinite(s)) throw format_error("affine: scale " + std::to_string(s) + " must be positive and finite");
+    }
+
+    template <std::floating_point T, class Fn>
+    decltype(auto) visit(Fn&& fn) const
+    {
+        return detail::visit_rounding(rounding, [&](auto r) -> decltype(auto) {
+            return fn(detail::make_affine_kernel<T, decltype(r)>(scale, zero_point, qmin, qmax, key));
+        });
+    }
+};
+
+// One scale and zero point per channel along an axis.
+struct affine_per_channel
+{
+    std::vector<double> scales;
+    std::vector<int> zero_points;
+    int qmin = -128;
+    int qmax = 127;
+    rounding_mode rounding = rounding_mode::nearest_even;
+    rng_key key{};
+
+    affine_per_channel(std::vector<double> s, std::vector<int> z, int lo, int hi,
+                       rounding_mode r = rounding_mode::nearest_even, rng_key k = {})
+        : scales(std::move(s)), zero_points(std::move(z)), qmin(lo), qmax(hi), rounding(r), key(k)
+    {
+        if (scales.size() != zero_points.size())
+            throw format_error("affine_per_channel: " + std::to_string(scales.size()) + " scales but " +
+                               std::to_string(zero_points.size()) + " zero points");
+        for (std::size_t c = 0; c < scales.size(); ++c) affine(scales[c], zero_points[c], qmin, qmax, r, k);
+    }
+
+    std::size_t channels() const noexcept { return scales.size(); }
+    affine channel(std::size_t c) const { return affine(scales[c], zero_points[c], qmin, qmax, rounding, key); }
+};
+
+} // namespace tensorquant

@@ -1,0 +1,367 @@
+// Fixed point (W, F): a two's complement (or unsigned) integer of W bits, F of them
+// fractional; resolution 2^-F (paper eq. 1-5 and SPEC 1.1).
+//
+// Supported formats: 1 <= W <= 64 and -64 <= F <= 64 (F > W and F < 0 are meaningful:
+// all-fractional words and coarse steps). Quantizing into a floating-point T needs every
+// value of the format to be a T, i.e. W <= digits(T): 24 for float, 53 for double.
+// Wider formats are rejected for that T (compile time for fixed_point<>, format_error for
+// fixed_point_rt) and are served by encode(), which returns the W-bit word exactly.
+//
+// Special values: NaN stays NaN. +-inf saturate to the bounds under saturate and
+// symmetric; under wrap an infinity has no residue and gives NaN. Results are never -0.
+#pragma once
+
+#include "../core/concepts.hpp"
+#include "../core/error.hpp"
+#include "../core/overflow.hpp"
+#include "../core/random.hpp"
+#include "../core/rounding.hpp"
+#include "../detail/vector_ops.hpp"
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <string>
+
+namespace tensorquant {
+
+struct fixed_format
+{
+    int width = 8;
+    int frac = 4;
+    bool is_signed = true;
+    friend constexpr bool operator==(fixed_format const&, fixed_format const&) = default;
+};
+
+namespace detail {
+
+inline constexpr int fixed_min_frac = -64;
+inline constexpr int fixed_max_frac = 64;
+
+// Empty string when the format exists, otherwise what is wrong with it.
+inline std::string fixed_format_problem(fixed_format f)
+{
+    if (f.width < 1 || f.width > 64)
+        return "word size W=" + std::to_string(f.width) + " is outside [1, 64]";
+    if (f.frac < fixed_min_frac || f.frac > fixed_max_frac)
+        return "fractional bits F=" + std::to_string(f.frac) + " are outside [-64, 64]";
+    if (!f.is_signed && f.width > 63)
+        return "an unsigned word of W=" + std::to_string(f.width) + " bits is not supported (W <= 63)";
+    return {};
+}
+
+inline std::string describe(fixed_format f)
+{
+    return std::string(f.is_signed ? "fixed point" : "unsigned fixed point") + " (W=" + std::to_string(f.width) +
+           ", F=" + std::to_string(f.frac) + ")";
+}
+
+inline void check_fixed_format(fixed_format f)
+{
+    if (auto p = fixed_format_problem(f); !p.empty()) throw format_error(describe(f) + ": " + p);
+}
+
+template <class T>
+inline void check_fixed_fits(fixed_format f)
+{
+    constexpr int digits = std::numeric_limits<T>::digits;
+    if (f.width > digits)
+        throw format_error(describe(f) + " needs " + std::to_string(f.width) + " significant bits but " +
+                           (sizeof(T) == 4 ? "float" : "double") + " holds " + std::to_string(digits) +
+                           " exactly: quantize into a wider type, or use encode() for the W-bit word");
+}
+
+// The one kernel behind every fixed-point quantizer, compile-time or runtime format.
+template <class T, class R, class O>
+struct fixed_kernel
+{
+    static_assert(std::floating_point<T>);
+    T scale, inv_scale;    // 2^F, 2^-F
+    T lo, hi;              // bounds of the integer word, in units of 2^-F
+    T modulus, inv_modulus, half_modulus;
+    T wrap_bound;          // |x 2^F| beyond this wraps to 0 (its low W bits are all 0)
+    bool guard_tiny;       // F < 0: x 2^F can underflow; keep its sign and non-zero-ness
+    bool is_signed;
+    counter_rng rng;
+
+    constexpr fixed_kernel(fixed_format f, rng_key k = {}) noexcept
+        : scale(exp2i<T>(f.frac)), inv_scale(exp2i<T>(-f.frac)),
+          lo(f.is_signed ? -exp2i<T>(f.width - 1) : T(0)),
+          hi(f.is_signed ? exp2i<T>(f.width - 1) - 1 : exp2i<T>(f.width) - 1),
+          modulus(exp2i<T>(f.width)), inv_modulus(exp2i<T>(-f.width)),
+          half_modulus(f.is_signed ? exp2i<T>(f.width - 1) : exp2i<T>(f.width)),
+          wrap_bound(exp2i<T>(f.width + std::numeric_limits<T>::digits)), guard_tiny(f.frac < 0),
+          is_signed(f.is_signed), rng(k)
+    {
+        if constexpr (std::is_same_v<O, overflow::symmetric>) lo = f.is_signed ? -hi : T(0);
+    }
+
+    // x 2^F, exactly; with F < 0 a tiny x whose product underflows is replaced by the
+    // smallest normal of the same sign, which rounds the same way under every policy.
+    template <class V>
+    V scaled(V const& x) const noexcept
+    {
+        V xs = x * V(scale);
+        if (guard_tiny) {
+            constexpr T tiny = std::numeric_limits<T>::min();
+            xs = vselect((vabs(xs) < V(tiny)) && (x != V(T(0))), vcopysign(V(tiny), x), xs);
+        }
+        if constexpr (std::is_same_v<O, overflow::wrap>) {
+            xs = vselect(xs > V(wrap_bound), V(wrap_bound), xs);
+            xs = vselect(xs < V(-wrap_bound), V(-wrap_bound), xs);
+        }
+        return xs;
+    }
+
+    // Rounds x 2^F to an integer-valued T with policy R (u: stochastic threshold).
+    template <class V>
+    V round(V const& xs, [[maybe_unused]] V const& u) const noexcept
+    {
+        V t = vtrunc(xs);
+        V e = xs - t;
+        V r;
+        if constexpr (is_stochastic_rounding_v<R>) r = R::apply(t, e, u);
+        else r = R::apply(t, e);
+        return r;
+    }
+
+    // Saturating formats clamp x 2^F to [lo, hi] before rounding: lo and hi are integers,
+    // so rounding stays inside, and infinities become finite before trunc.
+    template <class V>
+    V clamp_scaled(V const& xs) const noexcept
+    {
+        if constexpr (std::is_arithmetic_v<V>) {
+            V c = xs > hi ? V(hi) : xs; // NaN compares false and passes through
+            return c < lo ? V(lo) : c;
+        } else {
+            // x86 and NEON min/max return the second operand when one is NaN
+            return xsimd::max(V(lo), xsimd::min(V(hi), xs));
+        }
+    }
+
+    // Two's complement wrap of the rounded integer r.
+    template <class V>
+    V wrap(V const& r, V const& x) const noexcept
+    {
+        V m = r - vfloor(r * V(inv_modulus)) * V(modulus); // exact, in [0, 2^W)
+        if (is_signed) m = vselect(m >= V(half_modulus), m - V(modulus), m);
+        // +-inf has no residue modulo 2^W
+        return vselect(vabs(x) == V(std::numeric_limits<T>::infinity()), x - x, m);
+    }
+
+    template <class V>
+    V quantize(V const& x, V const& u) const noexcept
+    {
+        V r;
+        if constexpr (std::is_same_v<O, overflow::wrap>) r = wrap(round(scaled(x), u), x);
+        else r = round(clamp_scaled(scaled(x)), u);
+        // r 2^-F + 0: exact, and turns -0 into +0 (a fixed-point word has one zero)
+        return mul_add(r, V(inv_scale), V(T(0)));
+    }
+
+    T operator()(T x) const noexcept
+        requires(!is_stochastic_rounding_v<R>)
+    {
+        return quantize(x, T(0));
+    }
+    T operator()(T x, std::uint64_t i) const noexcept
+        requires(is_stochastic_rounding_v<R>)
+    {
+        return quantize(x, rng.template uniform<T>(i));
+    }
+    template <class A>
+    xsimd::batch<T, A> operator()(xsimd::batch<T, A> const& x) const noexcept
+        requires(!is_stochastic_rounding_v<R>)
+    {
+        return quantize(x, xsimd::batch<T, A>(T(0)));
+    }
+    template <class A>
+    xsimd::batch<T, A> operator()(xsimd::batch<T, A> const& x, std::uint64_t i) const noexcept
+        requires(is_stochastic_rounding_v<R>)
+    {
+        return quantize(x, rng.uniform(i, static_cast<xsimd::batch<T, A> const*>(nullptr)));
+    }
+};
+
+// The W-bit word of x (two's complement, zero-extended to 64 bits), exact for every
+// supported format and both float and double. NaN encodes as 0.
+template <class T, class R, class O>
+std::uint64_t encode_fixed(fixed_format f, T x, [[maybe_unused]] T u) noexcept
+{
+    if (x != x) return 0;
+    const int W = f.width;
+    const std::uint64_t mask = W == 64 ? ~std::uint64_t(0) : (std::uint64_t(1) << W) - 1;
+    // scaled + rounded value, integer-valued (or +-inf); kernel math needs no W <= digits
+    fixed_kernel<T, R, overflow::saturate> k(fixed_format{std::min(W, 2), f.frac, true});
+    const T xs = k.scaled(x);
+    const T r = std::isinf(xs) ? xs : k.round(xs, u);
+    const T top = exp2i<T>(f.is_signed ? W - 1 : W); // first value above the range
+    const T bottom = f.is_signed ? -top : T(0);
+    const std::uint64_t hi_word = f.is_signed ? (mask >> 1) : mask;
+    const std::uint64_t lo_word = f.is_signed ? (hi_word + 1) & mask : 0; // -2^(W-1)
+    if constexpr (!std::is_same_v<O, overflow::wrap>) {
+        if (r >= top) return hi_word;
+        if (r < bottom || (std::is_same_v<O, overflow::symmetric> && f.is_signed && r == bottom))
+            return std::is_same_v<O, overflow::symmetric> && f.is_signed ? (~hi_word + 1) & mask : lo_word;
+        return static_cast<std::uint64_t>(static_cast<std::int64_t>(r)) & mask;
+    } else {
+        if (std::isinf(r)) return 0; // wrap of infinity: documented NaN for apply, 0 as a word
+        if (std::fabs(r) < T(0x1p63)) return static_cast<std::uint64_t>(static_cast<std::int64_t>(r)) & mask;
+        int e;
+        T m = std::frexp(r, &e); // r = m 2^e, |m| in [0.5, 1)
+        constexpr int digits = std::numeric_limits<T>::digits;
+        auto mi = static_cast<std::int64_t>(std::ldexp(m, digits)); // exact integer mantissa
+        int shift = e - digits;                                      // >= 63 - digits > 0
+        if (shift >= 64) return 0;
+        return (static_cast<std::uint64_t>(mi) << shift) & mask;
+    }
+}
+
+} // namespace detail
+
+// Fixed point with the format as template arguments, for hardware models.
+template <int W, int F, RoundingPolicy R = rounding::nearest, OverflowPolicy O = overflow::saturate,
+          bool Signed = true>
+    requires(W >= 1 && W <= 64 && F >= detail::fixed_min_frac && F <= detail::fixed_max_frac && (Signed || W <= 63))
+struct fixed_point
+{
+    using rounding_policy = R;
+    using overflow_policy = O;
+    static constexpr fixed_format format{W, F, Signed};
+    static constexpr int width = W;
+    static constexpr int frac = F;
+
+    rng_key key{}; // used by stochastic rounding only
+    using dispatching_tag = void;
+
+    template <std::floating_point T>
+    static constexpr bool fits = W <= std::numeric_limits<T>::digits;
+
+    template <std::floating_point T>
+        requires fits<T>
+    constexpr detail::fixed_kernel<T, R, O> kernel() const noexcept
+    {
+        return detail::fixed_kernel<T, R, O>(format, key);
+    }
+
+    // Bulk loops take the kernel once; a T the format does not fit is a compile error.
+    template <std::floating_point T, class Fn>
+        requires fits<T>
+    decltype(auto) visit(Fn&& fn) const
+    {
+        return fn(kernel<T>());
+    }
+
+    template <std::floating_point T>
+        requires(fits<T> && !is_stochastic_rounding_v<R>)
+    T operator()(T x) const noexcept
+    {
+        return kernel<T>()(x);
+    }
+    template <std::floating_point T>
+        requires(fits<T> && is_stochastic_rounding_v<R>)
+    T operator()(T x, std::uint64_t i) const noexcept
+    {
+        return kernel<T>()(x, i);
+    }
+    template <class T, class A>
+        requires(fits<T> && !is_stochastic_rounding_v<R>)
+    xsimd::batch<T, A> operator()(xsimd::batch<T, A> const& x) const noexcept
+    {
+        return kernel<T>()(x);
+    }
+    template <class T, class A>
+        requires(fits<T> && is_stochastic_rounding_v<R>)
+    xsimd::batch<T, A> operator()(xsimd::batch<T, A> const& x, std::uint64_t i) const noexcept
+    {
+        return kernel<T>()(x, i);
+    }
+
+    // The W-bit word, exact for every W (element index i feeds stochastic rounding).
+    template <std::floating_point T>
+    std::uint64_t encode(T x, std::uint64_t i = 0) const noexcept
+    {
+        return detail::encode_fixed<T, R, O>(format, x, is_stochastic_rounding_v<R> ? detail::uniform_at<T>(key, i) : T(0));
+    }
+};
+
+template <int W, int F, RoundingPolicy R = rounding::nearest, OverflowPolicy O = overflow::saturate>
+using ufixed_point = fixed_point<W, F, R, O, false>;
+
+// Fixed point with the format chosen at run time, for sweeps. visit<T>() hands loops the
+// same kernel fixed_point<> uses, so both give identical results.
+class fixed_point_rt
+{
+public:
+    using dispatching_tag = void;
+
+    fixed_point_rt(fixed_format f, rounding_mode r = rounding_mode::nearest, overflow_mode o = overflow_mode::saturate,
+                   rng_key key = {})
+        : fmt_(f), rounding_(r), overflow_(o), key_(key)
+    {
+        detail::check_fixed_format(f);
+    }
+    fixed_point_rt(int width, int frac, rounding_mode r = rounding_mode::nearest,
+                   overflow_mode o = overflow_mode::saturate, rng_key key = {})
+        : fixed_point_rt(fixed_format{width, frac, true}, r, o, key)
+    {
+    }
+
+    fixed_format format() const noexcept { return fmt_; }
+    rounding_mode rounding() const noexcept { return rounding_; }
+    overflow_mode overflow() const noexcept { return overflow_; }
+    rng_key key() const noexcept { return key_; }
+
+    // Throws format_error when the format does not fit T exactly.
+    template <std::floating_point T, class Fn>
+    decltype(auto) visit(Fn&& fn) const
+    {
+        detail::check_fixed_fits<T>(fmt_);
+        return detail::visit_rounding(rounding_, [&](auto r) -> decltype(auto) {
+            return detail::visit_overflow(overflow_, [&](auto o) -> decltype(auto) {
+                return fn(detail::fixed_kernel<T, decltype(r), decltype(o)>(fmt_, key_));
+            });
+        });
+    }
+
+    // Element by element (with a dispatch per call); loops go through visit instead.
+    template <std::floating_point T>
+    T operator()(T x, std::uint64_t i = 0) const
+    {
+        return visit<T>([&](auto const& k) {
+            if constexpr (IndexedQuantizer<std::decay_t<decltype(k)>, T>) return k(x, i);
+            else return k(x);
+        });
+    }
+
+    template <std::floating_point T>
+    std::uint64_t encode(T x, std::uint64_t i = 0) const
+    {
+        return detail::visit_rounding(rounding_, [&](auto r) {
+            return detail::visit_overflow(overflow_, [&](auto o) {
+                using Rr = decltype(r);
+                T u = is_stochastic_rounding_v<Rr> ? detail::uniform_at<T>(key_, i) : T(0);
+                return detail::encode_fixed<T, Rr, decltype(o)>(fmt_, x, u);
+            });
+        });
+    }
+
+private:
+    fixed_format fmt_;
+    rounding_mode rounding_;
+    overflow_mode overflow_;
+    rng_key key_;
+};
+
+// Value of a W-bit word (sign-extended when the format is signed). Exact when
+// W <= digits(T); otherwise rounded to nearest T.
+template <std::floating_point T>
+T decode(fixed_format f, std::uint64_t word) noexcept
+{
+    std::int64_t v;
+    if (f.is_signed && f.width < 64 && (word >> (f.width - 1)) & 1) v = static_cast<std::int64_t>(word | (~std::uint64_t(0) << f.width));
+    else v = static_cast<std::int64_t>(word);
+    return static_cast<T>(v) * detail::exp2i<T>(-f.frac);
+}
+
+} // namespace tensorquant

@@ -1,0 +1,120 @@
+// Logarithmic (power of two): sgn(x) 2^e with e in [e_min, e_max] (SPEC 1.2).
+// - log_rounding::floor: e = floor(log2 |x|), TensorQuant's kernel.
+// - log_rounding::nearest: e = round(log2 |x|), nearest in the log domain: |x| rounds up
+//   from 2^k once it reaches 2^k sqrt(2) (irrational, so there are no ties).
+// Values whose e falls below e_min flush to +-0 (sign kept); above e_max they saturate
+// to +-2^e_max, as do +-inf. NaN stays NaN. Zero stays zero.
+// Exponent bounds default to T's whole normal range; an explicit bound must lie in
+// [numeric_limits<T>::min_exponent, numeric_limits<T>::max_exponent - 1]
+// ([-125, 127] for float, [-1021, 1023] for double) so that every decision is made on
+// normal numbers.
+#pragma once
+
+#include "../core/descriptor.hpp"
+#include "../core/error.hpp"
+#include "../detail/vector_ops.hpp"
+
+#include <limits>
+#include <string>
+
+namespace tensorquant {
+
+enum class log_rounding : std::uint8_t { floor, nearest };
+
+namespace detail {
+
+// Works on the bit pattern: for |x| the bit patterns are ordered like the values, so the
+// flush and saturation bounds are integer compares and rounding up is a carry into the
+// exponent field.
+template <class T>
+struct log_kernel
+{
+    using I = int_for<T>;
+    static constexpr int mant_bits = std::numeric_limits<T>::digits - 1;
+    I lower;      // |x| bits below this flush to zero
+    I upper;      // |x| bits at or above this saturate
+    I round_add;  // added to |x| bits before masking the mantissa: carries iff rounding up
+    I max_bits;   // bits of 2^e_max
+    I inf_bits;
+    I sign_mask;
+    I exp_mask;
+
+    template <class V>
+    V apply(V const& x) const noexcept
+    {
+        using IV = int_vector_t<V>;
+        IV b = to_bits(x);
+        IV a = b & IV(~sign_mask);
+        IV s = b & IV(sign_mask);
+        IV y = wrapping_add(a, IV(round_add)) & IV(exp_mask); // NaN/inf bits may carry into the sign
+        y = vselect(a < IV(lower), IV(I(0)), y);
+        y = vselect(a >= IV(upper), IV(max_bits), y);
+        y = vselect(a > IV(inf_bits), a, y); // NaN payload kept
+        return from_bits(y | s);
+    }
+    T operator()(T x) const noexcept { return apply(x); }
+    template <class A>
+    xsimd::batch<T, A> operator()(xsimd::batch<T, A> const& x) const noexcept { return apply(x); }
+};
+
+} // namespace detail
+
+struct logarithmic : detail::descriptor_base<logarithmic>
+{
+    static constexpr int unbounded_low = std::numeric_limits<int>::min();
+    static constexpr int unbounded_high = std::numeric_limits<int>::max();
+
+    log_rounding rounding = log_rounding::floor;
+    int min_exponent = unbounded_low;
+    int max_exponent = unbounded_high;
+
+    logarithmic() = default;
+    explicit logarithmic(log_rounding r, int e_min = unbounded_low, int e_max = unbounded_high)
+        : rounding(r), min_exponent(e_min), max_exponent(e_max)
+    {
+        if (e_min != unbounded_low && e_max != unbounded_high && e_min > e_max)
+            throw format_error("logarithmic: e_min=" + std::to_string(e_min) + " is above e_max=" + std::to_string(e_max));
+    }
+
+    template <std::floating_point T>
+    detail::log_kernel<T> kernel() const
+    {
+        using I = detail::int_for<T>;
+        using L = std::numeric_limits<T>;
+        constexpr int mb = detail::log_kernel<T>::mant_bits;
+        constexpr int bias = L::max_exponent - 1;
+        const int lo_ok = L::min_exponent, hi_ok = L::max_exponent - 1;
+        const int e_min = min_exponent == unbounded_low ? lo_ok : min_exponent;
+        const int e_max = max_exponent == unbounded_high ? hi_ok : max_exponent;
+        if (e_min < lo_ok || e_min > hi_ok || e_max < lo_ok || e_max > hi_ok || e_min > e_max)
+            throw format_error("logarithmic: exponent range [" + std::to_string(e_min) + ", " + std::to_string(e_max) +
+                               "] must lie within [" + std::to_string(lo_ok) + ", " + std::to_string(hi_ok) + "] for " +
+                               (sizeof(T) == 4 ? "float" : "double"));
+        auto pow2_bits = [&](int e) { return static_cast<I>(I(e + bias) << mb); };
+        // Smallest mantissa field m with (1 + m 2^-mb)^2 >= 2, i.e. the first value >= sqrt 2.
+        I sqrt2_field;
+        if constexpr (sizeof(T) == 4) sqrt2_field = 0x3504f4;           // 1.41421365737915 (float)
+        else sqrt2_field = I(0x6a09e667f3bcdll);                         // 1.4142135623730951 (double)
+        detail::log_kernel<T> k{};
+        const I one_field = I(1) << mb;
+        if (rounding == log_rounding::floor) {
+            k.lower = pow2_bits(e_min);
+            k.upper = pow2_bits(e_max + 1);
+            k.round_add = 0;
+        } else {
+            k.lower = pow2_bits(e_min - 1) | sqrt2_field;
+            k.upper = pow2_bits(e_max) | sqrt2_field;
+            k.round_add = one_field - sqrt2_field;
+        }
+        k.max_bits = pow2_bits(e_max);
+        k.inf_bits = pow2_bits(L::max_exponent) & ~(one_field - 1); // exponent field all ones
+        k.sign_mask = static_cast<I>(I(1) << (sizeof(T) * 8 - 1));
+        k.exp_mask = static_cast<I>(~(one_field - 1));
+        return k;
+    }
+
+    template <std::floating_point T, class Fn>
+    decltype(auto) visit(Fn&& fn) const { return fn(kernel<T>()); }
+};
+
+} // namespace tensorquant

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Installs what tensorquant needs to build, test and benchmark, from Debian 12's packages.
+set -euo pipefail
+packages=(g++ cmake make ccache python3 xtensor-dev libxsimd-dev xtl-dev libboost-dev doctest-dev libbenchmark-dev)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

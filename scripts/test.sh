@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Sets up the machine, builds and runs the whole test suite: Release, then again under
+# AddressSanitizer and UndefinedBehaviorSanitizer, then installs the package into a
+# temporary prefix and builds a consumer project against it with find_package.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup-debian.sh
+jobs=2
+launcher=-DCMAKE_CXX_COMPILER_LAUNCHER=ccache
+
+echo "== Release build and tests"
+cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release $launcher >/dev/null
+cmake --build build/release -j$jobs
+ctest --test-dir build/release --output-on-failure -j$jobs
+
+echo "== AddressSanitizer + UndefinedBehaviorSanitizer"
+# -O1 without debug info: instrumented template-heavy code compiles many times slower at -O2 -g
+cmake -S . -B build/sanitize -DCMAKE_BUILD_TYPE= -DCMAKE_CXX_FLAGS=-O1 -DTENSORQUANT_SANITIZE=address,undefined \
+      -DTENSORQUANT_TEST_ALL_ARCHES=OFF -DTENSORQUANT_BUILD_BENCHMARKS=OFF -DTENSORQUANT_BUILD_EXAMPLES=OFF \
+      $launcher >/dev/null
+cmake --build build/sanitize -j$jobs
+ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --test-dir build/sanitize --output-on-failure -j$jobs
+
+echo "== Package: install, then find_package from a consumer project"
+prefix=$(mktemp -d)
+trap 'rm -rf "$prefix"' EXIT
+cmake --install build/release --prefix "$prefix/usr" >/dev/null
+cmake -S test/consumer -B "$prefix/consumer" -DCMAKE_PREFIX_PATH="$prefix/usr" $launcher >/dev/null
+cmake --build "$prefix/consumer" -j$jobs >/dev/null
+"$prefix/consumer/consumer"
+
+echo "== Benchmarks build (run them with bench/run.sh)"
+test -x build/release/bench/tq_bench_quantize
