@@ -4,6 +4,7 @@
 #pragma once
 
 #include "concepts.hpp"
+#include "random.hpp"
 
 #include <concepts>
 #include <cstdint>
@@ -23,6 +24,39 @@ struct descriptor_base
             else return k(x);
         });
     }
+};
+
+// The call operators every built-in kernel offers, written once: Derived provides
+// apply(x, u) for scalars and batches (u: the stochastic threshold, 0 when unused) and,
+// when Stochastic, a counter_rng named rng.
+template <class Derived, class T, bool Stochastic>
+struct kernel_calls
+{
+    T operator()(T x) const noexcept
+        requires(!Stochastic)
+    {
+        return self().apply(x, T(0));
+    }
+    T operator()(T x, std::uint64_t i) const noexcept
+        requires(Stochastic)
+    {
+        return self().apply(x, self().rng.template uniform<T>(i));
+    }
+    template <class A>
+    xsimd::batch<T, A> operator()(xsimd::batch<T, A> const& x) const noexcept
+        requires(!Stochastic)
+    {
+        return self().apply(x, xsimd::batch<T, A>(T(0)));
+    }
+    template <class A>
+    xsimd::batch<T, A> operator()(xsimd::batch<T, A> const& x, std::uint64_t i) const noexcept
+        requires(Stochastic)
+    {
+        return self().apply(x, self().rng.uniform(i, static_cast<xsimd::batch<T, A> const*>(nullptr)));
+    }
+
+private:
+    Derived const& self() const noexcept { return static_cast<Derived const&>(*this); }
 };
 
 // Calls the element-wise operator of a kernel for element i, whichever form it has.

@@ -22,7 +22,7 @@ namespace tensorquant {
 namespace detail {
 
 template <class T, class R>
-struct affine_kernel
+struct affine_kernel : kernel_calls<affine_kernel<T, R>, T, is_stochastic_rounding_v<R>>
 {
     T scale, inv_scale, zero_point, qmin, qmax;
     counter_rng rng;
@@ -44,28 +44,6 @@ struct affine_kernel
             r = xsimd::max(V(qmin), xsimd::min(V(qmax), r)); // NaN passes (second operand)
         }
         return (r - V(zero_point)) * V(scale);
-    }
-    T operator()(T x) const noexcept
-        requires(!is_stochastic_rounding_v<R>)
-    {
-        return apply(x, T(0));
-    }
-    T operator()(T x, std::uint64_t i) const noexcept
-        requires(is_stochastic_rounding_v<R>)
-    {
-        return apply(x, rng.template uniform<T>(i));
-    }
-    template <class A>
-    xsimd::batch<T, A> operator()(xsimd::batch<T, A> const& x) const noexcept
-        requires(!is_stochastic_rounding_v<R>)
-    {
-        return apply(x, xsimd::batch<T, A>(T(0)));
-    }
-    template <class A>
-    xsimd::batch<T, A> operator()(xsimd::batch<T, A> const& x, std::uint64_t i) const noexcept
-        requires(is_stochastic_rounding_v<R>)
-    {
-        return apply(x, rng.uniform(i, static_cast<xsimd::batch<T, A> const*>(nullptr)));
     }
 };
 
@@ -90,7 +68,7 @@ affine_kernel<T, R> make_affine_kernel(double scale, int zero_point, int qmin, i
     if (std::abs(double(qmin)) > limit || std::abs(double(qmax)) > limit)
         throw format_error("affine: integer range [" + std::to_string(qmin) + ", " + std::to_string(qmax) +
                            "] is not exact in the storage type");
-    return {s, inv, T(zero_point), T(qmin), T(qmax), key};
+    return {{}, s, inv, T(zero_point), T(qmin), T(qmax), key};
 }
 
 } // namespace detail

@@ -12,6 +12,7 @@
 #pragma once
 
 #include "../core/concepts.hpp"
+#include "../core/descriptor.hpp"
 #include "../core/error.hpp"
 #include "../core/overflow.hpp"
 #include "../core/random.hpp"
@@ -73,7 +74,7 @@ inline void check_fixed_fits(fixed_format f)
 
 // The one kernel behind every fixed-point quantizer, compile-time or runtime format.
 template <class T, class R, class O>
-struct fixed_kernel
+struct fixed_kernel : kernel_calls<fixed_kernel<T, R, O>, T, is_stochastic_rounding_v<R>>
 {
     static_assert(std::floating_point<T>);
     T scale, inv_scale;    // 2^F, 2^-F
@@ -150,7 +151,7 @@ struct fixed_kernel
     }
 
     template <class V>
-    V quantize(V const& x, V const& u) const noexcept
+    V apply(V const& x, V const& u) const noexcept
     {
         V r;
         if constexpr (std::is_same_v<O, overflow::wrap>) r = wrap(round(scaled(x), u), x);
@@ -159,28 +160,6 @@ struct fixed_kernel
         return mul_add(r, V(inv_scale), V(T(0)));
     }
 
-    T operator()(T x) const noexcept
-        requires(!is_stochastic_rounding_v<R>)
-    {
-        return quantize(x, T(0));
-    }
-    T operator()(T x, std::uint64_t i) const noexcept
-        requires(is_stochastic_rounding_v<R>)
-    {
-        return quantize(x, rng.template uniform<T>(i));
-    }
-    template <class A>
-    xsimd::batch<T, A> operator()(xsimd::batch<T, A> const& x) const noexcept
-        requires(!is_stochastic_rounding_v<R>)
-    {
-        return quantize(x, xsimd::batch<T, A>(T(0)));
-    }
-    template <class A>
-    xsimd::batch<T, A> operator()(xsimd::batch<T, A> const& x, std::uint64_t i) const noexcept
-        requires(is_stochastic_rounding_v<R>)
-    {
-        return quantize(x, rng.uniform(i, static_cast<xsimd::batch<T, A> const*>(nullptr)));
-    }
 };
 
 // The W-bit word of x (two's complement, zero-extended to 64 bits), exact for every

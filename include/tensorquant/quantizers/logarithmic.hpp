@@ -27,7 +27,7 @@ namespace detail {
 // flush and saturation bounds are integer compares and rounding up is a carry into the
 // exponent field.
 template <class T>
-struct log_kernel
+struct log_kernel : kernel_calls<log_kernel<T>, T, false>
 {
     using I = int_for<T>;
     static constexpr int mant_bits = std::numeric_limits<T>::digits - 1;
@@ -40,7 +40,7 @@ struct log_kernel
     I exp_mask;
 
     template <class V>
-    V apply(V const& x) const noexcept
+    V apply(V const& x, V const&) const noexcept
     {
         using IV = int_vector_t<V>;
         IV b = to_bits(x);
@@ -52,9 +52,6 @@ struct log_kernel
         y = vselect(a > IV(inf_bits), a, y); // NaN payload kept
         return from_bits(y | s);
     }
-    T operator()(T x) const noexcept { return apply(x); }
-    template <class A>
-    xsimd::batch<T, A> operator()(xsimd::batch<T, A> const& x) const noexcept { return apply(x); }
 };
 
 } // namespace detail

@@ -57,7 +57,7 @@ enum class minifloat_path
 };
 
 template <class T, class R, minifloat_path P>
-struct minifloat_kernel
+struct minifloat_kernel : kernel_calls<minifloat_kernel<T, R, P>, T, is_stochastic_rounding_v<R>>
 {
     using I = int_for<T>;
     static constexpr int mant_bits = std::numeric_limits<T>::digits - 1;
@@ -109,28 +109,6 @@ struct minifloat_kernel
         return vcopysign(y, x);
     }
 
-    T operator()(T x) const noexcept
-        requires(!is_stochastic_rounding_v<R>)
-    {
-        return apply(x, T(0));
-    }
-    T operator()(T x, std::uint64_t i) const noexcept
-        requires(is_stochastic_rounding_v<R>)
-    {
-        return apply(x, rng.template uniform<T>(i));
-    }
-    template <class A>
-    xsimd::batch<T, A> operator()(xsimd::batch<T, A> const& x) const noexcept
-        requires(!is_stochastic_rounding_v<R>)
-    {
-        return apply(x, xsimd::batch<T, A>(T(0)));
-    }
-    template <class A>
-    xsimd::batch<T, A> operator()(xsimd::batch<T, A> const& x, std::uint64_t i) const noexcept
-        requires(is_stochastic_rounding_v<R>)
-    {
-        return apply(x, rng.uniform(i, static_cast<xsimd::batch<T, A> const*>(nullptr)));
-    }
 };
 
 inline std::string describe(minifloat_format f)
@@ -188,7 +166,7 @@ struct minifloat : detail::descriptor_base<minifloat>
         const bool one_scale = M - cap >= L::min_exponent - 1 + 1 && M - e_lo <= L::max_exponent - 2;
         auto run = [&](auto r, auto path) -> decltype(auto) {
             return fn(detail::minifloat_kernel<T, decltype(r), decltype(path)::value>{
-                I(e_lo), I(cap), I(M), max_finite, over, flush, detail::exp2i<T>(M + 2), key});
+                {}, I(e_lo), I(cap), I(M), max_finite, over, flush, detail::exp2i<T>(M + 2), key});
         };
         using add_round = std::integral_constant<minifloat_path, minifloat_path::add_round>;
         using one = std::integral_constant<minifloat_path, minifloat_path::one_scale>;

@@ -33,23 +33,20 @@ struct identity_kernel
 
 // +m for x >= 0 (-0 included), -m for x < 0.
 template <class T>
-struct binary_kernel
+struct binary_kernel : kernel_calls<binary_kernel<T>, T, false>
 {
     T m;
     template <class V>
-    V apply(V const& x) const noexcept
+    V apply(V const& x, V const&) const noexcept
     {
         return vselect(x < V(T(0)), V(-m), vselect(x >= V(T(0)), V(m), x));
     }
-    T operator()(T x) const noexcept { return apply(x); }
-    template <class A>
-    xsimd::batch<T, A> operator()(xsimd::batch<T, A> const& x) const noexcept { return apply(x); }
 };
 
 // BinaryConnect: +m with probability clip((x + 1) / 2, 0, 1). With u on the generator's
 // grid that is exactly x > 2u - 1 (both sides exact).
 template <class T>
-struct binary_stochastic_kernel
+struct binary_stochastic_kernel : kernel_calls<binary_stochastic_kernel<T>, T, true>
 {
     T m;
     counter_rng rng;
@@ -59,43 +56,31 @@ struct binary_stochastic_kernel
         V y = vselect(x > u + u - V(T(1)), V(m), V(-m));
         return vselect(visnan(x), x, y);
     }
-    T operator()(T x, std::uint64_t i) const noexcept { return apply(x, rng.template uniform<T>(i)); }
-    template <class A>
-    xsimd::batch<T, A> operator()(xsimd::batch<T, A> const& x, std::uint64_t i) const noexcept
-    {
-        return apply(x, rng.uniform(i, static_cast<xsimd::batch<T, A> const*>(nullptr)));
-    }
 };
 
 // +m where x > thr, -m where x < -thr, else +0.
 template <class T>
-struct ternary_kernel
+struct ternary_kernel : kernel_calls<ternary_kernel<T>, T, false>
 {
     T thr;
     T m;
     template <class V>
-    V apply(V const& x) const noexcept
+    V apply(V const& x, V const&) const noexcept
     {
         return vselect(vabs(x) > V(thr), vcopysign(V(m), x), x * V(T(0)) + V(T(0)));
     }
-    T operator()(T x) const noexcept { return apply(x); }
-    template <class A>
-    xsimd::batch<T, A> operator()(xsimd::batch<T, A> const& x) const noexcept { return apply(x); }
 };
 
 // x where |x| > thr, else +0.
 template <class T>
-struct sparse_kernel
+struct sparse_kernel : kernel_calls<sparse_kernel<T>, T, false>
 {
     T thr;
     template <class V>
-    V apply(V const& x) const noexcept
+    V apply(V const& x, V const&) const noexcept
     {
         return vselect(vabs(x) > V(thr), x, x * V(T(0)) + V(T(0)));
     }
-    T operator()(T x) const noexcept { return apply(x); }
-    template <class A>
-    xsimd::batch<T, A> operator()(xsimd::batch<T, A> const& x) const noexcept { return apply(x); }
 };
 } // namespace detail
 
@@ -112,7 +97,7 @@ struct binary : detail::descriptor_base<binary>
     binary() = default;
     explicit binary(double m) : magnitude(m) { detail::check_non_negative("binary magnitude", m); }
     template <std::floating_point T, class Fn>
-    decltype(auto) visit(Fn&& fn) const { return fn(detail::binary_kernel<T>{static_cast<T>(magnitude)}); }
+    decltype(auto) visit(Fn&& fn) const { return fn(detail::binary_kernel<T>{{}, static_cast<T>(magnitude)}); }
 };
 
 // Binary with m = mean |x| over the tensor (XNOR-Net).
@@ -121,7 +106,7 @@ struct binary_mean
     template <std::floating_point T>
     detail::binary_kernel<T> prepare(std::span<T const> x) const noexcept
     {
-        return {static_cast<T>(detail::sum_abs_above(x).mean())};
+        return {{}, static_cast<T>(detail::sum_abs_above(x).mean())};
     }
 };
 
@@ -138,7 +123,7 @@ struct binary_stochastic : detail::descriptor_base<binary_stochastic>
     template <std::floating_point T, class Fn>
     decltype(auto) visit(Fn&& fn) const
     {
-        return fn(detail::binary_stochastic_kernel<T>{static_cast<T>(magnitude), key});
+        return fn(detail::binary_stochastic_kernel<T>{{}, static_cast<T>(magnitude), key});
     }
 };
 
@@ -156,7 +141,7 @@ struct ternary : detail::descriptor_base<ternary>
     template <std::floating_point T, class Fn>
     decltype(auto) visit(Fn&& fn) const
     {
-        return fn(detail::ternary_kernel<T>{static_cast<T>(threshold), static_cast<T>(magnitude)});
+        return fn(detail::ternary_kernel<T>{{}, static_cast<T>(threshold), static_cast<T>(magnitude)});
     }
 };
 
@@ -168,7 +153,7 @@ struct ternary_twn
     detail::ternary_kernel<T> prepare(std::span<T const> x) const noexcept
     {
         const T thr = static_cast<T>(threshold_factor * detail::sum_abs_above(x).mean());
-        return {thr, static_cast<T>(detail::sum_abs_above(x, double(thr)).mean())};
+        return {{}, thr, static_cast<T>(detail::sum_abs_above(x, double(thr)).mean())};
     }
 };
 
@@ -179,7 +164,7 @@ struct sparse : detail::descriptor_base<sparse>
     sparse() = default;
     explicit sparse(double thr) : threshold(thr) { detail::check_non_negative("sparse threshold", thr); }
     template <std::floating_point T, class Fn>
-    decltype(auto) visit(Fn&& fn) const { return fn(detail::sparse_kernel<T>{static_cast<T>(threshold)}); }
+    decltype(auto) visit(Fn&& fn) const { return fn(detail::sparse_kernel<T>{{}, static_cast<T>(threshold)}); }
 };
 
 } // namespace tensorquant
