@@ -13,26 +13,6 @@ namespace tensorquant {
 
 namespace rounding {
 
-namespace detail_ {
-template <class V>
-inline V one(V const&) noexcept
-{
-    return V(tensorquant::detail::value_type_t<V>(1));
-}
-template <class V>
-inline V half() noexcept
-{
-    return V(tensorquant::detail::value_type_t<V>(0.5));
-}
-template <class V>
-inline V zero_v() noexcept
-{
-    return V(tensorquant::detail::value_type_t<V>(0));
-}
-} // namespace detail_
-
-using tensorquant::detail::one_if;
-
 // Paper eq. 2, sgn(x) floor(|x| + 1/2): ties away from zero (AP_RND_INF, std::round).
 struct nearest
 {
@@ -41,7 +21,7 @@ struct nearest
     static V apply(V const& t, V const& e) noexcept
     {
         // |e| >= 1/2 exactly when trunc(2e) = +-1 (2e is exact)
-        return t + tensorquant::detail::vtrunc(e + e);
+        return t + detail::vtrunc(e + e);
     }
 };
 // Ties to even (IEEE default, AP_RND_CONV, PyTorch and NumPy rounding).
@@ -51,11 +31,11 @@ struct nearest_even
     template <class V>
     static V apply(V const& t, V const& e) noexcept
     {
-        V a = tensorquant::detail::vabs(e);
-        V h = t * detail_::half<V>();
-        auto odd = tensorquant::detail::vfloor(h) != h;
-        auto away = (a > detail_::half<V>()) || ((a == detail_::half<V>()) && odd);
-        return t + tensorquant::detail::vcopysign(one_if<V>(away), e);
+        V a = detail::vabs(e);
+        V h = t * detail::half<V>();
+        auto odd = detail::vfloor(h) != h;
+        auto away = (a > detail::half<V>()) || ((a == detail::half<V>()) && odd);
+        return t + detail::vcopysign(detail::one_if<V>(away), e);
     }
 };
 // Ties toward +infinity (AP_RND).
@@ -65,7 +45,7 @@ struct nearest_up
     template <class V>
     static V apply(V const& t, V const& e) noexcept
     {
-        return t + one_if<V>(e >= detail_::half<V>()) - one_if<V>(e < -detail_::half<V>());
+        return t + detail::one_if<V>(e >= detail::half<V>()) - detail::one_if<V>(e < -detail::half<V>());
     }
 };
 // Ties toward -infinity (AP_RND_MIN_INF).
@@ -75,7 +55,7 @@ struct nearest_down
     template <class V>
     static V apply(V const& t, V const& e) noexcept
     {
-        return t + one_if<V>(e > detail_::half<V>()) - one_if<V>(e <= -detail_::half<V>());
+        return t + detail::one_if<V>(e > detail::half<V>()) - detail::one_if<V>(e <= -detail::half<V>());
     }
 };
 // Ties toward zero (AP_RND_ZERO).
@@ -85,7 +65,7 @@ struct nearest_zero
     template <class V>
     static V apply(V const& t, V const& e) noexcept
     {
-        return t + tensorquant::detail::vcopysign(one_if<V>(tensorquant::detail::vabs(e) > detail_::half<V>()), e);
+        return t + detail::vcopysign(detail::one_if<V>(detail::vabs(e) > detail::half<V>()), e);
     }
 };
 // Paper eq. 3, truncation toward zero (AP_TRN_ZERO).
@@ -105,7 +85,7 @@ struct down
     template <class V>
     static V apply(V const& t, V const& e) noexcept
     {
-        return t - one_if<V>(e < detail_::zero_v<V>());
+        return t - detail::one_if<V>(e < V(detail::value_type_t<V>(0)));
     }
 };
 // Ceiling.
@@ -115,7 +95,7 @@ struct up
     template <class V>
     static V apply(V const& t, V const& e) noexcept
     {
-        return t + one_if<V>(e > detail_::zero_v<V>());
+        return t + detail::one_if<V>(e > V(detail::value_type_t<V>(0)));
     }
 };
 // Paper eq. 5: v rounds up with probability frac(v), so E[Q(v)] = v. The threshold u in
@@ -128,7 +108,7 @@ struct stochastic
     template <class V>
     static V apply(V const& t, V const& e, V const& u) noexcept
     {
-        return t + tensorquant::detail::vcopysign(one_if<V>(tensorquant::detail::vabs(e) > u), e);
+        return t + detail::vcopysign(detail::one_if<V>(detail::vabs(e) > u), e);
     }
 };
 

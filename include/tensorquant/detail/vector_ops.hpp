@@ -28,9 +28,6 @@ struct vector_traits<xsimd::batch<T, A>>
 template <class V>
 using value_type_t = typename vector_traits<V>::value_type;
 
-template <class V>
-inline constexpr bool is_batch_v = vector_traits<V>::size > 1 || !std::is_arithmetic_v<V>;
-
 // Unsigned integer of the same width as the floating-point type T.
 template <class T>
 using uint_for = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
@@ -145,10 +142,9 @@ inline xsimd::batch<I, A> wrapping_add(xsimd::batch<I, A> const& a, xsimd::batch
 }
 
 template <class V>
-inline auto false_mask() noexcept
+inline V half() noexcept
 {
-    if constexpr (std::is_arithmetic_v<V>) return false;
-    else return typename V::batch_bool_type(false);
+    return V(value_type_t<V>(0.5));
 }
 
 // 1 where the condition holds, 0 elsewhere; +0 so that adding it turns -0 into +0.
