@@ -29,9 +29,9 @@ constexpr std::uint64_t mix64(std::uint64_t z) noexcept
     return z ^ (z >> 31);
 }
 
-// Keys of one block of 2^32 counters. The counter is xored with a, half-hashed, xored
-// with b, and hashed again: b enters after a non-linear step, so different keys are
-// different functions of the counter, not shifted copies of one sequence.
+// Keys of one block of 2^32 counters. The counter plus a is hashed half-way, xored with
+// b and hashed again: b enters after a non-linear step, so different keys are different
+// functions of the counter, not shifted copies of one sequence.
 struct block_keys
 {
     std::uint32_t a;
@@ -54,15 +54,15 @@ inline U low32(U v) noexcept
     else return v;
 }
 
-// Two xor-shift-multiply rounds (the constants of Wellons' lowbias32 hash). Floats take
-// the top 24 bits, which the last product has mixed well, so they skip the final
-// xor-shift that only spreads high bits into the low ones.
+// Two multiply-xor-shift rounds (the constants of Wellons' lowbias32 hash) over
+// s = counter + a (mod 2^32). Floats take the top 24 bits, which the last product has
+// mixed well, so they skip the final xor-shift that only spreads high bits downwards.
 template <bool TopBitsOnly, class U>
-inline U random_bits(block_keys k, U lo) noexcept
+inline U random_bits_of_sum(std::uint32_t b, U s) noexcept
 {
     using E = value_type_t<U>;
-    U x = low32((lo ^ U(E(k.a))) * U(E(0x7feb352du)));
-    x = (x ^ (x >> 15)) ^ U(E(k.b));
+    U x = low32(s * U(E(0x7feb352du))); // the low 32 bits of a product need only those of s
+    x = (x ^ (x >> 15)) ^ U(E(b));
     x = low32(x * U(E(0x846ca68bu)));
     if constexpr (TopBitsOnly) return x;
     else return x ^ (x >> 16);
@@ -106,7 +106,8 @@ struct counter_rng
     template <class T>
     T uniform(std::uint64_t index) const noexcept
     {
-        return uniform_from_bits<T>(random_bits<sizeof(T) == 4>(keys(index), static_cast<std::uint32_t>(index)));
+        const block_keys k = keys(index);
+        return uniform_from_bits<T>(random_bits_of_sum<sizeof(T) == 4>(k.b, static_cast<std::uint32_t>(index) + k.a));
     }
 
     // Thresholds for lanes index .. index + size - 1.
@@ -121,7 +122,9 @@ struct counter_rng
         if ((index >> 32) != 0 || lo > 0xffffffffu - (N - 1)) [[unlikely]]
             return uniform_elsewhere(index, tag);
         static constexpr iota_table<UI, N> iota{};
-        const UB bits = random_bits<sizeof(T) == 4>(block0, UB(UI(lo)) + UB::load_aligned(iota.v.data()));
+        // lane j hashes (lo + j) + a: the key add folds into the broadcast
+        const UB sums = UB(UI(std::uint32_t(lo + block0.a))) + UB::load_aligned(iota.v.data());
+        const UB bits = random_bits_of_sum<sizeof(T) == 4>(block0.b, sums);
         if constexpr (sizeof(T) == 4)
             return simd::convert<T>(simd::bit_cast<std::int32_t>(bits >> 8)) * B(T(0x1p-24));
         else return simd::convert<T>(simd::bit_cast<std::int64_t>(bits)) * B(T(0x1p-32));
