@@ -11,21 +11,6 @@
 
 namespace tensorquant::detail {
 
-template <class Derived>
-struct descriptor_base
-{
-    using dispatching_tag = void;
-
-    template <std::floating_point T>
-    T operator()(T x, std::uint64_t i = 0) const
-    {
-        return static_cast<Derived const&>(*this).template visit<T>([&](auto const& k) -> T {
-            if constexpr (IndexedQuantizer<std::decay_t<decltype(k)>, T>) return k(x, i);
-            else return k(x);
-        });
-    }
-};
-
 // The call operators every built-in kernel offers, written once: Derived provides
 // apply(x, u) for scalars and batches (u: the stochastic threshold, 0 when unused) and,
 // when Stochastic, a counter_rng named rng.
@@ -73,5 +58,18 @@ inline xsimd::batch<T, A> call_at(K const& k, xsimd::batch<T, A> const& x, std::
     if constexpr (requires { { k(x, i) } -> std::same_as<xsimd::batch<T, A>>; }) return k(x, i);
     else return k(x);
 }
+
+template <class Derived>
+struct descriptor_base
+{
+    using dispatching_tag = void;
+
+    // Element by element (one dispatch per call); bulk loops go through visit instead.
+    template <std::floating_point T>
+    T operator()(T x, std::uint64_t i = 0) const
+    {
+        return static_cast<Derived const&>(*this).template visit<T>([&](auto const& k) -> T { return call_at(k, x, i); });
+    }
+};
 
 } // namespace tensorquant::detail

@@ -159,7 +159,6 @@ struct fixed_kernel : kernel_calls<fixed_kernel<T, R, O>, T, is_stochastic_round
         // r 2^-F + 0: exact, and turns -0 into +0 (a fixed-point word has one zero)
         return mul_add(r, V(inv_scale), V(T(0)));
     }
-
 };
 
 // The W-bit word of x (two's complement, zero-extended to 64 bits), exact for every
@@ -269,11 +268,9 @@ using ufixed_point = fixed_point<W, F, R, O, false>;
 
 // Fixed point with the format chosen at run time, for sweeps. visit<T>() hands loops the
 // same kernel fixed_point<> uses, so both give identical results.
-class fixed_point_rt
+class fixed_point_rt : public detail::descriptor_base<fixed_point_rt>
 {
 public:
-    using dispatching_tag = void;
-
     fixed_point_rt(fixed_format f, rounding_mode r = rounding_mode::nearest, overflow_mode o = overflow_mode::saturate,
                    rng_key key = {})
         : fmt_(f), rounding_(r), overflow_(o), key_(key)
@@ -300,16 +297,6 @@ public:
             return detail::visit_overflow(overflow_, [&](auto o) -> decltype(auto) {
                 return fn(detail::fixed_kernel<T, decltype(r), decltype(o)>(fmt_, key_));
             });
-        });
-    }
-
-    // Element by element (with a dispatch per call); loops go through visit instead.
-    template <std::floating_point T>
-    T operator()(T x, std::uint64_t i = 0) const
-    {
-        return visit<T>([&](auto const& k) {
-            if constexpr (IndexedQuantizer<std::decay_t<decltype(k)>, T>) return k(x, i);
-            else return k(x);
         });
     }
 
