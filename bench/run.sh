@@ -1,35 +1,49 @@
 #!/usr/bin/env bash
-# Runs tq_bench_quantize (Release, -O3 -march=native), writes its JSON to
-# build/release/bench_quantize.json and prints each benchmark's median as a ratio to
-# BM_copy at the same size (throughput: higher is better, 1.0 = memcpy speed).
+# Runs the benchmarks (Release, -O3 -march=native) with interleaved repetitions, writes
+# their JSON to build/release/bench_*.json and prints medians as ratios to the baseline
+# in the same binary:
+# - tq_bench_quantize: throughput relative to BM_copy at the same size (1.0 = memcpy);
+# - tq_bench_layers: LeNet-5 time relative to BM_lenet5_float (lower is better).
 # Usage: bench/run.sh [repetitions]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 reps=${1:-15}
-bin=build/release/bench/tq_bench_quantize
-if [ ! -x "$bin" ]; then
+dir=build/release/bench
+if [ ! -x "$dir/tq_bench_quantize" ] || [ ! -x "$dir/tq_bench_layers" ]; then
     bash scripts/setup-debian.sh
     cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER_LAUNCHER=ccache >/dev/null
-    cmake --build build/release -j2 --target tq_bench_quantize
+    cmake --build build/release -j2 --target tq_bench_quantize tq_bench_layers
 fi
-json=build/release/bench_quantize.json
-"$bin" --benchmark_format=json --benchmark_out="$json" --benchmark_out_format=json \
-       --benchmark_repetitions="$reps" --benchmark_enable_random_interleaving=true \
-       --benchmark_report_aggregates_only=true >/dev/null
-python3 - "$json" <<'PY'
+run() { # binary, json, repetitions
+    "$dir/$1" --benchmark_format=json --benchmark_out="$2" --benchmark_out_format=json \
+              --benchmark_repetitions="$3" --benchmark_enable_random_interleaving=true \
+              --benchmark_report_aggregates_only=true >/dev/null
+}
+run tq_bench_quantize build/release/bench_quantize.json "$reps"
+run tq_bench_layers build/release/bench_layers.json "$(( (reps + 1) / 2 ))"
+python3 - build/release/bench_quantize.json build/release/bench_layers.json <<'PY'
 import json, sys
-data = json.load(open(sys.argv[1]))
-med = {}
-for b in data["benchmarks"]:
-    if b.get("aggregate_name") != "median":
-        continue
-    name, size = b["run_name"].split("/")
-    med[(name, int(size))] = b["real_time"]
-sizes = sorted({s for _, s in med})
-names = [n for n in dict.fromkeys(n for n, _ in med) if n != "BM_copy"]
-print(f"{'benchmark (median of runs)':28}" + "".join(f"{'n=' + str(s):>22}" for s in sizes))
-print(f"{'BM_copy time':28}" + "".join(f"{med[('BM_copy', s)]:>19.0f} ns" for s in sizes))
+
+def medians(path):
+    out = {}
+    for b in json.load(open(path))["benchmarks"]:
+        if b.get("aggregate_name") == "median":
+            out[b["run_name"]] = b["real_time"]
+    return out
+
+med = medians(sys.argv[1])
+split = {tuple(k.split("/")): v for k, v in med.items()}
+sizes = sorted({int(s) for _, s in split})
+names = [n for n in dict.fromkeys(n for n, _ in split) if n != "BM_copy"]
+print(f"{'quantizer throughput / copy':28}" + "".join(f"{'n=' + str(s):>22}" for s in sizes))
+print(f"{'BM_copy time':28}" + "".join(f"{split[('BM_copy', str(s))]:>19.0f} ns" for s in sizes))
 for n in names:
-    cells = "".join(f"{med[('BM_copy', s)] / med[(n, s)]:>18.2f} x  " for s in sizes)
-    print(f"{n:28}{cells}")
+    print(f"{n:28}" + "".join(f"{split[('BM_copy', str(s))] / split[(n, str(s))]:>18.2f} x  " for s in sizes))
+
+lay = medians(sys.argv[2])
+base = lay["BM_lenet5_float/real_time"]
+print()
+print(f"{'LeNet-5, batch of 1000':28}{'ms / batch':>12}{'ms / image':>12}{'time / float':>14}")
+for n, t in sorted(lay.items(), key=lambda kv: kv[1]):
+    print(f"{n.split('/')[0]:28}{t:>12.1f}{t / 1000:>12.4f}{t / base:>13.2f}x")
 PY

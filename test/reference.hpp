@@ -141,4 +141,27 @@ std::uint64_t threshold_numerator(tq::rng_key key, std::uint64_t i)
     return static_cast<std::uint64_t>(std::ldexp(u, sizeof(T) == 4 ? 24 : 32));
 }
 
+// The integer R(num / den) of the SPEC's rounding, den > 0.
+inline big round_rational(tq::rounding_mode m, big const& num, big const& den)
+{
+    big fl = num / den; // truncates toward zero
+    big rem = num - fl * den;
+    if (rem < 0) fl -= 1, rem += den;
+    return round_ref(m, split_value{fl, rem, den}, num < 0);
+}
+
+// R(sqrt(num / den)), num >= 0: sqrt to 200 extra bits, truncated, stands for the exact
+// value unless exact; a truncated one is replaced by the midpoint of its last-bit
+// interval, which lies strictly inside the same rounding class.
+inline big round_sqrt(tq::rounding_mode m, big const& num, big const& den)
+{
+    const int p = 200;
+    const big scaled = (num << (2 * p)) / den; // floor(num 4^p / den)
+    const big s = boost::multiprecision::sqrt(scaled);
+    const bool exact = s * s * den == (num << (2 * p));
+    const big den2 = pow2(p + 1);
+    const big numer = exact ? big(2 * s) : big(2 * s + 1);
+    return round_rational(m, numer, den2);
+}
+
 } // namespace tqtest

@@ -15,3 +15,5 @@
 #include "quantizers/simple.hpp"
 #include "apply.hpp"
 #include "parse.hpp"
+#include "number/quantized.hpp"
+#include "nn.hpp"

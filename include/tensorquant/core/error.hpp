@@ -20,4 +20,28 @@ public:
     using std::invalid_argument::invalid_argument;
 };
 
+// Tensors whose shapes do not fit a layer, or a parameter tensor of the wrong shape. The
+// message names the layer (when there is one) and both shapes.
+class shape_error : public std::invalid_argument
+{
+public:
+    using std::invalid_argument::invalid_argument;
+};
+
+// A file that cannot be read or is malformed (.npy tensors, JSON quantizer maps). The
+// message names the file and what is wrong with it.
+class file_error : public std::runtime_error
+{
+public:
+    using std::runtime_error::runtime_error;
+};
+
+// A network configuration that refers to something that does not exist (a scope that
+// matches no layer, a quantizer a layer cannot use).
+class config_error : public std::invalid_argument
+{
+public:
+    using std::invalid_argument::invalid_argument;
+};
+
 } // namespace tensorquant

@@ -1,0 +1,133 @@
+// Matrix products behind conv2d and dense: C[M x N] = A[M x K] B[K x N] (+ bias), all
+// row-major. B is packed once into zero-padded panels of one SIMD batch of columns, and
+// each output row block runs down k in order, so the float and the intrinsic product
+// share one loop and differ only in the multiply-accumulate step.
+#pragma once
+
+#include "../../core/overflow.hpp"
+#include "../../core/rounding.hpp"
+#include "../../detail/xsimd_compat.hpp"
+#include "../../quantizers/fixed_point.hpp"
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace tensorquant::detail {
+
+template <class T>
+using aligned_vector = std::vector<T, xsimd::aligned_allocator<T>>;
+
+template <class T>
+struct packed_panels
+{
+    using batch = xsimd::batch<T>;
+    static constexpr std::size_t lanes = batch::size;
+    std::size_t k = 0, n = 0, panels = 0;
+    aligned_vector<T> data; // panel p, row kk, lane j at ((p k + kk) lanes + j)
+    aligned_vector<T> bias; // panels * lanes, zero-padded
+
+    packed_panels() = default;
+    // B[kk, j] = get(kk, j); bias_of(j) (j < n) may be absent.
+    template <class Get, class Bias>
+    packed_panels(std::size_t k_, std::size_t n_, Get get, Bias bias_of)
+        : k(k_), n(n_), panels((n_ + lanes - 1) / lanes), data(panels * k_ * lanes, T(0)), bias(panels * lanes, T(0))
+    {
+        for (std::size_t p = 0; p < panels; ++p)
+            for (std::size_t kk = 0; kk < k; ++kk)
+                for (std::size_t j = 0; j < lanes && p * lanes + j < n; ++j)
+                    data[(p * k + kk) * lanes + j] = get(kk, p * lanes + j);
+        for (std::size_t j = 0; j < n; ++j) bias[j] = bias_of(j);
+    }
+};
+
+// Rows are processed in blocks of MR so MR independent accumulators hide the latency of
+// the step; every element of C still sums over k in increasing order.
+template <std::size_t MR, class Mac, class TA, class TC>
+void gemm_rows(Mac const& mac, TA const* a, std::size_t rows, std::size_t first_row,
+               packed_panels<typename Mac::value_type> const& b, TC* c)
+{
+    using B = typename Mac::batch;
+    constexpr std::size_t L = B::size;
+    const std::size_t K = b.k, N = b.n;
+    alignas(64) typename Mac::value_type tmp[L];
+    for (std::size_t r0 = 0; r0 + MR <= rows; r0 += MR)
+        for (std::size_t p = 0; p < b.panels; ++p) {
+            B acc[MR];
+            for (std::size_t i = 0; i < MR; ++i) acc[i] = mac.init(B::load_aligned(&b.bias[p * L]));
+            const auto* bp = &b.data[p * K * L];
+            for (std::size_t kk = 0; kk < K; ++kk) {
+                const B w = B::load_aligned(bp + kk * L);
+                for (std::size_t i = 0; i < MR; ++i)
+                    acc[i] = mac.step(acc[i], a[(r0 + i) * K + kk], w, ((first_row + r0 + i) * K + kk) * N + p * L);
+            }
+            for (std::size_t i = 0; i < MR; ++i) {
+                const B out = mac.finish(acc[i], B::load_aligned(&b.bias[p * L]));
+                out.store_aligned(tmp);
+                const std::size_t width = std::min(L, N - p * L);
+                std::copy(tmp, tmp + width, c + (r0 + i) * N + p * L);
+            }
+        }
+}
+
+template <class Mac, class TA, class TC>
+void gemm(Mac const& mac, TA const* a, std::size_t m, packed_panels<typename Mac::value_type> const& b, TC* c,
+          std::size_t first_row = 0)
+{
+    constexpr std::size_t MR = 4;
+    const std::size_t full = m / MR * MR;
+    gemm_rows<MR>(mac, a, full, first_row, b, c);
+    if (full < m) gemm_rows<1>(mac, a + full * b.k, m - full, first_row + full, b, c + full * b.n);
+}
+
+// Float: acc = bias + sum_k a b, with fused multiply-adds.
+template <class T>
+struct float_mac
+{
+    using value_type = T;
+    using batch = xsimd::batch<T>;
+    batch init(batch const& bias) const noexcept { return bias; }
+    batch step(batch const& acc, T a, batch const& w, std::uint64_t) const noexcept
+    {
+        return xsimd::fma(batch(a), w, acc);
+    }
+    batch finish(batch const& acc, batch const&) const noexcept { return acc; }
+};
+
+// Intrinsic (paper eq. 7): acc = Q(acc + Q(a w)) for k in increasing order, then
+// Q(acc + bias). Values are kept in units of 2^-F as doubles: a (in units) times w (a
+// value of the format) is exact while 2W <= 53, sums of two words are exact, so the
+// only roundings are the format's own. Products of stochastic formats use the
+// threshold of index (row K + k) N + column.
+template <class R, class O>
+struct intrinsic_mac
+{
+    using value_type = double;
+    using batch = xsimd::batch<double>;
+    fixed_kernel<double, R, O> k;
+    double scale; // 2^F: a value of the format to units
+
+    batch fit(batch const& s) const noexcept
+    {
+        if constexpr (std::is_same_v<O, overflow::wrap>) return k.wrap(s, s);
+        else return k.clamp_scaled(s);
+    }
+    batch round(batch const& p, std::uint64_t index) const noexcept
+    {
+        batch u(0.0);
+        if constexpr (is_stochastic_rounding_v<R>) u = k.rng.uniform(index, static_cast<batch const*>(nullptr));
+        if constexpr (std::is_same_v<O, overflow::wrap>) return k.wrap(k.round(p, u), p);
+        else return k.round(k.clamp_scaled(p), u);
+    }
+    batch init(batch const&) const noexcept { return batch(0.0); }
+    template <class TA>
+    batch step(batch const& acc, TA a, batch const& w, std::uint64_t index) const noexcept
+    {
+        return fit(acc + round(batch(static_cast<double>(a) * scale) * w, index));
+    }
+    // bias is packed in units; the result goes back to values
+    batch finish(batch const& acc, batch const& bias) const noexcept { return fit(acc + bias) * batch(1.0 / scale); }
+};
+
+} // namespace tensorquant::detail

@@ -1,0 +1,186 @@
+// Exact arithmetic on fixed-point words: every operation computes its exact result in
+// integers and rounds it once (paper eq. 7). Shared by quantized<T, fixed_point<...>>
+// (format known at compile time) and the runtime-format number type, so both give the
+// same bits.
+#pragma once
+
+#include "../core/error.hpp"
+#include "../core/overflow.hpp"
+#include "../core/rounding.hpp"
+#include "../quantizers/fixed_point.hpp"
+
+#include <boost/multiprecision/cpp_int.hpp>
+
+#include <bit>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+
+namespace tensorquant::detail {
+
+__extension__ typedef __int128 int128;
+__extension__ typedef unsigned __int128 uint128;
+using bigint = boost::multiprecision::cpp_int;
+
+// How an exact remainder compares with half a step: 0, below, exactly half, above.
+enum class remainder_class { zero, below_half, half, above_half };
+
+// Applies policy R to the integer q_mag (the truncated magnitude) of a value with sign
+// neg and remainder class c. R itself decides, on a small proxy with the same sign and
+// parity, so the integer path follows the very policies the float kernels use.
+template <class R, class I>
+I round_truncated(bool neg, I q_mag, remainder_class c)
+{
+    static constexpr double proxy_e[] = {0.0, 0.25, 0.5, 0.75};
+    double t = static_cast<double>(static_cast<int>(q_mag & I(3)));
+    double e = proxy_e[static_cast<int>(c)];
+    if (neg) t = -t, e = -e;
+    const auto delta = static_cast<int>(R::apply(t, e) - t); // -1, 0 or +1
+    return (neg ? -q_mag : q_mag) + I(delta);
+}
+
+template <class I>
+remainder_class classify(I rem, I den) // 0 <= rem < den
+{
+    if (rem == 0) return remainder_class::zero;
+    const I rest = den - rem;
+    return rem < rest ? remainder_class::below_half : rem == rest ? remainder_class::half : remainder_class::above_half;
+}
+
+// The integer nearest (by R) to num / den, den > 0.
+template <class R, class I>
+I round_quotient(I const& num, I const& den)
+{
+    const bool neg = num < 0;
+    const I mag = neg ? I(-num) : num;
+    const I q = mag / den;
+    return round_truncated<R>(neg, q, classify<I>(I(mag - q * den), den));
+}
+
+inline int bit_length(uint128 v) noexcept
+{
+    const auto hi = static_cast<std::uint64_t>(v >> 64);
+    return hi ? 128 - std::countl_zero(hi) : 64 - std::countl_zero(static_cast<std::uint64_t>(v));
+}
+inline uint128 magnitude(int128 v) noexcept { return v < 0 ? uint128(0) - uint128(v) : uint128(v); }
+
+// Exact operations on words of a format with rounding R and overflow O. A word is the
+// integer n of a value n 2^-F.
+template <class R, class O>
+struct fixed_arith
+{
+    static_assert(!is_stochastic_rounding_v<R>,
+                  "exact arithmetic on quantized numbers needs a deterministic rounding; stochastic rounding of "
+                  "intermediates is available through the layers' runtime intrinsic path");
+    fixed_format format;
+    int128 hi, lo;
+
+    // f must be a valid format (fixed_point<> checks it at compile time, checked() at run time).
+    constexpr explicit fixed_arith(fixed_format f) noexcept
+        : format(f), hi(f.is_signed ? (int128(1) << (f.width - 1)) - 1 : (int128(1) << f.width) - 1),
+          lo(f.is_signed ? (std::is_same_v<O, overflow::symmetric> ? -hi : -hi - 1) : int128(0))
+    {
+    }
+    static fixed_arith checked(fixed_format f)
+    {
+        check_fixed_format(f);
+        return fixed_arith(f);
+    }
+
+    // The word of an exact integer result n (any size), after the overflow policy.
+    int128 fit(int128 n) const noexcept
+    {
+        if constexpr (std::is_same_v<O, overflow::wrap>) {
+            const uint128 mask = (uint128(1) << format.width) - 1; // width <= 64
+            const uint128 m = uint128(n) & mask;
+            const bool negative = format.is_signed && (m >> (format.width - 1)) & 1;
+            return negative ? int128(m) - (int128(1) << format.width) : int128(m);
+        } else {
+            return n < lo ? lo : n > hi ? hi : n;
+        }
+    }
+    int128 fit(bigint const& n) const
+    {
+        if constexpr (std::is_same_v<O, overflow::wrap>) {
+            const bigint m = n & ((bigint(1) << format.width) - 1); // two's complement residue
+            return fit(static_cast<int128>(m));
+        } else {
+            if (n < bigint(lo)) return lo;
+            if (n > bigint(hi)) return hi;
+            return static_cast<int128>(n);
+        }
+    }
+
+    int128 add(int128 a, int128 b) const noexcept { return fit(a + b); }
+    int128 sub(int128 a, int128 b) const noexcept { return fit(a - b); }
+    int128 neg(int128 a) const noexcept { return fit(-a); }
+
+    // a 2^-F * b 2^-F = (a b 2^-F) 2^-F.
+    int128 mul(int128 a, int128 b) const
+    {
+        const int128 p = a * b; // |a|, |b| <= 2^63: fits
+        const int f = format.frac;
+        if (f >= 0) return fit(round_quotient<R>(p, int128(1) << f));
+        // coarse steps (F < 0): the exact word is p 2^|F|, possibly beyond 128 bits
+        if (bit_length(magnitude(p)) - f < 126) return fit(p << -f);
+        return fit(bigint(p) << -f);
+    }
+
+    // (a 2^-F) / (b 2^-F) = (a 2^F / b) 2^-F; b != 0.
+    int128 div(int128 a, int128 b) const
+    {
+        const int f = format.frac;
+        bigint num(a), den(b);
+        if (f >= 0) num <<= f;
+        else den <<= -f;
+        if (den < 0) num = -num, den = -den;
+        if (bit_length(magnitude(a)) + (f > 0 ? f : 0) < 126 && bit_length(magnitude(b)) + (f < 0 ? -f : 0) < 126)
+            return fit(round_quotient<R>(static_cast<int128>(num), static_cast<int128>(den)));
+        return fit(round_quotient<R>(num, den));
+    }
+
+    // The word of the integer i (exact, then the overflow policy).
+    int128 from_integer(int128 i) const
+    {
+        const int f = format.frac;
+        if (f < 0) return fit(round_quotient<R>(i, int128(1) << -f));
+        if (bit_length(magnitude(i)) + f < 126) return fit(i << f);
+        return fit(bigint(i) << f);
+    }
+
+    // (a 2^-F) / n for a positive integer n (an average over n elements).
+    int128 div_int(int128 a, std::int64_t n) const { return fit(round_quotient<R>(a, int128(n))); }
+
+    // sqrt(a 2^-F) = sqrt(N / D) in steps of 2^-F, with N / D = a 2^F; a >= 0.
+    int128 sqrt(int128 a) const
+    {
+        const int f = format.frac;
+        const bigint n = f >= 0 ? bigint(a) << f : bigint(a);
+        const bigint d = f >= 0 ? bigint(1) : bigint(1) << -f;
+        // k = floor(sqrt(N/D)) = floor(isqrt(N D) / D); then compare N/D with (k + 1/2)^2
+        const bigint nd = n * d;
+        const bigint k = boost::multiprecision::sqrt(nd) / d;
+        const bigint dk = d * k;
+        remainder_class c;
+        if (nd == dk * dk) c = remainder_class::zero;
+        else {
+            const bigint lhs = 4 * nd, mid = (2 * dk + d) * (2 * dk + d);
+            c = lhs < mid ? remainder_class::below_half : lhs == mid ? remainder_class::half : remainder_class::above_half;
+        }
+        return fit(round_truncated<R>(false, k, c));
+    }
+};
+
+// Word of a value already in the format (exact: the value is n 2^-F with |n| < 2^64).
+template <std::floating_point T>
+int128 to_word(T v, int frac) noexcept
+{
+    return static_cast<int128>(std::ldexp(v, frac));
+}
+template <std::floating_point T>
+T from_word(int128 n, int frac) noexcept
+{
+    return std::ldexp(static_cast<T>(n), -frac); // exact while the format fits T
+}
+
+} // namespace tensorquant::detail

@@ -1,0 +1,441 @@
+// quantized<T, Q>: a number stored as a T whose every arithmetic step is rounded as
+// hardware would (paper eq. 7, intrinsic quantization). Generic code written for float
+// runs on it unchanged.
+//
+// Semantics (see README, "The number type"):
+// - Q is a fixed_point<W, F, R, O, Signed> with a deterministic rounding R. The storage
+//   T must hold every value exactly: float (W <= 24) or double (W <= 53) store the value,
+//   std::int64_t stores the word (any W up to 64). Anything else is a compile error.
+// - + - * / sqrt compute the exact result in integers and round it once with R, then
+//   apply the overflow policy O. abs, min, max, unary minus and comparisons are exact
+//   (their results are already in the format, up to O for -lowest).
+// - Construction from a float or double, implicit or explicit, quantizes it with Q (in
+//   the wider of the two types, so nothing is rounded twice). Mixed expressions such
+//   as q * 0.5f therefore quantize the plain operand first, as a constant stored in the
+//   hardware's format would be. Conversion back to T is explicit.
+//   Integers convert exactly, whatever their size, before the overflow policy.
+// - Division by zero gives Q(+-inf) (the saturated bound; NaN under wrap), 0/0 and
+//   sqrt of a negative give NaN, and NaN propagates through every operation. Integer
+//   storage has no NaN: those cases (and constructing from NaN) throw std::domain_error.
+//
+// quantized_rt<T> is the same number with the format chosen at run time: its operations
+// use the format of the innermost number_scope on the calling thread, through the same
+// integer code, so results are bit-identical to quantized<T, Q> with that format.
+#pragma once
+
+#include "../quantizers/fixed_point.hpp"
+#include "fixed_arith.hpp"
+
+#include <cmath>
+#include <compare>
+#include <concepts>
+#include <cstdint>
+#include <limits>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+
+namespace tensorquant {
+
+namespace detail {
+
+template <class Q>
+struct fixed_point_traits : std::false_type
+{
+};
+template <int W, int F, class R, class O, bool S>
+struct fixed_point_traits<fixed_point<W, F, R, O, S>> : std::true_type
+{
+    using rounding_policy = R;
+    using overflow_policy = O;
+};
+
+template <class A, class B>
+using wider_t = std::conditional_t<(sizeof(A) >= sizeof(B)), A, B>;
+
+// How a number type stores a value: a floating-point T holds the value itself, a 64-bit
+// integer holds the word (value = word 2^-F), which serves formats up to 64 bits.
+template <class T>
+struct storage_codec
+{
+    static int128 word(T raw, int frac) noexcept { return to_word(raw, frac); }
+    static T raw(int128 word, int frac) noexcept { return from_word<T>(word, frac); }
+    static bool isnan(T raw) noexcept { return raw != raw; }
+    static T nan(char const*) noexcept { return std::numeric_limits<T>::quiet_NaN(); }
+};
+template <>
+struct storage_codec<std::int64_t>
+{
+    static int128 word(std::int64_t raw, int) noexcept { return raw; }
+    static std::int64_t raw(int128 word, int) noexcept { return static_cast<std::int64_t>(word); }
+    static bool isnan(std::int64_t) noexcept { return false; }
+    [[noreturn]] static std::int64_t nan(char const* what)
+    {
+        throw std::domain_error(std::string("quantized with integer storage: ") + what + " has no fixed-point result");
+    }
+};
+
+// The operations of both number types, on raw storage of values already in the format.
+template <class T, class Arith, class Quantize>
+struct exact_ops
+{
+    using codec = storage_codec<T>;
+    Arith const& ar;
+    Quantize const& quantize; // quantizes a plain value of T into the format (floating T)
+
+    int frac() const noexcept { return ar.format.frac; }
+    template <class Op>
+    T binary(T a, T b, Op op) const
+    {
+        if (codec::isnan(a) || codec::isnan(b)) return codec::nan("NaN");
+        return codec::raw(op(codec::word(a, frac()), codec::word(b, frac())), frac());
+    }
+    template <class Op>
+    T unary(T a, Op op) const
+    {
+        if (codec::isnan(a)) return a;
+        return codec::raw(op(codec::word(a, frac())), frac());
+    }
+
+    T add(T a, T b) const { return binary(a, b, [&](auto x, auto y) { return ar.add(x, y); }); }
+    T sub(T a, T b) const { return binary(a, b, [&](auto x, auto y) { return ar.sub(x, y); }); }
+    T mul(T a, T b) const { return binary(a, b, [&](auto x, auto y) { return ar.mul(x, y); }); }
+    T div(T a, T b) const
+    {
+        if (b == T(0)) {
+            if constexpr (std::is_floating_point_v<T>) return quantize(a / b); // +-inf or NaN, then the format's rule
+            else return codec::nan("division by zero");
+        }
+        return binary(a, b, [&](auto x, auto y) { return ar.div(x, y); });
+    }
+    T sqrt(T a) const
+    {
+        if (codec::isnan(a)) return a;
+        if (a < T(0)) return codec::nan("the square root of a negative number");
+        return unary(a, [&](auto x) { return ar.sqrt(x); });
+    }
+    T div_int(T a, std::int64_t n) const { return unary(a, [&](auto x) { return ar.div_int(x, n); }); }
+    T neg(T a) const { return unary(a, [&](auto x) { return ar.neg(x); }); }
+    template <std::integral I>
+    T from_integer(I i) const
+    {
+        return codec::raw(ar.from_integer(static_cast<int128>(i)), frac());
+    }
+};
+
+} // namespace detail
+
+template <class T, class Q>
+    requires(std::floating_point<T> || std::is_same_v<T, std::int64_t>)
+class quantized
+{
+    static_assert(detail::fixed_point_traits<Q>::value,
+                  "quantized<T, Q>: Q must be a fixed_point<W, F, Rounding, Overflow, Signed> format; exact "
+                  "arithmetic is defined for fixed point");
+    static constexpr bool integer_storage = std::is_integral_v<T>;
+    using codec = detail::storage_codec<T>;
+
+public:
+    using value_type = T; // the storage: a float holding the value, or std::int64_t holding the word
+    using quantizer_type = Q;
+    using rounding_policy = typename Q::rounding_policy;
+    using overflow_policy = typename Q::overflow_policy;
+    static constexpr fixed_format format = Q::format;
+    static_assert(integer_storage || Q::template fits<std::conditional_t<integer_storage, double, T>>,
+                  "quantized<T, Q>: the format has more bits than T holds exactly (W <= 24 for float, W <= 53 for "
+                  "double, W <= 64 with std::int64_t storage)");
+
+    quantized() = default; // like T: value-initialisation gives 0, default-initialisation leaves it unset
+
+    template <std::floating_point U>
+    constexpr quantized(U x) : v_(quantize_plain(x))
+    {
+    }
+    // Integers convert exactly (then the overflow policy applies), whatever their size.
+    template <std::integral I>
+    constexpr quantized(I x) : v_(ops().from_integer(x))
+    {
+    }
+
+    // From raw storage known to be in the format (no rounding): the value for a floating
+    // T, the word for std::int64_t.
+    static constexpr quantized from_raw(T raw) noexcept
+    {
+        quantized q;
+        q.v_ = raw;
+        return q;
+    }
+    constexpr T raw() const noexcept { return v_; }
+
+    // The value (floating-point storage).
+    constexpr T value() const noexcept
+        requires(!integer_storage)
+    {
+        return v_;
+    }
+    // The value as U: exact when U holds the format, otherwise rounded to nearest.
+    template <std::floating_point U>
+    explicit constexpr operator U() const noexcept
+    {
+        if constexpr (integer_storage) return std::ldexp(static_cast<U>(v_), -format.frac);
+        else return static_cast<U>(v_);
+    }
+    // The two's complement W-bit word, zero-extended (NaN gives 0).
+    std::uint64_t word() const noexcept
+    {
+        if constexpr (integer_storage) {
+            const std::uint64_t mask = format.width == 64 ? ~std::uint64_t(0) : (std::uint64_t(1) << format.width) - 1;
+            return static_cast<std::uint64_t>(v_) & mask;
+        } else {
+            return Q{}.encode(v_);
+        }
+    }
+
+    friend quantized operator+(quantized a, quantized b) { return from_raw(ops().add(a.v_, b.v_)); }
+    friend quantized operator-(quantized a, quantized b) { return from_raw(ops().sub(a.v_, b.v_)); }
+    friend quantized operator*(quantized a, quantized b) { return from_raw(ops().mul(a.v_, b.v_)); }
+    friend quantized operator/(quantized a, quantized b) { return from_raw(ops().div(a.v_, b.v_)); }
+    friend quantized operator-(quantized a) { return from_raw(ops().neg(a.v_)); }
+    friend quantized operator+(quantized a) { return a; }
+    quantized& operator+=(quantized b) { return *this = *this + b; }
+    quantized& operator-=(quantized b) { return *this = *this - b; }
+    quantized& operator*=(quantized b) { return *this = *this * b; }
+    quantized& operator/=(quantized b) { return *this = *this / b; }
+
+    friend constexpr bool operator==(quantized a, quantized b) noexcept { return a.v_ == b.v_; }
+    friend constexpr std::partial_ordering operator<=>(quantized a, quantized b) noexcept { return a.v_ <=> b.v_; }
+
+    friend quantized abs(quantized a) { return a.v_ < T(0) ? -a : a; }
+    friend quantized sqrt(quantized a) { return from_raw(ops().sqrt(a.v_)); }
+    friend constexpr quantized min(quantized a, quantized b) noexcept { return b < a ? b : a; }
+    friend constexpr quantized max(quantized a, quantized b) noexcept { return a < b ? b : a; }
+    friend constexpr bool isnan(quantized a) noexcept { return codec::isnan(a.v_); }
+    // a / n for an exact positive integer n (n is not quantized), rounded once.
+    friend quantized divide(quantized a, std::int64_t n) { return from_raw(ops().div_int(a.v_, n)); }
+
+private:
+    static constexpr detail::fixed_arith<rounding_policy, overflow_policy> arith{format};
+
+    template <std::floating_point U>
+    static T quantize_plain(U x)
+    {
+        if constexpr (integer_storage) {
+            if (x != x) codec::nan("NaN");
+            // encode() gives the exact W-bit word for any W; sign-extend it
+            const std::uint64_t w = Q{}.encode(x);
+            const bool negative = format.is_signed && format.width < 64 && ((w >> (format.width - 1)) & 1);
+            return static_cast<T>(negative ? w | (~std::uint64_t(0) << format.width) : w);
+        } else {
+            using Wd = detail::wider_t<T, U>;
+            return static_cast<T>(Q{}.template kernel<Wd>()(static_cast<Wd>(x)));
+        }
+    }
+    static auto ops() noexcept
+    {
+        static constexpr auto quantize = [](T x) -> T {
+            if constexpr (integer_storage) return x; // unused: integer storage never holds inf or NaN
+            else return quantize_plain(x);
+        };
+        return detail::exact_ops<T, decltype(arith), decltype(quantize)>{arith, quantize};
+    }
+
+    T v_;
+};
+
+template <class V>
+inline constexpr bool is_quantized_v = false;
+template <class T, class Q>
+inline constexpr bool is_quantized_v<quantized<T, Q>> = true;
+
+// ---------------------------------------------------------------------------------------
+// Runtime format.
+
+// The format quantized_rt<T> operations use on this thread, for the lifetime of the scope.
+// Scopes nest; a quantized_rt operation with no scope open throws.
+class number_scope
+{
+public:
+    explicit number_scope(fixed_point_rt q) : q_(q), previous_(current_)
+    {
+        if (q.rounding() == rounding_mode::stochastic)
+            throw format_error("quantized_rt: stochastic rounding of intermediates is not defined for the number "
+                               "type; use the layers' runtime intrinsic path");
+        current_ = this;
+    }
+    number_scope(number_scope const&) = delete;
+    number_scope& operator=(number_scope const&) = delete;
+    ~number_scope() { current_ = previous_; }
+
+    fixed_point_rt const& quantizer() const noexcept { return q_; }
+
+    static number_scope const& current()
+    {
+        if (!current_) throw format_error("quantized_rt: no number_scope is open on this thread to give the format");
+        return *current_;
+    }
+
+    // Calls fn(ops, quantize) with the typed exact operations of this scope's format.
+    template <std::floating_point T, class Fn>
+    decltype(auto) visit(Fn&& fn) const
+    {
+        detail::check_fixed_fits<T>(q_.format());
+        return detail::visit_rounding(q_.rounding(), [&](auto r) -> decltype(auto) {
+            return detail::visit_overflow(q_.overflow(), [&](auto o) -> decltype(auto) {
+                // stochastic never reaches here (the constructor rejects it)
+                using R = std::conditional_t<is_stochastic_rounding_v<decltype(r)>, rounding::nearest, decltype(r)>;
+                using O = decltype(o);
+                const detail::fixed_arith<R, O> ar(q_.format());
+                const detail::fixed_kernel<T, R, O> k(q_.format());
+                return fn(detail::exact_ops<T, detail::fixed_arith<R, O>, detail::fixed_kernel<T, R, O>>{ar, k});
+            });
+        });
+    }
+
+private:
+    fixed_point_rt q_;
+    number_scope const* previous_;
+    static inline thread_local number_scope const* current_ = nullptr;
+};
+
+template <std::floating_point T>
+class quantized_rt
+{
+public:
+    using value_type = T;
+
+    quantized_rt() = default;
+    template <std::floating_point U>
+    quantized_rt(U x) : v_(quantize_plain(x))
+    {
+    }
+    template <std::integral I>
+    quantized_rt(I x) : v_(number_scope::current().visit<T>([&](auto const& o) { return o.from_integer(x); }))
+    {
+    }
+    static quantized_rt from_raw(T v) noexcept
+    {
+        quantized_rt q;
+        q.v_ = v;
+        return q;
+    }
+    explicit operator T() const noexcept { return v_; }
+    template <std::floating_point U>
+        requires(!std::is_same_v<U, T>)
+    explicit operator U() const noexcept
+    {
+        return static_cast<U>(v_);
+    }
+    T value() const noexcept { return v_; }
+
+    friend quantized_rt operator+(quantized_rt a, quantized_rt b) { return op([&](auto const& o) { return o.add(a.v_, b.v_); }); }
+    friend quantized_rt operator-(quantized_rt a, quantized_rt b) { return op([&](auto const& o) { return o.sub(a.v_, b.v_); }); }
+    friend quantized_rt operator*(quantized_rt a, quantized_rt b) { return op([&](auto const& o) { return o.mul(a.v_, b.v_); }); }
+    friend quantized_rt operator/(quantized_rt a, quantized_rt b) { return op([&](auto const& o) { return o.div(a.v_, b.v_); }); }
+    friend quantized_rt operator-(quantized_rt a) { return op([&](auto const& o) { return o.neg(a.v_); }); }
+    friend quantized_rt operator+(quantized_rt a) { return a; }
+    quantized_rt& operator+=(quantized_rt b) { return *this = *this + b; }
+    quantized_rt& operator-=(quantized_rt b) { return *this = *this - b; }
+    quantized_rt& operator*=(quantized_rt b) { return *this = *this * b; }
+    quantized_rt& operator/=(quantized_rt b) { return *this = *this / b; }
+
+    friend bool operator==(quantized_rt a, quantized_rt b) noexcept { return a.v_ == b.v_; }
+    friend std::partial_ordering operator<=>(quantized_rt a, quantized_rt b) noexcept { return a.v_ <=> b.v_; }
+
+    friend quantized_rt abs(quantized_rt a) { return a.v_ < T(0) ? -a : a; }
+    friend quantized_rt sqrt(quantized_rt a) { return op([&](auto const& o) { return o.sqrt(a.v_); }); }
+    friend quantized_rt min(quantized_rt a, quantized_rt b) noexcept { return b < a ? b : a; }
+    friend quantized_rt max(quantized_rt a, quantized_rt b) noexcept { return a < b ? b : a; }
+    friend bool isnan(quantized_rt a) noexcept { return a.v_ != a.v_; }
+    friend quantized_rt divide(quantized_rt a, std::int64_t n) { return op([&](auto const& o) { return o.div_int(a.v_, n); }); }
+
+private:
+    template <class Fn>
+    static quantized_rt op(Fn&& fn)
+    {
+        return from_raw(number_scope::current().visit<T>([&](auto const& o) { return fn(o); }));
+    }
+    template <std::floating_point U>
+    static T quantize_plain(U x)
+    {
+        using Wd = detail::wider_t<T, U>;
+        return static_cast<T>(number_scope::current().quantizer()(static_cast<Wd>(x)));
+    }
+
+    T v_;
+};
+
+template <class T>
+inline constexpr bool is_quantized_v<quantized_rt<T>> = true;
+
+template <std::floating_point T>
+constexpr T divide(T a, std::int64_t n) noexcept
+{
+    return a / static_cast<T>(n);
+}
+
+// The plain value of a number of any of the supported types.
+template <class V>
+constexpr auto value_of(V const& v) noexcept
+{
+    if constexpr (std::is_floating_point_v<V>) return v;
+    else return v.value();
+}
+
+} // namespace tensorquant
+
+template <class T, class Q>
+class std::numeric_limits<tensorquant::quantized<T, Q>>
+{
+    using V = tensorquant::quantized<T, Q>;
+    static constexpr auto f = Q::format;
+    // raw storage: values for a floating T, words for std::int64_t
+    static constexpr T step = std::is_integral_v<T> ? T(1) : T(tensorquant::detail::exp2i<double>(-f.frac));
+    static constexpr T hi_word = f.is_signed ? T((std::uint64_t(1) << (f.width - 1)) - 1)
+                                             : T((std::uint64_t(1) << (f.width - 1) << 1) - 1);
+    static constexpr T top = std::is_integral_v<T> ? hi_word : T(hi_word * step);
+    static constexpr bool symmetric = std::is_same_v<typename Q::overflow_policy, tensorquant::overflow::symmetric>;
+    using R = typename Q::rounding_policy;
+
+public:
+    static constexpr bool is_specialized = true;
+    static constexpr bool is_signed = f.is_signed;
+    static constexpr bool is_integer = false;
+    static constexpr bool is_exact = true;
+    static constexpr bool has_infinity = false;
+    static constexpr bool has_quiet_NaN = !std::is_integral_v<T>; // a float storage holds NaN, which propagates
+    static constexpr bool has_signaling_NaN = false;
+    static constexpr std::float_denorm_style has_denorm = std::denorm_absent;
+    static constexpr bool has_denorm_loss = false;
+    static constexpr std::float_round_style round_style =
+        std::is_same_v<R, tensorquant::rounding::zero>   ? std::round_toward_zero
+        : std::is_same_v<R, tensorquant::rounding::down> ? std::round_toward_neg_infinity
+        : std::is_same_v<R, tensorquant::rounding::up>   ? std::round_toward_infinity
+                                                         : std::round_to_nearest;
+    static constexpr bool is_iec559 = false;
+    static constexpr bool is_bounded = true;
+    static constexpr bool is_modulo = std::is_same_v<typename Q::overflow_policy, tensorquant::overflow::wrap>;
+    static constexpr int digits = f.is_signed ? f.width - 1 : f.width;
+    static constexpr int digits10 = digits * 30103 / 100000;
+    static constexpr int max_digits10 = digits10 + 2;
+    static constexpr int radix = 2;
+    static constexpr int min_exponent = 0;
+    static constexpr int min_exponent10 = 0;
+    static constexpr int max_exponent = 0;
+    static constexpr int max_exponent10 = 0;
+    static constexpr bool traps = std::is_integral_v<T>; // integer storage throws on x / 0
+    static constexpr bool tinyness_before = false;
+
+    static constexpr V min() noexcept { return V::from_raw(step); } // smallest positive value
+    static constexpr V max() noexcept { return V::from_raw(top); }
+    static constexpr V lowest() noexcept { return V::from_raw(!f.is_signed ? T(0) : symmetric ? T(-top) : T(-top - step)); }
+    static constexpr V epsilon() noexcept { return V::from_raw(step); } // one step of the format
+    static constexpr V round_error() noexcept { return V::from_raw(step); } // at most one step, for every rounding
+    static constexpr V infinity() noexcept { return V::from_raw(T(0)); }
+    static constexpr V quiet_NaN() noexcept
+    {
+        if constexpr (std::is_integral_v<T>) return V::from_raw(T(0));
+        else return V::from_raw(std::numeric_limits<T>::quiet_NaN());
+    }
+    static constexpr V signaling_NaN() noexcept { return quiet_NaN(); }
+    static constexpr V denorm_min() noexcept { return min(); }
+};

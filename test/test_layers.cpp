@@ -1,0 +1,542 @@
+// Reference layers, networks, scope maps and files.
+#include "reference.hpp"
+
+#include <tensorquant/nn.hpp>
+
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace tq = tensorquant;
+namespace nn = tensorquant::nn;
+using tqtest::big;
+
+namespace {
+
+template <class T, std::size_t N>
+void fill_random(xt::xtensor<T, N>& t, std::uint64_t seed, double lo = -2, double hi = 2)
+{
+    std::mt19937_64 gen(seed);
+    std::uniform_real_distribution<double> d(lo, hi);
+    for (auto& v : t) v = T(d(gen));
+}
+
+template <class To, class From, std::size_t N>
+xt::xtensor<To, N> convert(xt::xtensor<From, N> const& x)
+{
+    auto y = xt::xtensor<To, N>::from_shape(x.shape());
+    for (std::size_t i = 0; i < x.size(); ++i) y.data()[i] = To(x.data()[i]);
+    return y;
+}
+
+// Naive convolution: fn(n, oy, ox, oc, visit) where visit(x index, w index) is called for
+// every (kh, kw, ic) inside the image, in that order. Padding from the SPEC's formulas.
+struct naive_conv
+{
+    std::size_t n, h, w, c, kh, kw, cg, oc, oh, ow;
+    int sh, sw, dh, dw, pt, pl, groups;
+
+    naive_conv(std::vector<std::size_t> xs, std::vector<std::size_t> ws, nn::window_options const& o)
+        : n(xs[0]), h(xs[1]), w(xs[2]), c(xs[3]), kh(ws[0]), kw(ws[1]), cg(ws[2]), oc(ws[3]), sh(o.stride[0]),
+          sw(o.stride[1]), dh(o.dilation[0]), dw(o.dilation[1]), groups(o.groups)
+    {
+        auto axis = [&](std::size_t in, std::size_t k, int s, int d, int plo, int phi, int& pad) {
+            const int span = int(k - 1) * d + 1;
+            if (o.padding == nn::padding_mode::same) {
+                const int out = (int(in) + s - 1) / s;
+                pad = std::max((out - 1) * s + span - int(in), 0) / 2;
+                return std::size_t(out);
+            }
+            if (o.padding == nn::padding_mode::valid) plo = phi = 0;
+            pad = plo;
+            return std::size_t((int(in) + plo + phi - span) / s + 1);
+        };
+        oh = axis(h, kh, sh, dh, o.pads[0], o.pads[1], pt);
+        ow = axis(w, kw, sw, dw, o.pads[2], o.pads[3], pl);
+    }
+    template <class Fn>
+    void each_output(Fn&& fn) const
+    {
+        const std::size_t ocg = oc / std::size_t(groups);
+        for (std::size_t b = 0; b < n; ++b)
+            for (std::size_t y = 0; y < oh; ++y)
+                for (std::size_t x = 0; x < ow; ++x)
+                    for (std::size_t o = 0; o < oc; ++o) {
+                        const std::size_t g = o / ocg;
+                        std::vector<std::pair<std::size_t, std::size_t>> terms;
+                        for (std::size_t i = 0; i < kh; ++i)
+                            for (std::size_t j = 0; j < kw; ++j)
+                                for (std::size_t k = 0; k < cg; ++k) {
+                                    const long iy = long(y) * sh + long(i) * dh - pt, ix = long(x) * sw + long(j) * dw - pl;
+                                    if (iy < 0 || ix < 0 || iy >= long(h) || ix >= long(w)) continue;
+                                    terms.push_back({((b * h + std::size_t(iy)) * w + std::size_t(ix)) * c + g * cg + k,
+                                                     ((i * kw + j) * cg + k) * oc + o});
+                                }
+                        fn(((b * oh + y) * ow + x) * oc + o, o, terms);
+                    }
+    }
+};
+
+// The exact intrinsic result, in words: acc = L(acc + L(R(x w))) ..., then L(acc + b).
+struct intrinsic_reference
+{
+    tq::fixed_format f;
+    tq::rounding_mode r;
+    tq::overflow_mode o;
+    tq::rng_key key{};
+
+    big word(float v) const { return big(static_cast<std::int64_t>(std::ldexp(double(v), f.frac))); }
+    big product(big const& a, big const& b, std::uint64_t index) const
+    {
+        const big num = a * b;
+        if (f.frac < 0) return tqtest::limit_ref(o, f, num << -f.frac);
+        const big den = tqtest::pow2(f.frac);
+        if (r != tq::rounding_mode::stochastic) return tqtest::limit_ref(o, f, tqtest::round_rational(r, num, den));
+        big fl = num / den, rem = num - fl * den;
+        if (rem < 0) fl -= 1, rem += den;
+        const auto u = tqtest::threshold_numerator<double>(key, index);
+        return tqtest::limit_ref(o, f, tqtest::round_ref(r, tqtest::split_value{fl, rem, den}, num < 0, u, 32));
+    }
+    big sum(big const& a, big const& b) const { return tqtest::limit_ref(o, f, a + b); }
+};
+
+bool equals_word(float y, big const& w, int frac) { return tqtest::equals_fixed(y, w, frac); }
+
+} // namespace
+
+TEST_CASE("conv2d float equals a naive reference on shape edge cases")
+{
+    struct config
+    {
+        std::vector<std::size_t> x, w;
+        nn::window_options o;
+    };
+    auto opts = [](int sh, int sw, nn::padding_mode p, int dil, int groups, std::array<int, 4> pads = {0, 0, 0, 0}) {
+        nn::window_options o;
+        o.stride = {sh, sw}, o.padding = p, o.dilation = {dil, dil}, o.groups = groups, o.pads = pads;
+        return o;
+    };
+    const std::vector<config> configs = {
+        {{2, 7, 7, 3}, {3, 3, 3, 5}, opts(1, 1, nn::padding_mode::valid, 1, 1)},
+        {{2, 7, 6, 3}, {3, 3, 3, 5}, opts(2, 1, nn::padding_mode::same, 1, 1)},
+        {{1, 8, 8, 4}, {5, 5, 4, 17}, opts(2, 2, nn::padding_mode::same, 1, 1)},
+        {{1, 9, 9, 2}, {3, 3, 2, 4}, opts(1, 1, nn::padding_mode::valid, 2, 1)},
+        {{1, 6, 5, 4}, {3, 2, 2, 6}, opts(1, 2, nn::padding_mode::explicit_pads, 1, 2, {1, 2, 0, 3})},
+        {{2, 5, 5, 6}, {3, 3, 1, 6}, opts(1, 1, nn::padding_mode::same, 1, 6)}, // depthwise
+        {{1, 1, 1, 33}, {1, 1, 33, 40}, opts(1, 1, nn::padding_mode::valid, 1, 1)},
+        {{3, 4, 4, 1}, {4, 4, 1, 1}, opts(3, 3, nn::padding_mode::same, 1, 1)},
+    };
+    int index = 0;
+    for (auto const& cfg : configs) {
+        CAPTURE(index);
+        nn::tensor4<float> x = nn::tensor4<float>::from_shape({cfg.x[0], cfg.x[1], cfg.x[2], cfg.x[3]});
+        nn::tensor4<float> w = nn::tensor4<float>::from_shape({cfg.w[0], cfg.w[1], cfg.w[2], cfg.w[3]});
+        nn::tensor1<float> b = nn::tensor1<float>::from_shape({cfg.w[3]});
+        fill_random(x, 1 + index), fill_random(w, 100 + index), fill_random(b, 200 + index);
+        const auto y = nn::conv2d(x, w, b, cfg.o);
+        const naive_conv ref(cfg.x, cfg.w, cfg.o);
+        REQUIRE(y.shape(1) == ref.oh);
+        REQUIRE(y.shape(2) == ref.ow);
+        double worst = 0;
+        ref.each_output([&](std::size_t out, std::size_t o, auto const& terms) {
+            double s = b(o), mag = std::abs(b(o));
+            for (auto [xi, wi] : terms) s += double(x.data()[xi]) * w.data()[wi], mag += std::abs(double(x.data()[xi]) * w.data()[wi]);
+            worst = std::max(worst, std::abs(y.data()[out] - s) / (mag + 1e-30));
+        });
+        CHECK(worst < 1e-6); // float accumulation, relative to the sum of magnitudes
+        ++index;
+    }
+}
+
+TEST_CASE("intrinsic conv2d and dense equal quantized<T Q> and an exact reference bit for bit")
+{
+    nn::window_options o;
+    o.padding = nn::padding_mode::same;
+    o.stride = {1, 2};
+    nn::tensor4<float> x = nn::tensor4<float>::from_shape({2, 6, 7, 4});
+    nn::tensor4<float> w = nn::tensor4<float>::from_shape({3, 3, 4, 10});
+    nn::tensor1<float> b = nn::tensor1<float>::from_shape({10});
+    fill_random(x, 1, -3, 3), fill_random(w, 2, -1.5, 1.5), fill_random(b, 3);
+    nn::tensor2<float> dx = nn::tensor2<float>::from_shape({5, 37}), dw = nn::tensor2<float>::from_shape({37, 11});
+    nn::tensor1<float> db = nn::tensor1<float>::from_shape({11});
+    fill_random(dx, 4, -3, 3), fill_random(dw, 5), fill_random(db, 6);
+
+    auto check_against_reference = [&](tq::fixed_point_rt const& q, nn::tensor4<float> const& y, nn::tensor2<float> const& dy) {
+        const intrinsic_reference ref{q.format(), q.rounding(), q.overflow(), q.key()};
+        const auto xq = nn::detail::quantized_copy(q, x), wq = nn::detail::quantized_copy(q, w);
+        const auto bq = nn::detail::quantized_copy(q, b);
+        const naive_conv geo({2, 6, 7, 4}, {3, 3, 4, 10}, o);
+        const std::size_t K = 3 * 3 * 4;
+        int wrong = 0;
+        geo.each_output([&](std::size_t out, std::size_t oc, auto const& terms) {
+            // the stochastic index counts (row, k) over all K taps, padding included
+            const std::size_t row = out / 10;
+            big acc = 0;
+            std::size_t t = 0;
+            const std::size_t oy = (row / geo.ow) % geo.oh, ox = row % geo.ow;
+            for (std::size_t kk = 0; kk < K; ++kk) {
+                const std::size_t ky = kk / 12, kx = (kk / 4) % 3;
+                const long iy = long(oy) + long(ky) - geo.pt, ix = long(ox) * 2 + long(kx) - geo.pl;
+                if (iy < 0 || ix < 0 || iy >= 6 || ix >= 7) {
+                    // a padding tap multiplies 0: word 0, which leaves acc unchanged
+                    continue;
+                }
+                auto [xi, wi] = terms[t++];
+                acc = ref.sum(acc, ref.product(ref.word(xq.data()[xi]), ref.word(wq.data()[wi]), (row * K + kk) * 10 + oc));
+            }
+            acc = ref.sum(acc, ref.word(bq(oc)));
+            wrong += !equals_word(y.data()[out], acc, q.format().frac);
+        });
+        const auto dxq = nn::detail::quantized_copy(q, dx), dwq = nn::detail::quantized_copy(q, dw);
+        const auto dbq = nn::detail::quantized_copy(q, db);
+        for (std::size_t r = 0; r < 5; ++r)
+            for (std::size_t j = 0; j < 11; ++j) {
+                big acc = 0;
+                for (std::size_t i = 0; i < 37; ++i)
+                    acc = ref.sum(acc, ref.product(ref.word(dxq(r, i)), ref.word(dwq(i, j)), (r * 37 + i) * 11 + j));
+                acc = ref.sum(acc, ref.word(dbq(j)));
+                wrong += !equals_word(dy(r, j), acc, q.format().frac);
+            }
+        return wrong;
+    };
+
+    SUBCASE("deterministic formats")
+    {
+        const std::vector<tq::fixed_point_rt> formats = {
+            tq::fixed_point_rt(16, 8), tq::fixed_point_rt(8, 4, tq::rounding_mode::down, tq::overflow_mode::wrap),
+            tq::fixed_point_rt(12, 6, tq::rounding_mode::nearest_even, tq::overflow_mode::symmetric),
+            tq::fixed_point_rt(24, 12, tq::rounding_mode::zero), tq::fixed_point_rt(6, -1, tq::rounding_mode::up),
+            tq::fixed_point_rt(5, 3, tq::rounding_mode::nearest, tq::overflow_mode::saturate)};
+        for (auto const& q : formats) {
+            CAPTURE(q.format().width);
+            CAPTURE(q.format().frac);
+            const auto y = nn::conv2d_intrinsic(x, w, b, o, q);
+            const auto dy = nn::dense_intrinsic(dx, dw, db, q);
+            CHECK(check_against_reference(q, y, dy) == 0);
+            // the generic layers on the runtime number type give the same bits
+            const tq::number_scope scope(q);
+            using R = tq::quantized_rt<float>;
+            const auto yr = nn::conv2d(convert<R>(x), convert<R>(w), convert<R>(b), o);
+            const auto dyr = nn::dense(convert<R>(dx), convert<R>(dw), convert<R>(db));
+            int differ = 0;
+            for (std::size_t i = 0; i < y.size(); ++i) differ += yr.data()[i].value() != y.data()[i];
+            for (std::size_t i = 0; i < dy.size(); ++i) differ += dyr.data()[i].value() != dy.data()[i];
+            CHECK(differ == 0);
+        }
+    }
+    SUBCASE("compile-time number type")
+    {
+        using V = tq::quantized<float, tq::fixed_point<16, 8>>;
+        const auto y = nn::conv2d_intrinsic(x, w, b, o, tq::fixed_point_rt(16, 8));
+        const auto yq = nn::conv2d(convert<V>(x), convert<V>(w), convert<V>(b), o);
+        int differ = 0;
+        for (std::size_t i = 0; i < y.size(); ++i) differ += yq.data()[i].value() != y.data()[i];
+        CHECK(differ == 0);
+    }
+    SUBCASE("stochastic products use the documented thresholds")
+    {
+        const tq::fixed_point_rt q(10, 3, tq::rounding_mode::stochastic, tq::overflow_mode::saturate, tq::rng_key{9, 4});
+        const auto y = nn::conv2d_intrinsic(x, w, b, o, q);
+        const auto dy = nn::dense_intrinsic(dx, dw, db, q);
+        CHECK(check_against_reference(q, y, dy) == 0);
+        CHECK(nn::conv2d_intrinsic(x, w, b, o, q) == y); // reproducible
+    }
+    SUBCASE("formats the vectorised path cannot compute exactly are rejected")
+    {
+        CHECK_THROWS_AS(nn::conv2d_intrinsic(x, w, b, o, tq::fixed_point_rt(28, 8)), tq::format_error);
+    }
+}
+
+TEST_CASE("pooling batch norm and element-wise layers")
+{
+    nn::tensor4<float> x = nn::tensor4<float>::from_shape({2, 5, 5, 3});
+    fill_random(x, 11);
+    SUBCASE("max and average pooling, same padding does not count the padding")
+    {
+        nn::pool_options o;
+        o.padding = nn::padding_mode::same; // 5 -> 3, windows at the edge see 1 row
+        const auto m = nn::max_pool(x, o), a = nn::avg_pool(x, o);
+        REQUIRE(m.shape(1) == 3);
+        for (std::size_t n = 0; n < 2; ++n)
+            for (std::size_t oy = 0; oy < 3; ++oy)
+                for (std::size_t ox = 0; ox < 3; ++ox)
+                    for (std::size_t c = 0; c < 3; ++c) {
+                        float mx = -1e30f;
+                        double s = 0;
+                        int cnt = 0;
+                        for (std::size_t iy = 2 * oy; iy < std::min<std::size_t>(2 * oy + 2, 5); ++iy)
+                            for (std::size_t ix = 2 * ox; ix < std::min<std::size_t>(2 * ox + 2, 5); ++ix)
+                                mx = std::max(mx, x(n, iy, ix, c)), s += x(n, iy, ix, c), ++cnt;
+                        CHECK(m(n, oy, ox, c) == mx);
+                        CHECK(a(n, oy, ox, c) == doctest::Approx(s / cnt).epsilon(1e-6));
+                    }
+        const auto g = nn::global_avg_pool(x);
+        CHECK(g.shape(1) == 1);
+        CHECK(g(1, 0, 0, 2) == doctest::Approx(xt::mean(xt::view(x, 1, xt::all(), xt::all(), 2))()).epsilon(1e-6));
+    }
+    SUBCASE("intrinsic average pooling rounds the sum and then the division once")
+    {
+        const tq::fixed_point_rt q(8, 3);
+        const tq::number_scope scope(q);
+        using R = tq::quantized_rt<float>;
+        const auto xr = convert<R>(x);
+        const auto a = nn::avg_pool(xr, nn::pool_options{});
+        const intrinsic_reference ref{q.format(), q.rounding(), q.overflow()};
+        big s = 0;
+        for (std::size_t iy = 0; iy < 2; ++iy)
+            for (std::size_t ix = 0; ix < 2; ++ix) s = ref.sum(s, ref.word(xr(0, iy, ix, 1).value()));
+        CHECK(equals_word(a(0, 0, 0, 1).value(), tqtest::limit_ref(q.overflow(), q.format(), tqtest::round_rational(q.rounding(), s, 4)), 3));
+    }
+    SUBCASE("batch norm")
+    {
+        nn::tensor1<float> gamma{1.5f, 0.5f, 2.0f}, beta{0.1f, -0.2f, 0.3f}, mean{0.5f, -0.5f, 0.0f}, var{4.0f, 0.25f, 1.0f};
+        const auto y = nn::batch_norm(x, gamma, beta, mean, var, 1e-3f);
+        for (std::size_t c = 0; c < 3; ++c)
+            CHECK(y(1, 2, 3, c) == doctest::Approx((x(1, 2, 3, c) - mean(c)) / std::sqrt(var(c) + 1e-3) * gamma(c) + beta(c)).epsilon(1e-5));
+        // intrinsic: each of TensorQuant's steps rounds, checked on one element by hand
+        using V = tq::quantized<float, tq::fixed_point<12, 6>>;
+        const auto yq = nn::batch_norm(convert<V>(x), convert<V>(gamma), convert<V>(beta), convert<V>(mean), convert<V>(var), V(1e-3f));
+        V inv = V(1) / sqrt(V(var(0)) + V(1e-3f));
+        inv = inv * V(gamma(0));
+        const V rest = V(beta(0)) - V(mean(0)) * inv;
+        CHECK(yq(0, 1, 1, 0) == V(x(0, 1, 1, 0)) * inv + rest);
+        CHECK_THROWS_AS(nn::batch_norm(x, gamma, beta, mean, nn::tensor1<float>{1.0f}, 1e-3f), tq::shape_error);
+    }
+    SUBCASE("activations add concat flatten softmax")
+    {
+        const auto r = nn::activate<float>(x, nn::activation::relu);
+        const auto r6 = nn::activate<float>(x * 5.0f, nn::activation::relu6);
+        const auto lk = nn::activate<float>(x, nn::activation::leaky_relu, 0.1);
+        for (std::size_t i = 0; i < x.size(); ++i) {
+            CHECK(r.data()[i] == std::max(x.data()[i], 0.0f));
+            CHECK(r6.data()[i] == std::min(std::max(5.0f * x.data()[i], 0.0f), 6.0f));
+            CHECK(lk.data()[i] == (x.data()[i] < 0 ? x.data()[i] * 0.1f : x.data()[i]));
+        }
+        const auto s = nn::add(x, x);
+        CHECK(s(1, 1, 1, 1) == 2 * x(1, 1, 1, 1));
+        nn::tensor4<float> other = nn::tensor4<float>::from_shape({2, 5, 5, 2});
+        fill_random(other, 12);
+        const auto cat = nn::concat<float>({&x, &other});
+        CHECK(cat.shape(3) == 5);
+        CHECK(cat(1, 4, 3, 4) == other(1, 4, 3, 1));
+        CHECK(cat(1, 4, 3, 2) == x(1, 4, 3, 2));
+        CHECK_THROWS_AS(nn::add(x, other), tq::shape_error);
+        const auto f = nn::flatten(x);
+        CHECK(f.shape(1) == 75);
+        CHECK(f(1, (2 * 5 + 3) * 3 + 1) == x(1, 2, 3, 1));
+        const auto p = nn::softmax(f);
+        CHECK(xt::sum(xt::view(p, 0, xt::all()))() == doctest::Approx(1.0));
+    }
+}
+
+TEST_CASE("shape errors name the layer shapes")
+{
+    nn::tensor4<float> x = nn::tensor4<float>::from_shape({1, 5, 5, 3});
+    nn::tensor4<float> w = nn::tensor4<float>::from_shape({3, 3, 2, 4});
+    CHECK_THROWS_WITH_AS(nn::conv2d(x, w, nn::tensor1<float>{}), doctest::Contains("[3, 3, 2, 4]"), tq::shape_error);
+    nn::tensor4<float> big_w = nn::tensor4<float>::from_shape({7, 7, 3, 4});
+    CHECK_THROWS_WITH_AS(nn::conv2d(x, big_w, nn::tensor1<float>{}), doctest::Contains("does not fit"), tq::shape_error);
+    nn::window_options bad;
+    bad.stride = {0, 1};
+    CHECK_THROWS_AS(nn::conv2d(x, nn::tensor4<float>(nn::tensor4<float>::from_shape({3, 3, 3, 4})), nn::tensor1<float>{}, bad),
+                    tq::shape_error);
+    CHECK_THROWS_WITH_AS(nn::dense(nn::tensor2<float>(nn::tensor2<float>::from_shape({2, 3})),
+                                   nn::tensor2<float>(nn::tensor2<float>::from_shape({4, 5})), nn::tensor1<float>{}),
+                         doctest::Contains("[4, 5]"), tq::shape_error);
+}
+
+TEST_CASE("scope maps use the most specific scope and report unknown keys")
+{
+    const nn::scope_map m{{"LeNet", "nearest,8,4"}, {"LeNet/fc3", "zero,16,8"}, {"LeNet/conv", "binary"}};
+    CHECK(m.match("LeNet/conv1")->scope == "LeNet"); // "LeNet/conv" is not a scope of conv1
+    CHECK(m.match("LeNet/fc3")->scope == "LeNet/fc3");
+    CHECK(m.match("LeNet/fc3/inner")->scope == "LeNet/fc3");
+    CHECK(m.match("ResNet/fc") == nullptr);
+    CHECK_THROWS_AS(nn::scope_map({{"a", "nearest,8,4"}, {"a/", "zero,8,4"}}), tq::config_error);
+
+    auto net = nn::lenet5();
+    CHECK_THROWS_WITH_AS(net.set_quantization({}, {{"LeNet/conv9", "nearest,8,4"}}, {}), doctest::Contains("LeNet/conv9"),
+                         tq::config_error);
+    CHECK_THROWS_WITH_AS(net.set_quantization({{"LeNet/fc3", "binary"}}, {}, {}), doctest::Contains("fixed-point"),
+                         tq::config_error);
+    auto res = nn::small_resnet();
+    CHECK_THROWS_WITH_AS(res.set_quantization({{"ResNet/stem", "stochastic,8,4"}}, {}, {}), doctest::Contains("ResNet/stem/bn"),
+                         tq::config_error);
+    net.set_quantization({{"LeNet/fc3", "nearest,16,8"}}, {{"LeNet", "nearest,8,4"}, {"LeNet/fc5", "nearest,12,6"}},
+                         {{"LeNet/conv1", "nearest,4,2"}});
+    const auto report = net.quantization_report();
+    CHECK(report.find("LeNet/fc3: intrinsic nearest,16,8 (from LeNet/fc3), extrinsic nearest,8,4 (from LeNet), weights -") !=
+          std::string::npos);
+    CHECK(report.find("LeNet/fc5: intrinsic -, extrinsic nearest,12,6 (from LeNet/fc5)") != std::string::npos);
+    CHECK(report.find("LeNet/conv1: intrinsic -, extrinsic nearest,8,4 (from LeNet), weights nearest,4,2 (from LeNet/conv1)") !=
+          std::string::npos);
+}
+
+TEST_CASE("JSON quantizer maps")
+{
+    const auto m = nn::scope_map::from_json(R"({"LeNet": "nearest,8,4", "LeNet/fc3": "stochastic,16,8"})", "x.json");
+    CHECK(m.entries().size() == 2);
+    CHECK(m.match("LeNet/fc3")->spec == "stochastic,16,8");
+    CHECK_THROWS_WITH_AS(nn::scope_map::from_json("{\"a\": ", "bad.json"), doctest::Contains("bad.json: not valid JSON"), tq::file_error);
+    CHECK_THROWS_WITH_AS(nn::scope_map::from_json("[1]", "arr.json"), doctest::Contains("arr.json: expected a JSON object"),
+                         tq::file_error);
+    CHECK_THROWS_WITH_AS(nn::scope_map::from_json(R"({"LeNet": 8})", "num.json"), doctest::Contains("'LeNet' must be a quantizer"),
+                         tq::file_error);
+    CHECK_THROWS_WITH_AS(nn::scope_map::from_json(R"({"LeNet": "nearst,8,4"})", "typo.json"),
+                         doctest::Contains("typo.json: scope 'LeNet'"), tq::file_error);
+    CHECK_THROWS_WITH_AS(nn::scope_map::from_json_file("/nonexistent/q.json"), doctest::Contains("/nonexistent/q.json"),
+                         tq::file_error);
+}
+
+namespace {
+struct temp_dir
+{
+    std::filesystem::path path;
+    temp_dir()
+    {
+        path = std::filesystem::temp_directory_path() / ("tq_test_" + std::to_string(std::random_device{}()));
+        std::filesystem::create_directories(path);
+    }
+    ~temp_dir() { std::filesystem::remove_all(path); }
+};
+void write_bytes(std::filesystem::path const& p, std::string const& bytes)
+{
+    std::ofstream(p, std::ios::binary).write(bytes.data(), std::streamsize(bytes.size()));
+}
+} // namespace
+
+TEST_CASE("npy files and network parameters")
+{
+    temp_dir dir;
+    SUBCASE("round trip, and float64 files load as float")
+    {
+        std::vector<double> v{1.5, -2.25, 3.0, 0.125, 7, 8};
+        tq::write_npy(dir.path / "a.npy", v.data(), {2, 3});
+        const auto f = tq::read_npy<float>(dir.path / "a.npy");
+        CHECK(f.shape == std::vector<std::size_t>{2, 3});
+        CHECK(f.values[1] == -2.25f);
+        std::vector<float> s{4.0f};
+        tq::write_npy(dir.path / "s.npy", s.data(), {1});
+        CHECK(tq::read_npy<double>(dir.path / "s.npy").values == std::vector<double>{4.0});
+    }
+    SUBCASE("malformed files")
+    {
+        write_bytes(dir.path / "magic.npy", "NOTNUMPY");
+        CHECK_THROWS_WITH_AS(tq::read_npy<float>(dir.path / "magic.npy"), doctest::Contains("bad magic"), tq::file_error);
+        std::vector<float> v(10, 1.0f);
+        tq::write_npy(dir.path / "t.npy", v.data(), {10});
+        std::string bytes;
+        {
+            std::ifstream in(dir.path / "t.npy", std::ios::binary);
+            bytes.assign(std::istreambuf_iterator<char>(in), {});
+        }
+        write_bytes(dir.path / "trunc.npy", bytes.substr(0, bytes.size() - 5));
+        CHECK_THROWS_WITH_AS(tq::read_npy<float>(dir.path / "trunc.npy"), doctest::Contains("truncated data"), tq::file_error);
+        std::string ints = bytes;
+        ints.replace(ints.find("<f4"), 3, "<i4");
+        write_bytes(dir.path / "int.npy", ints);
+        CHECK_THROWS_WITH_AS(tq::read_npy<float>(dir.path / "int.npy"), doctest::Contains("'<i4' is not supported"), tq::file_error);
+        std::string fortran = bytes;
+        fortran.replace(fortran.find("False"), 5, "True ");
+        write_bytes(dir.path / "f.npy", fortran);
+        CHECK_THROWS_WITH_AS(tq::read_npy<float>(dir.path / "f.npy"), doctest::Contains("Fortran"), tq::file_error);
+        CHECK_THROWS_WITH_AS(tq::read_npy<float>(dir.path / "none.npy"), doctest::Contains("none.npy: cannot open"), tq::file_error);
+    }
+    SUBCASE("networks save and load by scoped layer name")
+    {
+        auto a = nn::lenet5(1), b = nn::lenet5(2);
+        a.save(dir.path);
+        CHECK(std::filesystem::exists(dir.path / "LeNet" / "conv1" / "weights.npy"));
+        nn::tensor4<float> x = nn::tensor4<float>::from_shape({3, 28, 28, 1});
+        fill_random(x, 5, 0, 1);
+        CHECK(a.forward(x) != b.forward(x));
+        b.load(dir.path);
+        CHECK(a.forward(x) == b.forward(x));
+        std::filesystem::remove(dir.path / "LeNet" / "fc4" / "bias.npy");
+        CHECK_THROWS_WITH_AS(b.load(dir.path), doctest::Contains("layer 'LeNet/fc4': parameter 'bias' is missing"), tq::file_error);
+        std::vector<float> wrong(12, 0.0f);
+        tq::write_npy(dir.path / "LeNet" / "fc4" / "bias.npy", wrong.data(), {12});
+        CHECK_THROWS_WITH_AS(b.load(dir.path), doctest::Contains("holds shape [12] but bias has shape [84]"), tq::shape_error);
+    }
+}
+
+TEST_CASE("networks run float extrinsic and intrinsic")
+{
+    nn::tensor4<float> x = nn::tensor4<float>::from_shape({4, 28, 28, 1});
+    fill_random(x, 9, 0, 1);
+    SUBCASE("LeNet-5: extrinsic outputs lie on the grid and intrinsic equals the layers composed by hand")
+    {
+        auto net = nn::lenet5(3);
+        const auto yf = net.forward(x);
+        CHECK(yf.shape(3) == 10);
+        net.set_quantization({}, {{"LeNet", "nearest,8,4"}}, {});
+        const auto ye = net.forward(x);
+        for (float v : ye) CHECK(v == std::ldexp(std::round(std::ldexp(v, 4)), -4));
+        const tq::fixed_point_rt q(16, 8);
+        net.set_quantization({{"LeNet", "nearest,16,8"}}, {}, {});
+        const auto yi = net.forward(x);
+        // by hand, with the layer functions
+        auto const& n = net.nodes();
+        auto const& c1 = std::get<nn::conv2d_layer>(n[0].op);
+        auto const& c2 = std::get<nn::conv2d_layer>(n[2].op);
+        auto const& f3 = std::get<nn::dense_layer>(n[5].op);
+        auto const& f4 = std::get<nn::dense_layer>(n[6].op);
+        auto const& f5 = std::get<nn::dense_layer>(n[7].op);
+        auto relu = [](auto t) { return nn::activate<float>(t, nn::activation::relu); };
+        auto h = relu(nn::conv2d_intrinsic(x, c1.weights, c1.bias, c1.options, q));
+        h = nn::max_pool(h);
+        h = nn::max_pool(relu(nn::conv2d_intrinsic(h, c2.weights, c2.bias, c2.options, q)));
+        auto d = relu(nn::dense_intrinsic(nn::flatten(h), f3.weights, f3.bias, q));
+        d = relu(nn::dense_intrinsic(d, f4.weights, f4.bias, q));
+        d = nn::dense_intrinsic(d, f5.weights, f5.bias, q);
+        REQUIRE(d.size() == yi.size());
+        CHECK(std::equal(d.begin(), d.end(), yi.begin()));
+        // coarse intrinsic formats move the logits; fine ones stay close to float
+        CHECK(xt::amax(xt::abs(yi - yf))() < 0.1); // about 25 steps of 2^-8 after 150-term sums
+    }
+    SUBCASE("residual network with batch norm, and instrumentation")
+    {
+        auto net = nn::small_resnet(4);
+        const auto yf = net.forward(x);
+        CHECK(yf.shape(3) == 10);
+        CHECK(net.stats().empty());
+        net.set_quantization({{"ResNet", "nearest,16,8"}}, {{"ResNet/fc", "nearest,4,1"}}, {{"ResNet/block2", "nearest,2,2"}});
+        net.set_instrumentation(true);
+        const auto yi = net.forward(x);
+        CHECK(net.forward(x) == yi); // deterministic
+        bool saw_saturation = false, saw_weights = false, saw_intrinsic = false;
+        for (auto const& s : net.stats()) {
+            if (s.layer == "ResNet/fc" && s.tensor == "output (extrinsic)") {
+                saw_saturation = s.saturated >= 0;
+                CHECK(s.count == 40);
+            }
+            saw_weights = saw_weights || (s.layer == "ResNet/block2/conv1" && s.tensor == "weights" && s.saturated > 0);
+            saw_intrinsic = saw_intrinsic || (s.tensor == "output (intrinsic)" && s.sqnr_db > 20);
+        }
+        CHECK(saw_saturation);
+        CHECK(saw_weights); // He-uniform weights exceed the range [-0.5, 0.25] of (2, 2)
+        CHECK(saw_intrinsic);
+        // an exact count on a layer whose outputs are known
+        nn::network t("T");
+        t.add("fc", nn::dense_layer{nn::tensor2<float>{{1, 0}, {0, 1}}, nn::tensor1<float>{0, 0}});
+        t.set_quantization({}, {{"T", "nearest,4,1"}}, {}); // range [-4, 3.5]
+        t.set_instrumentation(true);
+        nn::tensor4<float> in = nn::tensor4<float>::from_shape({2, 1, 1, 2});
+        std::vector<float> vals{5.0f, -1.0f, -4.5f, 3.4f};
+        std::copy(vals.begin(), vals.end(), in.begin());
+        t.forward(in);
+        REQUIRE(t.stats().size() == 1);
+        CHECK(t.stats()[0].saturated == 2);
+        CHECK(t.stats()[0].sqnr_db == doctest::Approx(10 * std::log10((25 + 1 + 20.25 + 3.4 * 3.4) / (2.25 + 0.25 + 0.1 * 0.1))).epsilon(1e-4));
+        net.set_instrumentation(false);
+        net.clear_stats();
+        net.forward(x);
+        CHECK(net.stats().empty());
+    }
+}
