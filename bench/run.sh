@@ -3,16 +3,17 @@
 # their JSON to build/release/bench_*.json and prints medians as ratios to the baseline
 # in the same binary:
 # - tq_bench_quantize: throughput relative to BM_copy at the same size (1.0 = memcpy);
-# - tq_bench_layers: LeNet-5 time relative to BM_lenet5_float (lower is better).
-# Usage: bench/run.sh [repetitions]
+# - tq_bench_layers: LeNet-5 time relative to BM_lenet5_float (lower is better);
+# - tq_bench_train: seconds per LeNet-5 training epoch, QAT relative to float.
+# Usage: bench/run.sh [repetitions]   (training epochs run (repetitions + 4) / 5 times)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 reps=${1:-15}
 dir=build/release/bench
-if [ ! -x "$dir/tq_bench_quantize" ] || [ ! -x "$dir/tq_bench_layers" ]; then
+if [ ! -x "$dir/tq_bench_quantize" ] || [ ! -x "$dir/tq_bench_layers" ] || [ ! -x "$dir/tq_bench_train" ]; then
     bash scripts/setup-debian.sh
     cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER_LAUNCHER=ccache >/dev/null
-    cmake --build build/release -j2 --target tq_bench_quantize tq_bench_layers
+    cmake --build build/release -j2 --target tq_bench_quantize tq_bench_layers tq_bench_train
 fi
 run() { # binary, json, repetitions
     "$dir/$1" --benchmark_format=json --benchmark_out="$2" --benchmark_out_format=json \
@@ -21,15 +22,18 @@ run() { # binary, json, repetitions
 }
 run tq_bench_quantize build/release/bench_quantize.json "$reps"
 run tq_bench_layers build/release/bench_layers.json "$(( (reps + 1) / 2 ))"
-python3 - build/release/bench_quantize.json build/release/bench_layers.json <<'PY'
+run tq_bench_train build/release/bench_train.json "$(( (reps + 4) / 5 ))"
+python3 - build/release/bench_quantize.json build/release/bench_layers.json build/release/bench_train.json <<'PY'
 import json, sys
 
 def medians(path):
-    out = {}
+    out, single = {}, {}
     for b in json.load(open(path))["benchmarks"]:
         if b.get("aggregate_name") == "median":
             out[b["run_name"]] = b["real_time"]
-    return out
+        elif b.get("run_type") == "iteration":
+            single[b["run_name"]] = b["real_time"]  # one repetition: no aggregates
+    return out or single
 
 med = medians(sys.argv[1])
 split = {tuple(k.split("/")): v for k, v in med.items()}
@@ -46,4 +50,11 @@ print()
 print(f"{'LeNet-5, batch of 1000':28}{'ms / batch':>12}{'ms / image':>12}{'time / float':>14}")
 for n, t in sorted(lay.items(), key=lambda kv: kv[1]):
     print(f"{n.split('/')[0]:28}{t:>12.1f}{t / 1000:>12.4f}{t / base:>13.2f}x")
+
+tr = {k.split("/")[0]: v for k, v in medians(sys.argv[3]).items()}
+base = tr["BM_lenet5_train_epoch"]
+print()
+print(f"{'LeNet-5 training, 60000 images':32}{'s / epoch':>10}{'time / float':>14}")
+for n, t in sorted(tr.items(), key=lambda kv: kv[1]):
+    print(f"{n:32}{t:>10.2f}{t / base:>13.2f}x")
 PY

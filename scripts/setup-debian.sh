@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what tensorquant needs to build, test and benchmark, from Debian 12's packages.
 set -euo pipefail
-packages=(g++ cmake make ccache python3 xtensor-dev libxsimd-dev xtl-dev libboost-dev nlohmann-json3-dev doctest-dev
+packages=(g++ cmake make ccache python3 dataset-fashion-mnist xtensor-dev libxsimd-dev xtl-dev libboost-dev nlohmann-json3-dev zlib1g-dev doctest-dev
           libbenchmark-dev)
 missing=()
 for p in "${packages[@]}"; do

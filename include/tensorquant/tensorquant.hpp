@@ -17,3 +17,4 @@
 #include "parse.hpp"
 #include "number/quantized.hpp"
 #include "nn.hpp"
+#include "train.hpp"

@@ -333,6 +333,16 @@ public:
         return labels;
     }
 
+    // Node i's output for the given inputs under the layer's weight and intrinsic
+    // quantizers, without the extrinsic one (quantization-aware training builds the rest
+    // on its tape). The node must have an intrinsic quantizer.
+    tensor4<float> intrinsic_output(std::size_t i, std::vector<tensor4<float> const*> const& in)
+    {
+        const auto q = quantization_of(nodes_.at(i).name);
+        if (!q.intrinsic) throw config_error("layer '" + nodes_[i].name + "' has no intrinsic quantizer");
+        return run_intrinsic(i, in, q, intrinsic_for(i, *q.intrinsic));
+    }
+
     // ---- parameters as .npy files: dir/<layer name>/<parameter>.npy ------------------
 
     void save(std::filesystem::path const& dir)

@@ -42,10 +42,17 @@ struct packed_panels
     }
 };
 
+// Element (r, k) of A is a[r row_stride + k col_stride]: a row-major matrix, or the
+// transpose of one without copying it.
+struct strides
+{
+    std::size_t row, col;
+};
+
 // Rows are processed in blocks of MR so MR independent accumulators hide the latency of
 // the step; every element of C still sums over k in increasing order.
 template <std::size_t MR, class Mac, class TA, class TC>
-void gemm_rows(Mac const& mac, TA const* a, std::size_t rows, std::size_t first_row,
+void gemm_rows(Mac const& mac, TA const* a, strides as, std::size_t rows, std::size_t first_row,
                packed_panels<typename Mac::value_type> const& b, TC* c)
 {
     using B = typename Mac::batch;
@@ -60,7 +67,7 @@ void gemm_rows(Mac const& mac, TA const* a, std::size_t rows, std::size_t first_
             for (std::size_t kk = 0; kk < K; ++kk) {
                 const B w = B::load_aligned(bp + kk * L);
                 for (std::size_t i = 0; i < MR; ++i)
-                    acc[i] = mac.step(acc[i], a[(r0 + i) * K + kk], w, ((first_row + r0 + i) * K + kk) * N + p * L);
+                    acc[i] = mac.step(acc[i], a[(r0 + i) * as.row + kk * as.col], w, ((first_row + r0 + i) * K + kk) * N + p * L);
             }
             for (std::size_t i = 0; i < MR; ++i) {
                 const B out = mac.finish(acc[i], B::load_aligned(&b.bias[p * L]));
@@ -73,12 +80,13 @@ void gemm_rows(Mac const& mac, TA const* a, std::size_t rows, std::size_t first_
 
 template <class Mac, class TA, class TC>
 void gemm(Mac const& mac, TA const* a, std::size_t m, packed_panels<typename Mac::value_type> const& b, TC* c,
-          std::size_t first_row = 0)
+          std::size_t first_row = 0, strides as = {0, 1})
 {
     constexpr std::size_t MR = 4;
+    if (as.row == 0) as.row = b.k; // row-major A
     const std::size_t full = m / MR * MR;
-    gemm_rows<MR>(mac, a, full, first_row, b, c);
-    if (full < m) gemm_rows<1>(mac, a + full * b.k, m - full, first_row + full, b, c + full * b.n);
+    gemm_rows<MR>(mac, a, as, full, first_row, b, c);
+    if (full < m) gemm_rows<1>(mac, a + full * as.row, as, m - full, first_row + full, b, c + full * b.n);
 }
 
 // Float: acc = bias + sum_k a b, with fused multiply-adds.

@@ -1,0 +1,9 @@
+// tensorquant training: autograd, quantization-aware training, gradient quantization,
+// TQT, optimizers and the IDX / Fashion-MNIST loader.
+#pragma once
+
+#include "data/idx.hpp"
+#include "train/autograd.hpp"
+#include "train/optimizer.hpp"
+#include "train/quantization.hpp"
+#include "train/trainer.hpp"
