@@ -313,6 +313,13 @@ TEST_CASE("optimizers and gradient quantization")
         opt.step(p); // first step moves each weight by lr against the gradient's sign
         CHECK(w[0] == doctest::Approx(1.0 - 0.01).epsilon(1e-5));
         CHECK(w[1] == doctest::Approx(-2.0 - 0.01).epsilon(1e-5));
+        // the moments persist: a reversed gradient first cancels the momentum
+        const double w1 = w[0];
+        p[0].grad = {-0.5f, 0.25f};
+        opt.step(p);
+        const double m = 0.9 * 0.05 - 0.1 * 0.5, v = 0.999 * 0.001 * 0.25 + 0.001 * 0.25;
+        const double mhat = m / (1 - 0.81), vhat = v / (1 - 0.999 * 0.999);
+        CHECK(w[0] == doctest::Approx(w1 - 0.01 * mhat / (std::sqrt(vhat) + 1e-8)).epsilon(1e-5));
     }
     SUBCASE("extrinsic gradients, intrinsic updates and quantized state")
     {

@@ -104,6 +104,25 @@ conv_geometry conv_geometry_of(SX const& xs, SW const& ws, window_options const&
             std::size_t(ow), pt, pl, o.stride[0], o.stride[1], o.dilation[0], o.dilation[1], groups};
 }
 
+// Copies n elements; runs of up to 8 (a 5x5 kernel on one channel copies 5) are
+// unrolled, since a memmove call costs more than such a copy.
+template <class V, class Out>
+inline void copy_run(V const* src, std::size_t n, Out* dst)
+{
+    switch (n) {
+    case 8: dst[7] = static_cast<Out>(src[7]); [[fallthrough]];
+    case 7: dst[6] = static_cast<Out>(src[6]); [[fallthrough]];
+    case 6: dst[5] = static_cast<Out>(src[5]); [[fallthrough]];
+    case 5: dst[4] = static_cast<Out>(src[4]); [[fallthrough]];
+    case 4: dst[3] = static_cast<Out>(src[3]); [[fallthrough]];
+    case 3: dst[2] = static_cast<Out>(src[2]); [[fallthrough]];
+    case 2: dst[1] = static_cast<Out>(src[1]); [[fallthrough]];
+    case 1: dst[0] = static_cast<Out>(src[0]); [[fallthrough]];
+    case 0: return;
+    default: std::copy(src, src + n, dst);
+    }
+}
+
 // Patch rows of image img, group g: row (oy, ox), column (kh, kw, ic); padding reads 0.
 // With one group and no dilation, a patch row (kw, ic) is contiguous in the image.
 template <class V, class Out>
@@ -125,7 +144,7 @@ void im2col(V const* x, conv_geometry const& g, std::size_t img, std::size_t gro
                 }
                 V const* line = x + (img * g.h + std::size_t(iy)) * g.w * g.c + group * g.cg;
                 if (contiguous && inside_x) {
-                    std::copy(line + std::size_t(ix0) * g.c, line + std::size_t(ix0) * g.c + run, dst);
+                    copy_run(line + std::size_t(ix0) * g.c, run, dst);
                     continue;
                 }
                 for (std::size_t kx = 0; kx < g.kw; ++kx) {

@@ -268,6 +268,28 @@ typename tape<T>::var max_pool(tape<T>& t, typename tape<T>::var x, nn::pool_opt
             T const* y = tp.value(out).data();
             T const* dy = tp.grad(out).data();
             T* dx = tp.grad(x).data();
+            if (g.kh == 2 && g.kw == 2 && g.sh == 2 && g.sw == 2 && g.pad_top == 0 && g.pad_left == 0 && g.h == 2 * g.oh &&
+                g.w == 2 * g.ow) {
+                // the common 2x2 / 2 pooling without padding: four candidates per output
+                const std::size_t row = g.w * g.c;
+                for (std::size_t img = 0; img < g.n; ++img)
+                    for (std::size_t oy = 0; oy < g.oh; ++oy)
+                        for (std::size_t ox = 0; ox < g.ow; ++ox) {
+                            const std::size_t o0 = ((img * g.oh + oy) * g.ow + ox) * g.c;
+                            const std::size_t i0 = ((img * g.h + 2 * oy) * g.w + 2 * ox) * g.c;
+                            for (std::size_t c = 0; c < g.c; ++c) {
+                                const T m = y[o0 + c], d = dy[o0 + c];
+                                const std::size_t a = i0 + c, b = a + g.c, e = a + row, f = e + g.c;
+                                const bool ta = in[a] == m, tb = !ta && in[b] == m, te = !ta && !tb && in[e] == m;
+                                const bool tf = !ta && !tb && !te;
+                                dx[a] += ta ? d : T(0);
+                                dx[b] += tb ? d : T(0);
+                                dx[e] += te ? d : T(0);
+                                dx[f] += tf ? d : T(0);
+                            }
+                        }
+                return;
+            }
             std::vector<unsigned char> done(g.c);
             nn::detail::for_each_window<T>(g, [&](std::size_t img, std::size_t oy, std::size_t ox, long ya, long yb, long xa, long xb) {
                 const std::size_t o0 = ((img * g.oh + oy) * g.ow + ox) * g.c;

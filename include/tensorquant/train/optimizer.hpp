@@ -61,7 +61,7 @@ public:
     // decay and the gradient quantizer are applied to it in place).
     void step(std::vector<parameter>& params)
     {
-        if (state_.size() != params.size()) init_state(params);
+        if (state_params_ != params.size()) init_state(params), state_params_ = params.size();
         for (std::size_t p = 0; p < params.size(); ++p) {
             auto& prm = params[p];
             const std::uint64_t offset = (steps_ * params.size() + p) << 32;
@@ -84,7 +84,8 @@ protected:
     {
         detail::quantize_span(quantization.state, prm.layer, std::span<float>(s), offset);
     }
-    std::vector<std::vector<float>> state_; // one buffer per parameter (more for Adam)
+    std::vector<std::vector<float>> state_; // one buffer per parameter (two for Adam)
+    std::size_t state_params_ = 0;           // the parameter count state_ was made for
     std::uint64_t steps_ = 0;
 };
 

@@ -82,17 +82,19 @@ template <class Mac, class TA, class TC>
 void gemm(Mac const& mac, TA const* a, std::size_t m, packed_panels<typename Mac::value_type> const& b, TC* c,
           std::size_t first_row = 0, strides as = {0, 1})
 {
-    constexpr std::size_t MR = 4;
+    constexpr std::size_t MR = Mac::rows_per_block;
     if (as.row == 0) as.row = b.k; // row-major A
     const std::size_t full = m / MR * MR;
     gemm_rows<MR>(mac, a, as, full, first_row, b, c);
     if (full < m) gemm_rows<1>(mac, a + full * as.row, as, m - full, first_row + full, b, c + full * b.n);
 }
 
-// Float: acc = bias + sum_k a b, with fused multiply-adds.
+// Float: acc = bias + sum_k a b, with fused multiply-adds. Eight rows per block: eight
+// independent accumulators cover the FMA latency even when C has one panel.
 template <class T>
 struct float_mac
 {
+    static constexpr std::size_t rows_per_block = 8;
     using value_type = T;
     using batch = xsimd::batch<T>;
     batch init(batch const& bias) const noexcept { return bias; }
@@ -111,6 +113,7 @@ struct float_mac
 template <class R, class O>
 struct intrinsic_mac
 {
+    static constexpr std::size_t rows_per_block = 4; // a step is long: four rows give enough parallelism
     using value_type = double;
     using batch = xsimd::batch<double>;
     fixed_kernel<double, R, O> k;
