@@ -137,8 +137,9 @@ TEST_CASE("layer gradients equal finite differences")
                         [](dtape& t, auto const& v) { return tr::concat(t, std::vector<dvar>{v[0], v[1]}); });
         check_gradients({random_tensor({2, 3, 3, 2}, 21)}, [](dtape& t, auto const& v) { return tr::flatten(t, v[0]); });
     }
-    SUBCASE("softmax cross-entropy and L2 weight decay")
+    SUBCASE("softmax, softmax cross-entropy and L2 weight decay")
     {
+        check_gradients({random_tensor({3, 1, 1, 5}, 26, -3, 3)}, [](dtape& t, auto const& v) { return tr::softmax(t, v[0]); });
         const std::vector<int> labels{2, 0, 4};
         check_gradients({random_tensor({3, 1, 1, 5}, 22, -3, 3)},
                         [&](dtape& t, auto const& v) { return tr::softmax_cross_entropy(t, v[0], labels); });

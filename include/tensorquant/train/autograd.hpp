@@ -520,6 +520,37 @@ typename tape<T>::var flatten(tape<T>& t, typename tape<T>::var x)
         std::move(y), [x](tape<T>& tp, V out) { detail::accumulate(tp.grad(x), tp.grad(out).data()); }, {x});
 }
 
+// Softmax over the last axis.
+template <class T>
+typename tape<T>::var softmax(tape<T>& t, typename tape<T>::var x)
+{
+    using V = typename tape<T>::var;
+    auto const& xv = t.value(x);
+    const std::size_t k = xv.shape(xv.dimension() - 1), rows = xv.size() / std::max<std::size_t>(k, 1);
+    xt::xarray<T> y = xt::xarray<T>::from_shape(xv.shape());
+    for (std::size_t r = 0; r < rows; ++r) {
+        T const* in = xv.data() + r * k;
+        T* out = y.data() + r * k;
+        const T mx = *std::max_element(in, in + k);
+        T s = 0;
+        for (std::size_t j = 0; j < k; ++j) s += (out[j] = std::exp(in[j] - mx));
+        for (std::size_t j = 0; j < k; ++j) out[j] /= s;
+    }
+    return t.record(
+        std::move(y),
+        [x, k, rows](tape<T>& tp, V o) {
+            T const* y = tp.value(o).data();
+            T const* dy = tp.grad(o).data();
+            T* dx = tp.grad(x).data();
+            for (std::size_t r = 0; r < rows; ++r) { // dx = y (dy - sum(dy y))
+                T dot = 0;
+                for (std::size_t j = 0; j < k; ++j) dot += dy[r * k + j] * y[r * k + j];
+                for (std::size_t j = 0; j < k; ++j) dx[r * k + j] += y[r * k + j] * (dy[r * k + j] - dot);
+            }
+        },
+        {x});
+}
+
 // Mean over the batch of -log softmax(logits)[label]; logits [N, ..., classes].
 template <class T>
 typename tape<T>::var softmax_cross_entropy(tape<T>& t, typename tape<T>::var logits, std::vector<int> const& labels)

@@ -7,7 +7,7 @@
 //   intrinsic_output), its gradient that of the float layer at the same inputs (STE).
 // Batch norm trains with batch statistics and keeps running averages (momentum 0.9)
 // in the layer's mean and variance. A softmax layer at the end is skipped: the loss is
-// softmax cross-entropy on its input.
+// softmax cross-entropy on its input (elsewhere it is an ordinary op).
 //
 // Reproducibility: a minibatch is cut into shards of a fixed size; each shard runs on
 // its own tape (on any thread) and their gradients are summed in shard order, so the
@@ -360,7 +360,7 @@ private:
                         return concat(t, parts);
                     },
                     [&](nn::flatten_layer const&) { return flatten(t, in(0)); },
-                    [&](nn::softmax_layer const&) { return in(0); }},
+                    [&](nn::softmax_layer const&) { return i + 1 == nodes.size() ? in(0) : softmax(t, in(0)); }},
                 node.op);
             if (q.intrinsic && !std::holds_alternative<nn::softmax_layer>(node.op)) {
                 std::vector<nn::tensor4<float>> values;
