@@ -263,6 +263,10 @@ TEST_CASE("IDX loader")
     {
         CHECK_THROWS_WITH_AS(tq::data::load_fashion_mnist(tq::data::split::train, dir.path),
                              doctest::Contains("dataset-fashion-mnist"), tq::file_error);
+        write_gz(dir.path / "t10k-images-idx3-ubyte.gz", idx(0x803, {3, 4, 5}, 60));
+        write_gz(dir.path / "t10k-labels-idx1-ubyte.gz", idx(0x801, {3}, 3));
+        CHECK_THROWS_WITH_AS(tq::data::load_fashion_mnist(tq::data::split::test, dir.path), doctest::Contains("28x28, this file has 4x5"),
+                             tq::file_error);
         write_gz(dir.path / "magic.gz", idx(0x802, {3, 4, 5}, 60));
         CHECK_THROWS_WITH_AS(tq::data::load_idx(dir.path / "magic.gz", labels), doctest::Contains("bad magic number 0x00000802"),
                              tq::file_error);

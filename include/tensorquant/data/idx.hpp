@@ -120,10 +120,15 @@ enum class split { train, test };
 inline labeled_images load_fashion_mnist(split which, std::filesystem::path const& dir = fashion_mnist_dir)
 {
     const std::string prefix = which == split::train ? "train" : "t10k";
-    return load_idx(dir / (prefix + "-images-idx3-ubyte.gz"), dir / (prefix + "-labels-idx1-ubyte.gz"),
-                    " (Fashion-MNIST comes with Debian's package dataset-fashion-mnist: apt-get install "
-                    "dataset-fashion-mnist)",
-                    10);
+    const auto images = dir / (prefix + "-images-idx3-ubyte.gz");
+    auto d = load_idx(images, dir / (prefix + "-labels-idx1-ubyte.gz"),
+                      " (Fashion-MNIST comes with Debian's package dataset-fashion-mnist: apt-get install "
+                      "dataset-fashion-mnist)",
+                      10);
+    if (d.images.shape(1) != 28 || d.images.shape(2) != 28)
+        throw file_error(images.string() + ": Fashion-MNIST images are 28x28, this file has " +
+                         std::to_string(d.images.shape(1)) + "x" + std::to_string(d.images.shape(2)));
+    return d;
 }
 
 } // namespace tensorquant::data

@@ -229,8 +229,7 @@ std::vector<P> pack_conv_weights(T const* w, T const* b, conv_geometry const& g,
 template <class V>
 inline constexpr bool is_float_v = std::is_floating_point_v<V>;
 
-template <class V>
-void check_bias(std::size_t bias_size, std::size_t channels, char const* what)
+inline void check_bias(std::size_t bias_size, std::size_t channels, char const* what)
 {
     if (bias_size != 0 && bias_size != channels)
         throw shape_error(std::string(what) + ": bias has " + std::to_string(bias_size) + " elements, expected " +
@@ -248,7 +247,7 @@ template <class V>
 tensor4<V> conv2d(tensor4<V> const& x, tensor4<V> const& w, tensor1<V> const& b, window_options const& o = {})
 {
     const auto g = detail::conv_geometry_of(x.shape(), w.shape(), o);
-    detail::check_bias<V>(b.size(), g.oc, "conv2d");
+    detail::check_bias(b.size(), g.oc, "conv2d");
     tensor4<V> y = tensor4<V>::from_shape({g.n, g.oh, g.ow, g.oc});
     if constexpr (detail::is_float_v<V>) {
         const auto packs = detail::pack_conv_weights<detail::packed_panels<V>>(w.data(), b.size() ? b.data() : nullptr, g);
@@ -280,7 +279,7 @@ tensor2<V> dense(tensor2<V> const& x, tensor2<V> const& w, tensor1<V> const& b)
         throw shape_error("dense: input " + detail::shape_string(x.shape()) + " does not fit weights " +
                           detail::shape_string(w.shape()) + " [IN, OUT]");
     const std::size_t n = x.shape(0), in = w.shape(0), out = w.shape(1);
-    detail::check_bias<V>(b.size(), out, "dense");
+    detail::check_bias(b.size(), out, "dense");
     tensor2<V> y = tensor2<V>::from_shape({n, out});
     if constexpr (detail::is_float_v<V>) {
         detail::packed_panels<V> pack(
@@ -344,7 +343,7 @@ tensor4<T> conv2d_intrinsic(tensor4<T> const& x, tensor4<T> const& w, tensor1<T>
 {
     detail::check_intrinsic_format(q, "conv2d");
     const auto g = detail::conv_geometry_of(x.shape(), w.shape(), o);
-    detail::check_bias<T>(b.size(), g.oc, "conv2d");
+    detail::check_bias(b.size(), g.oc, "conv2d");
     const auto xq = detail::quantized_copy(q, x), wq = detail::quantized_copy(q, w);
     const auto bq = detail::quantized_copy(q, b);
     tensor4<T> y = tensor4<T>::from_shape({g.n, g.oh, g.ow, g.oc});
@@ -365,7 +364,7 @@ tensor2<T> dense_intrinsic(tensor2<T> const& x, tensor2<T> const& w, tensor1<T> 
         throw shape_error("dense: input " + detail::shape_string(x.shape()) + " does not fit weights " +
                           detail::shape_string(w.shape()) + " [IN, OUT]");
     const std::size_t n = x.shape(0), in = w.shape(0), out = w.shape(1);
-    detail::check_bias<T>(b.size(), out, "dense");
+    detail::check_bias(b.size(), out, "dense");
     const auto xq = detail::quantized_copy(q, x), wq = detail::quantized_copy(q, w);
     const auto bq = detail::quantized_copy(q, b);
     tensor2<T> y = tensor2<T>::from_shape({n, out});
@@ -406,9 +405,9 @@ pool_geometry pool_geometry_of(S const& xs, pool_options const& o, char const* w
     return {xs[0], xs[1], xs[2], xs[3], std::size_t(oh), std::size_t(ow), o.size[0], o.size[1], o.stride[0], o.stride[1], pt, pl};
 }
 
-// Calls fn(out_index, first, count) per output window: the inputs are visited by
-// fn's own loop over the window rows and columns clipped to the image.
-template <class V, class Fn>
+// Calls fn(image, oy, ox, y0, y1, x0, x1) per output window, with the window's rows
+// [y0, y1) and columns [x0, x1) clipped to the image.
+template <class Fn>
 void for_each_window(pool_geometry const& g, Fn&& fn)
 {
     for (std::size_t img = 0; img < g.n; ++img)
@@ -428,7 +427,7 @@ tensor4<V> max_pool(tensor4<V> const& x, pool_options const& o = {})
 {
     const auto g = detail::pool_geometry_of(x.shape(), o, "max_pool");
     tensor4<V> y = tensor4<V>::from_shape({g.n, g.oh, g.ow, g.c});
-    detail::for_each_window<V>(g, [&](std::size_t img, std::size_t oy, std::size_t ox, long ya, long yb, long xa, long xb) {
+    detail::for_each_window(g, [&](std::size_t img, std::size_t oy, std::size_t ox, long ya, long yb, long xa, long xb) {
         V* out = &y(img, oy, ox, 0);
         for (std::size_t c = 0; c < g.c; ++c) out[c] = x(img, ya, xa, c);
         for (long iy = ya; iy < yb; ++iy)
@@ -447,7 +446,7 @@ tensor4<V> avg_pool(tensor4<V> const& x, pool_options const& o = {})
     const auto g = detail::pool_geometry_of(x.shape(), o, "avg_pool");
     tensor4<V> y = tensor4<V>::from_shape({g.n, g.oh, g.ow, g.c});
     std::vector<V> sum(g.c);
-    detail::for_each_window<V>(g, [&](std::size_t img, std::size_t oy, std::size_t ox, long ya, long yb, long xa, long xb) {
+    detail::for_each_window(g, [&](std::size_t img, std::size_t oy, std::size_t ox, long ya, long yb, long xa, long xb) {
         std::fill(sum.begin(), sum.end(), V(0));
         for (long iy = ya; iy < yb; ++iy)
             for (long ix = xa; ix < xb; ++ix)

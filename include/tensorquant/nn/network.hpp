@@ -154,6 +154,18 @@ inline std::optional<fixed_point_rt> fixed_of(any_quantizer const& q)
     return std::nullopt;
 }
 
+// [lowest, max] of a fixed-point quantizer.
+inline std::optional<std::pair<double, double>> fixed_range(any_quantizer const& q)
+{
+    auto f = fixed_of(q);
+    if (!f) return std::nullopt;
+    const auto fmt = f->format();
+    const double step = std::ldexp(1.0, -fmt.frac);
+    const double hi = (std::ldexp(1.0, fmt.is_signed ? fmt.width - 1 : fmt.width) - 1) * step;
+    const double lo = fmt.is_signed ? (f->overflow() == overflow_mode::symmetric ? -hi : -hi - step) : 0.0;
+    return std::pair{lo, hi};
+}
+
 inline tensor_stats measure(std::string layer, std::string tensor, float const* ref, float const* q, std::size_t n,
                             any_quantizer const& quantizer)
 {
@@ -164,11 +176,8 @@ inline tensor_stats measure(std::string layer, std::string tensor, float const* 
         noise += (double(ref[i]) - q[i]) * (double(ref[i]) - q[i]);
     }
     s.sqnr_db = noise == 0 ? std::numeric_limits<double>::infinity() : 10 * std::log10(signal / noise);
-    if (auto f = fixed_of(quantizer)) {
-        const auto fmt = f->format();
-        const double step = std::ldexp(1.0, -fmt.frac);
-        const double hi = (std::ldexp(1.0, fmt.is_signed ? fmt.width - 1 : fmt.width) - 1) * step;
-        const double lo = fmt.is_signed ? (f->overflow() == overflow_mode::symmetric ? -hi : -hi - step) : 0.0;
+    if (auto range = fixed_range(quantizer)) {
+        const auto [lo, hi] = *range;
         s.saturated = 0;
         for (std::size_t i = 0; i < n; ++i) s.saturated += (ref[i] > hi || ref[i] < lo) ? 1 : 0;
     }

@@ -291,7 +291,7 @@ typename tape<T>::var max_pool(tape<T>& t, typename tape<T>::var x, nn::pool_opt
                 return;
             }
             std::vector<unsigned char> done(g.c);
-            nn::detail::for_each_window<T>(g, [&](std::size_t img, std::size_t oy, std::size_t ox, long ya, long yb, long xa, long xb) {
+            nn::detail::for_each_window(g, [&](std::size_t img, std::size_t oy, std::size_t ox, long ya, long yb, long xa, long xb) {
                 const std::size_t o0 = ((img * g.oh + oy) * g.ow + ox) * g.c;
                 std::fill(done.begin(), done.end(), 0);
                 for (long iy = ya; iy < yb; ++iy)
@@ -319,7 +319,7 @@ typename tape<T>::var avg_pool(tape<T>& t, typename tape<T>::var x, nn::pool_opt
         [x, g](tape<T>& tp, V out) {
             T const* dy = tp.grad(out).data();
             T* dx = tp.grad(x).data();
-            nn::detail::for_each_window<T>(g, [&](std::size_t img, std::size_t oy, std::size_t ox, long ya, long yb, long xa, long xb) {
+            nn::detail::for_each_window(g, [&](std::size_t img, std::size_t oy, std::size_t ox, long ya, long yb, long xa, long xb) {
                 const T inv = T(1) / T((yb - ya) * (xb - xa));
                 T const* d = dy + ((img * g.oh + oy) * g.ow + ox) * g.c;
                 for (long iy = ya; iy < yb; ++iy)

@@ -5,6 +5,7 @@
 
 #include "../apply.hpp"
 #include "../parse.hpp"
+#include "../nn/network.hpp"
 #include "autograd.hpp"
 
 #include <cmath>
@@ -18,21 +19,6 @@ enum class ste
     zero_saturated  // dq/dx = 0 where x lies outside the format's range (fixed point)
 };
 
-namespace detail {
-
-// [lowest, max] of a fixed-point quantizer, as doubles.
-inline std::optional<std::pair<double, double>> fixed_range(any_quantizer const& q)
-{
-    auto const* f = std::get_if<fixed_point_rt>(&q.get());
-    if (!f) return std::nullopt;
-    const auto fmt = f->format();
-    const double step = std::ldexp(1.0, -fmt.frac);
-    const double hi = (std::ldexp(1.0, fmt.is_signed ? fmt.width - 1 : fmt.width) - 1) * step;
-    const double lo = fmt.is_signed ? (f->overflow() == overflow_mode::symmetric ? -hi : -hi - step) : 0.0;
-    return std::pair{lo, hi};
-}
-
-} // namespace detail
 
 // y = Q(x). index_offset places x in the quantizer's stochastic stream.
 template <class T>
@@ -42,7 +28,7 @@ typename tape<T>::var quantize(tape<T>& t, typename tape<T>::var x, any_quantize
     using V = typename tape<T>::var;
     std::optional<std::pair<double, double>> range;
     if (mode == ste::zero_saturated) {
-        range = detail::fixed_range(q);
+        range = nn::detail::fixed_range(q);
         if (!range) throw config_error("the saturation-masked straight-through estimator needs a fixed-point quantizer");
     }
     xt::xarray<T> y = t.value(x);
