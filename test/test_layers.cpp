@@ -3,6 +3,8 @@
 
 #include <tensorquant/nn.hpp>
 
+#include "temp_dir.hpp"
+
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -395,16 +397,7 @@ TEST_CASE("JSON quantizer maps")
 }
 
 namespace {
-struct temp_dir
-{
-    std::filesystem::path path;
-    temp_dir()
-    {
-        path = std::filesystem::temp_directory_path() / ("tq_test_" + std::to_string(std::random_device{}()));
-        std::filesystem::create_directories(path);
-    }
-    ~temp_dir() { std::filesystem::remove_all(path); }
-};
+using tqtest::temp_dir;
 void write_bytes(std::filesystem::path const& p, std::string const& bytes)
 {
     std::ofstream(p, std::ios::binary).write(bytes.data(), std::streamsize(bytes.size()));

@@ -2,6 +2,8 @@
 // formulas, the IDX loader, optimizers and reproducible training.
 #include <tensorquant/train/trainer.hpp>
 
+#include "temp_dir.hpp"
+
 #include <doctest/doctest.h>
 
 #include <zlib.h>
@@ -214,16 +216,7 @@ TEST_CASE("TQT forward and gradients follow the paper's formulas")
 }
 
 namespace {
-struct temp_dir
-{
-    std::filesystem::path path;
-    temp_dir()
-    {
-        path = std::filesystem::temp_directory_path() / ("tq_train_" + std::to_string(std::random_device{}()));
-        std::filesystem::create_directories(path);
-    }
-    ~temp_dir() { std::filesystem::remove_all(path); }
-};
+using tqtest::temp_dir;
 void write_gz(std::filesystem::path const& p, std::vector<unsigned char> const& bytes)
 {
     gzFile f = gzopen(p.c_str(), "wb");
