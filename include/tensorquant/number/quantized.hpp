@@ -242,11 +242,6 @@ private:
     T v_;
 };
 
-template <class V>
-inline constexpr bool is_quantized_v = false;
-template <class T, class Q>
-inline constexpr bool is_quantized_v<quantized<T, Q>> = true;
-
 // ---------------------------------------------------------------------------------------
 // Runtime format.
 
@@ -364,21 +359,11 @@ private:
     T v_;
 };
 
-template <class T>
-inline constexpr bool is_quantized_v<quantized_rt<T>> = true;
-
+// divide() for plain floating-point values, so generic layers call one name.
 template <std::floating_point T>
 constexpr T divide(T a, std::int64_t n) noexcept
 {
     return a / static_cast<T>(n);
-}
-
-// The plain value of a number of any of the supported types.
-template <class V>
-constexpr auto value_of(V const& v) noexcept
-{
-    if constexpr (std::is_floating_point_v<V>) return v;
-    else return v.value();
 }
 
 } // namespace tensorquant
