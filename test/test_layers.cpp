@@ -391,7 +391,7 @@ TEST_CASE("JSON quantizer maps")
     CHECK_THROWS_WITH_AS(nn::scope_map::from_json(R"({"LeNet": 8})", "num.json"), doctest::Contains("'LeNet' must be a quantizer"),
                          tq::file_error);
     CHECK_THROWS_WITH_AS(nn::scope_map::from_json(R"({"LeNet": "nearst,8,4"})", "typo.json"),
-                         doctest::Contains("typo.json: scope 'LeNet'"), tq::file_error);
+                         doctest::Contains("typo.json: scope 'LeNet'"), tq::parse_error);
     CHECK_THROWS_WITH_AS(nn::scope_map::from_json_file("/nonexistent/q.json"), doctest::Contains("/nonexistent/q.json"),
                          tq::file_error);
 }

@@ -110,7 +110,7 @@ template <class Arch = xsimd::default_arch, class Q, std::floating_point T>
 void quantize(Q const& q, std::span<T const> in, std::span<T> out, apply_options const& opt = {})
 {
     if (in.size() != out.size())
-        throw std::invalid_argument("quantize: input has " + std::to_string(in.size()) + " elements, output " +
+        throw usage_error("quantize: input has " + std::to_string(in.size()) + " elements, output " +
                                     std::to_string(out.size()));
     detail::resolve_and_run<Arch>(q, in.data(), out.data(), in.size(), opt);
 }
@@ -158,7 +158,7 @@ void quantize_per_channel(affine_per_channel const& q, std::span<T const> in, st
 {
     const std::size_t C = q.channels();
     if (in.size() != out.size() || in.size() != outer * C * inner)
-        throw std::invalid_argument("quantize_per_channel: " + std::to_string(in.size()) + " elements do not form (" +
+        throw usage_error("quantize_per_channel: " + std::to_string(in.size()) + " elements do not form (" +
                                     std::to_string(outer) + ", " + std::to_string(C) + ", " + std::to_string(inner) + ")");
     std::vector<affine> per;
     for (std::size_t c = 0; c < C; ++c) per.push_back(q.channel(c));
@@ -180,14 +180,14 @@ auto quantize_per_channel(affine_per_channel const& q, xt::xexpression<E> const&
     auto out = xt::eval(e.derived_cast()); // a copy for containers, evaluated for expressions
     const auto& shape = out.shape();
     if (axis >= shape.size())
-        throw std::invalid_argument("quantize_per_channel: axis " + std::to_string(axis) + " of a " +
+        throw usage_error("quantize_per_channel: axis " + std::to_string(axis) + " of a " +
                                     std::to_string(shape.size()) + "-d tensor");
     if (shape[axis] != q.channels())
-        throw std::invalid_argument("quantize_per_channel: axis " + std::to_string(axis) + " has " +
+        throw usage_error("quantize_per_channel: axis " + std::to_string(axis) + " has " +
                                     std::to_string(shape[axis]) + " channels, the quantizer " +
                                     std::to_string(q.channels()));
     if (out.layout() != xt::layout_type::row_major)
-        throw std::invalid_argument("quantize_per_channel: needs a row-major tensor");
+        throw usage_error("quantize_per_channel: needs a row-major tensor");
     std::size_t outer = 1, inner = 1;
     for (std::size_t d = 0; d < axis; ++d) outer *= shape[d];
     for (std::size_t d = axis + 1; d < shape.size(); ++d) inner *= shape[d];

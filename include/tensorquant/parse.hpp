@@ -130,13 +130,6 @@ struct spec_reader
     }
 };
 
-inline std::optional<rounding_mode> rounding_from_name(std::string_view n)
-{
-    for (int m = 0; m <= static_cast<int>(rounding_mode::stochastic); ++m)
-        if (to_string(static_cast<rounding_mode>(m)) == n) return static_cast<rounding_mode>(m);
-    return std::nullopt;
-}
-
 template <class Fn>
 any_quantizer wrap_errors(spec_reader const& r, Fn&& fn)
 {
@@ -168,7 +161,7 @@ inline any_quantizer parse_quantizer(std::string_view text, rng_key key = {})
         r.at_most(1, "identity");
         return identity{};
     }
-    if (auto mode = detail::rounding_from_name(kind)) {
+    if (auto mode = rounding_from_name(kind)) {
         const char* form = "rounding,W,F[,saturate|symmetric|wrap][,signed|unsigned]";
         if (r.fields.size() < 3) r.fail(std::string("fixed point needs word size and fractional bits, as \"") + form + "\"");
         r.at_most(5, form);
@@ -176,9 +169,7 @@ inline any_quantizer parse_quantizer(std::string_view text, rng_key key = {})
         overflow_mode o = overflow_mode::saturate;
         for (std::size_t k = 3; k < r.fields.size(); ++k) {
             auto t = r.fields[k];
-            if (t == "saturate") o = overflow_mode::saturate;
-            else if (t == "symmetric") o = overflow_mode::symmetric;
-            else if (t == "wrap") o = overflow_mode::wrap;
+            if (auto m = overflow_from_name(t)) o = *m;
             else if (t == "signed") f.is_signed = true;
             else if (t == "unsigned") f.is_signed = false;
             else r.fail("unknown option \"" + std::string(t) + "\"; expected saturate, symmetric, wrap, signed or unsigned");
@@ -246,7 +237,7 @@ inline any_quantizer parse_quantizer(std::string_view text, rng_key key = {})
         minifloat_overflow o = minifloat_overflow::to_infinity;
         for (std::size_t k = first_option; k < r.fields.size(); ++k) {
             auto t = r.fields[k];
-            if (auto m = detail::rounding_from_name(t)) rm = *m;
+            if (auto m = rounding_from_name(t)) rm = *m;
             else if (t == "to_infinity") o = minifloat_overflow::to_infinity;
             else if (t == "saturate") o = minifloat_overflow::saturate;
             else if (t == "no_subnormals") mf->subnormals = false;
@@ -264,7 +255,7 @@ inline any_quantizer parse_quantizer(std::string_view text, rng_key key = {})
         int z = r.integer(2, "zero point"), lo = r.integer(3, "qmin"), hi = r.integer(4, "qmax");
         rounding_mode rm = rounding_mode::nearest_even;
         if (r.fields.size() == 6) {
-            auto m = detail::rounding_from_name(r.fields[5]);
+            auto m = rounding_from_name(r.fields[5]);
             if (!m) r.fail("unknown rounding \"" + std::string(r.fields[5]) + "\"");
             rm = *m;
         }

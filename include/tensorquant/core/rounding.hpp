@@ -2,14 +2,40 @@
 // the remainder e = v - t (exact in floating point, |e| < 1, sign of v), so no policy
 // ever computes v + 0.5 and rounds twice. The same template serves scalars and SIMD
 // batches, so both paths are one code.
+//
+// The built-in policies are one list, rounding::all: the runtime enum's names, parsing,
+// printing and visit are derived from it. A policy is any type with a `name` and
+// apply(t, e) (or apply(t, e, u) for a stochastic one, u the threshold in [0, 1)); a
+// user-defined one works with fixed_point<W, F, R, O> and quantized<T, Q> unchanged.
+// Adding a built-in: the tag below, its enumerator, and its place in rounding::all.
 #pragma once
 
 #include "../detail/vector_ops.hpp"
+#include "error.hpp"
+#include "type_list.hpp"
 
+#include <concepts>
 #include <cstdint>
+#include <optional>
+#include <string>
 #include <string_view>
 
 namespace tensorquant {
+
+// Runtime names of the built-in policies, for formats chosen at run time; the order is
+// that of rounding::all.
+enum class rounding_mode : std::uint8_t
+{
+    nearest,
+    nearest_even,
+    nearest_up,
+    nearest_down,
+    nearest_zero,
+    zero,
+    down,
+    up,
+    stochastic
+};
 
 namespace rounding {
 
@@ -17,6 +43,7 @@ namespace rounding {
 struct nearest
 {
     static constexpr std::string_view name = "nearest";
+    static constexpr rounding_mode mode = rounding_mode::nearest;
     template <class V>
     static V apply(V const& t, V const& e) noexcept
     {
@@ -28,6 +55,7 @@ struct nearest
 struct nearest_even
 {
     static constexpr std::string_view name = "nearest_even";
+    static constexpr rounding_mode mode = rounding_mode::nearest_even;
     template <class V>
     static V apply(V const& t, V const& e) noexcept
     {
@@ -42,6 +70,7 @@ struct nearest_even
 struct nearest_up
 {
     static constexpr std::string_view name = "nearest_up";
+    static constexpr rounding_mode mode = rounding_mode::nearest_up;
     template <class V>
     static V apply(V const& t, V const& e) noexcept
     {
@@ -52,6 +81,7 @@ struct nearest_up
 struct nearest_down
 {
     static constexpr std::string_view name = "nearest_down";
+    static constexpr rounding_mode mode = rounding_mode::nearest_down;
     template <class V>
     static V apply(V const& t, V const& e) noexcept
     {
@@ -62,6 +92,7 @@ struct nearest_down
 struct nearest_zero
 {
     static constexpr std::string_view name = "nearest_zero";
+    static constexpr rounding_mode mode = rounding_mode::nearest_zero;
     template <class V>
     static V apply(V const& t, V const& e) noexcept
     {
@@ -72,6 +103,7 @@ struct nearest_zero
 struct zero
 {
     static constexpr std::string_view name = "zero";
+    static constexpr rounding_mode mode = rounding_mode::zero;
     template <class V>
     static V apply(V const& t, V const&) noexcept
     {
@@ -82,6 +114,7 @@ struct zero
 struct down
 {
     static constexpr std::string_view name = "down";
+    static constexpr rounding_mode mode = rounding_mode::down;
     template <class V>
     static V apply(V const& t, V const& e) noexcept
     {
@@ -92,6 +125,7 @@ struct down
 struct up
 {
     static constexpr std::string_view name = "up";
+    static constexpr rounding_mode mode = rounding_mode::up;
     template <class V>
     static V apply(V const& t, V const& e) noexcept
     {
@@ -105,6 +139,7 @@ struct up
 struct stochastic
 {
     static constexpr std::string_view name = "stochastic";
+    static constexpr rounding_mode mode = rounding_mode::stochastic;
     template <class V>
     static V apply(V const& t, V const& e, V const& u) noexcept
     {
@@ -112,67 +147,73 @@ struct stochastic
     }
 };
 
+using all = type_list<nearest, nearest_even, nearest_up, nearest_down, nearest_zero, zero, down, up, stochastic>;
+
 } // namespace rounding
 
+// A stochastic policy takes the threshold u as a third argument.
 template <class R>
-inline constexpr bool is_stochastic_rounding_v = std::is_same_v<R, rounding::stochastic>;
-
-template <class R>
-concept RoundingPolicy = requires { R::name; };
-
-// Runtime names of the policies, for formats chosen at run time.
-enum class rounding_mode : std::uint8_t
-{
-    nearest,
-    nearest_even,
-    nearest_up,
-    nearest_down,
-    nearest_zero,
-    zero,
-    down,
-    up,
-    stochastic
+inline constexpr bool is_stochastic_rounding_v = requires(double t, double e, double u) {
+    { R::apply(t, e, u) } -> std::convertible_to<double>;
 };
 
+template <class R>
+concept RoundingPolicy = requires {
+    { R::name } -> std::convertible_to<std::string_view>;
+} && (is_stochastic_rounding_v<R> || requires(double t, double e) {
+    { R::apply(t, e) } -> std::convertible_to<double>;
+});
+
 namespace detail {
-// Calls f with the policy tag of a runtime mode (one switch, outside any loop).
+
+template <class... Rs>
+constexpr bool modes_follow_list(type_list<Rs...>) noexcept
+{
+    int i = 0;
+    return ((static_cast<int>(Rs::mode) == i++) && ...);
+}
+static_assert(modes_follow_list(rounding::all{}), "rounding::all must list the policies in rounding_mode order");
+
+// Calls f with the policy tag of a runtime mode (one dispatch, outside any loop).
 template <class F>
 decltype(auto) visit_rounding(rounding_mode m, F&& f)
 {
-    switch (m) {
-    case rounding_mode::nearest: return f(rounding::nearest{});
-    case rounding_mode::nearest_even: return f(rounding::nearest_even{});
-    case rounding_mode::nearest_up: return f(rounding::nearest_up{});
-    case rounding_mode::nearest_down: return f(rounding::nearest_down{});
-    case rounding_mode::nearest_zero: return f(rounding::nearest_zero{});
-    case rounding_mode::zero: return f(rounding::zero{});
-    case rounding_mode::down: return f(rounding::down{});
-    case rounding_mode::up: return f(rounding::up{});
-    case rounding_mode::stochastic: break;
-    }
-    return f(rounding::stochastic{});
+    return visit_by_mode(rounding::all{}, m, f, [m] {
+        throw format_error("unknown rounding mode " + std::to_string(static_cast<int>(m)));
+    });
 }
+
+// The one rounding step of every kernel: v rounded to an integer-valued V by policy R,
+// through t = trunc(v) and the exact remainder e = v - t (u: the stochastic threshold).
+template <class R, class V>
+inline V round_to_integer(V const& v, [[maybe_unused]] V const& u) noexcept
+{
+    const V t = vtrunc(v);
+    const V e = v - t;
+    if constexpr (is_stochastic_rounding_v<R>) return R::apply(t, e, u);
+    else return R::apply(t, e);
+}
+
 } // namespace detail
 
+// The enumerator of a built-in policy (a user-defined policy has none).
 template <class R>
+    requires requires { R::mode; }
 constexpr rounding_mode rounding_mode_of() noexcept
 {
-    if constexpr (std::is_same_v<R, rounding::nearest>) return rounding_mode::nearest;
-    else if constexpr (std::is_same_v<R, rounding::nearest_even>) return rounding_mode::nearest_even;
-    else if constexpr (std::is_same_v<R, rounding::nearest_up>) return rounding_mode::nearest_up;
-    else if constexpr (std::is_same_v<R, rounding::nearest_down>) return rounding_mode::nearest_down;
-    else if constexpr (std::is_same_v<R, rounding::nearest_zero>) return rounding_mode::nearest_zero;
-    else if constexpr (std::is_same_v<R, rounding::zero>) return rounding_mode::zero;
-    else if constexpr (std::is_same_v<R, rounding::down>) return rounding_mode::down;
-    else if constexpr (std::is_same_v<R, rounding::up>) return rounding_mode::up;
-    else return rounding_mode::stochastic;
+    return R::mode;
 }
 
 constexpr std::string_view to_string(rounding_mode m) noexcept
 {
-    constexpr std::string_view names[] = {"nearest", "nearest_even", "nearest_up", "nearest_down", "nearest_zero",
-                                          "zero",    "down",         "up",         "stochastic"};
-    return names[static_cast<int>(m)];
+    constexpr auto names = detail::names_of(rounding::all{});
+    const auto i = static_cast<std::size_t>(m);
+    return i < names.size() ? names[i] : std::string_view("unknown");
+}
+
+inline std::optional<rounding_mode> rounding_from_name(std::string_view n) noexcept
+{
+    return detail::mode_from_name<rounding_mode>(rounding::all{}, n);
 }
 
 } // namespace tensorquant

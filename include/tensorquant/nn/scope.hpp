@@ -85,11 +85,8 @@ public:
             if (!value.is_string())
                 throw file_error(source + ": the value of '" + scope + "' must be a quantizer string such as " +
                                  "\"nearest,8,4\", got a " + std::string(value.type_name()));
-            try {
-                m.set(scope, value.get<std::string>(), key);
-            } catch (std::invalid_argument const& e) {
-                throw file_error(source + ": scope '" + scope + "': " + e.what());
-            }
+            detail::with_error_context(source + ": scope '" + scope + "'",
+                                       [&] { m.set(scope, value.get<std::string>(), key); });
         }
         return m;
     }

@@ -18,8 +18,6 @@
 
 namespace tensorquant::detail {
 
-__extension__ typedef __int128 int128;
-__extension__ typedef unsigned __int128 uint128;
 using bigint = boost::multiprecision::cpp_int;
 
 // How an exact remainder compares with half a step: 0, below, exactly half, above.
@@ -73,14 +71,9 @@ struct fixed_arith
                   "exact arithmetic on quantized numbers needs a deterministic rounding; stochastic rounding of "
                   "intermediates is available through the layers' runtime intrinsic path");
     fixed_format format;
-    int128 hi, lo;
 
     // f must be a valid format (fixed_point<> checks it at compile time, checked() at run time).
-    constexpr explicit fixed_arith(fixed_format f) noexcept
-        : format(f), hi(f.is_signed ? (int128(1) << (f.width - 1)) - 1 : (int128(1) << f.width) - 1),
-          lo(f.is_signed ? (std::is_same_v<O, overflow::symmetric> ? -hi : -hi - 1) : int128(0))
-    {
-    }
+    constexpr explicit fixed_arith(fixed_format f) noexcept : format(f) {}
     static fixed_arith checked(fixed_format f)
     {
         check_fixed_format(f);
@@ -88,27 +81,10 @@ struct fixed_arith
     }
 
     // The word of an exact integer result n (any size), after the overflow policy.
-    int128 fit(int128 n) const noexcept
+    template <class N>
+    int128 fit(N const& n) const
     {
-        if constexpr (std::is_same_v<O, overflow::wrap>) {
-            const uint128 mask = (uint128(1) << format.width) - 1; // width <= 64
-            const uint128 m = uint128(n) & mask;
-            const bool negative = format.is_signed && (m >> (format.width - 1)) & 1;
-            return negative ? int128(m) - (int128(1) << format.width) : int128(m);
-        } else {
-            return n < lo ? lo : n > hi ? hi : n;
-        }
-    }
-    int128 fit(bigint const& n) const
-    {
-        if constexpr (std::is_same_v<O, overflow::wrap>) {
-            const bigint m = n & ((bigint(1) << format.width) - 1); // two's complement residue
-            return fit(static_cast<int128>(m));
-        } else {
-            if (n < bigint(lo)) return lo;
-            if (n > bigint(hi)) return hi;
-            return static_cast<int128>(n);
-        }
+        return fit_word<O>(n, format);
     }
 
     int128 add(int128 a, int128 b) const noexcept { return fit(a + b); }

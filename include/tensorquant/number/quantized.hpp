@@ -16,7 +16,7 @@
 //   Integers convert exactly, whatever their size, before the overflow policy.
 // - Division by zero gives Q(+-inf) (the saturated bound; NaN under wrap), 0/0 and
 //   sqrt of a negative give NaN, and NaN propagates through every operation. Integer
-//   storage has no NaN: those cases (and constructing from NaN) throw std::domain_error.
+//   storage has no NaN: those cases (and constructing from NaN) throw arithmetic_error.
 //
 // quantized_rt<T> is the same number with the format chosen at run time: its operations
 // use the format of the innermost number_scope on the calling thread, through the same
@@ -71,7 +71,7 @@ struct storage_codec<std::int64_t>
     static bool isnan(std::int64_t) noexcept { return false; }
     [[noreturn]] static std::int64_t nan(char const* what)
     {
-        throw std::domain_error(std::string("quantized with integer storage: ") + what + " has no fixed-point result");
+        throw arithmetic_error(std::string("quantized with integer storage: ") + what + " has no fixed-point result");
     }
 };
 
@@ -375,10 +375,11 @@ class std::numeric_limits<tensorquant::quantized<T, Q>>
     static constexpr auto f = Q::format;
     // raw storage: values for a floating T, words for std::int64_t
     static constexpr T step = std::is_integral_v<T> ? T(1) : T(tensorquant::detail::exp2i<double>(-f.frac));
-    static constexpr T hi_word = f.is_signed ? T((std::uint64_t(1) << (f.width - 1)) - 1)
-                                             : T((std::uint64_t(1) << (f.width - 1) << 1) - 1);
-    static constexpr T top = std::is_integral_v<T> ? hi_word : T(hi_word * step);
-    static constexpr bool symmetric = std::is_same_v<typename Q::overflow_policy, tensorquant::overflow::symmetric>;
+    static constexpr tensorquant::word_range words = Q::overflow_policy::range(f);
+    static constexpr T raw_of(tensorquant::detail::int128 w) noexcept
+    {
+        return std::is_integral_v<T> ? T(w) : T(double(w) * double(step));
+    }
     using R = typename Q::rounding_policy;
 
 public:
@@ -398,7 +399,7 @@ public:
                                                          : std::round_to_nearest;
     static constexpr bool is_iec559 = false;
     static constexpr bool is_bounded = true;
-    static constexpr bool is_modulo = std::is_same_v<typename Q::overflow_policy, tensorquant::overflow::wrap>;
+    static constexpr bool is_modulo = Q::overflow_policy::modular;
     static constexpr int digits = f.is_signed ? f.width - 1 : f.width;
     static constexpr int digits10 = digits * 30103 / 100000;
     static constexpr int max_digits10 = digits10 + 2;
@@ -411,8 +412,8 @@ public:
     static constexpr bool tinyness_before = false;
 
     static constexpr V min() noexcept { return V::from_raw(step); } // smallest positive value
-    static constexpr V max() noexcept { return V::from_raw(top); }
-    static constexpr V lowest() noexcept { return V::from_raw(!f.is_signed ? T(0) : symmetric ? T(-top) : T(-top - step)); }
+    static constexpr V max() noexcept { return V::from_raw(raw_of(words.hi)); }
+    static constexpr V lowest() noexcept { return V::from_raw(raw_of(words.lo)); }
     static constexpr V epsilon() noexcept { return V::from_raw(step); } // one step of the format
     static constexpr V round_error() noexcept { return V::from_raw(step); } // at most one step, for every rounding
     static constexpr V infinity() noexcept { return V::from_raw(T(0)); }

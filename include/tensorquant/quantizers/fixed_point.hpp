@@ -14,6 +14,7 @@
 #include "../core/concepts.hpp"
 #include "../core/descriptor.hpp"
 #include "../core/error.hpp"
+#include "../core/fixed_format.hpp"
 #include "../core/overflow.hpp"
 #include "../core/random.hpp"
 #include "../core/rounding.hpp"
@@ -23,54 +24,20 @@
 #include <cstdint>
 #include <limits>
 #include <string>
+#include <utility>
 
 namespace tensorquant {
 
-struct fixed_format
+// The values a fixed-point format holds under overflow policy O: [lo, hi] as doubles
+// (the words of O::range times 2^-F, rounded to nearest double beyond 53 bits).
+template <OverflowPolicy O>
+std::pair<double, double> value_range(fixed_format f) noexcept
 {
-    int width = 8;
-    int frac = 4;
-    bool is_signed = true;
-    friend constexpr bool operator==(fixed_format const&, fixed_format const&) = default;
-};
+    const word_range r = O::range(f);
+    return {std::ldexp(double(r.lo), -f.frac), std::ldexp(double(r.hi), -f.frac)};
+}
 
 namespace detail {
-
-inline constexpr int fixed_min_frac = -64;
-inline constexpr int fixed_max_frac = 64;
-
-// Empty string when the format exists, otherwise what is wrong with it.
-inline std::string fixed_format_problem(fixed_format f)
-{
-    if (f.width < 1 || f.width > 64)
-        return "word size W=" + std::to_string(f.width) + " is outside [1, 64]";
-    if (f.frac < fixed_min_frac || f.frac > fixed_max_frac)
-        return "fractional bits F=" + std::to_string(f.frac) + " are outside [-64, 64]";
-    if (!f.is_signed && f.width > 63)
-        return "an unsigned word of W=" + std::to_string(f.width) + " bits is not supported (W <= 63)";
-    return {};
-}
-
-inline std::string describe(fixed_format f)
-{
-    return std::string(f.is_signed ? "fixed point" : "unsigned fixed point") + " (W=" + std::to_string(f.width) +
-           ", F=" + std::to_string(f.frac) + ")";
-}
-
-inline void check_fixed_format(fixed_format f)
-{
-    if (auto p = fixed_format_problem(f); !p.empty()) throw format_error(describe(f) + ": " + p);
-}
-
-template <class T>
-inline void check_fixed_fits(fixed_format f)
-{
-    constexpr int digits = std::numeric_limits<T>::digits;
-    if (f.width > digits)
-        throw format_error(describe(f) + " needs " + std::to_string(f.width) + " significant bits but " +
-                           (sizeof(T) == 4 ? "float" : "double") + " holds " + std::to_string(digits) +
-                           " exactly: quantize into a wider type, or use encode() for the W-bit word");
-}
 
 // The one kernel behind every fixed-point quantizer, compile-time or runtime format.
 template <class T, class R, class O>
@@ -87,14 +54,12 @@ struct fixed_kernel : kernel_calls<fixed_kernel<T, R, O>, T, is_stochastic_round
 
     constexpr fixed_kernel(fixed_format f, rng_key k = {}) noexcept
         : scale(exp2i<T>(f.frac)), inv_scale(exp2i<T>(-f.frac)),
-          lo(f.is_signed ? -exp2i<T>(f.width - 1) : T(0)),
-          hi(f.is_signed ? exp2i<T>(f.width - 1) - 1 : exp2i<T>(f.width) - 1),
+          lo(static_cast<T>(O::range(f).lo)), hi(static_cast<T>(O::range(f).hi)),
           modulus(exp2i<T>(f.width)), inv_modulus(exp2i<T>(-f.width)),
           half_modulus(f.is_signed ? exp2i<T>(f.width - 1) : exp2i<T>(f.width)),
           wrap_bound(exp2i<T>(f.width + std::numeric_limits<T>::digits)), guard_tiny(f.frac < 0),
           is_signed(f.is_signed), rng(k)
     {
-        if constexpr (std::is_same_v<O, overflow::symmetric>) lo = f.is_signed ? -hi : T(0);
     }
 
     // x 2^F, exactly; with F < 0 a tiny x whose product underflows is replaced by the
@@ -107,7 +72,7 @@ struct fixed_kernel : kernel_calls<fixed_kernel<T, R, O>, T, is_stochastic_round
             constexpr T tiny = std::numeric_limits<T>::min();
             xs = vselect((vabs(xs) < V(tiny)) && (x != V(T(0))), vcopysign(V(tiny), x), xs);
         }
-        if constexpr (std::is_same_v<O, overflow::wrap>) {
+        if constexpr (O::modular) {
             xs = vselect(xs > V(wrap_bound), V(wrap_bound), xs);
             xs = vselect(xs < V(-wrap_bound), V(-wrap_bound), xs);
         }
@@ -116,14 +81,9 @@ struct fixed_kernel : kernel_calls<fixed_kernel<T, R, O>, T, is_stochastic_round
 
     // Rounds x 2^F to an integer-valued T with policy R (u: stochastic threshold).
     template <class V>
-    V round(V const& xs, [[maybe_unused]] V const& u) const noexcept
+    V round(V const& xs, V const& u) const noexcept
     {
-        V t = vtrunc(xs);
-        V e = xs - t;
-        V r;
-        if constexpr (is_stochastic_rounding_v<R>) r = R::apply(t, e, u);
-        else r = R::apply(t, e);
-        return r;
+        return round_to_integer<R>(xs, u);
     }
 
     // Saturating formats clamp x 2^F to [lo, hi] before rounding: lo and hi are integers,
@@ -154,7 +114,7 @@ struct fixed_kernel : kernel_calls<fixed_kernel<T, R, O>, T, is_stochastic_round
     V apply(V const& x, V const& u) const noexcept
     {
         V r;
-        if constexpr (std::is_same_v<O, overflow::wrap>) r = wrap(round(scaled(x), u), x);
+        if constexpr (O::modular) r = wrap(round(scaled(x), u), x);
         else r = round(clamp_scaled(scaled(x)), u);
         // r 2^-F + 0: exact, and turns -0 into +0 (a fixed-point word has one zero)
         return mul_add(r, V(inv_scale), V(T(0)));
@@ -162,37 +122,26 @@ struct fixed_kernel : kernel_calls<fixed_kernel<T, R, O>, T, is_stochastic_round
 };
 
 // The W-bit word of x (two's complement, zero-extended to 64 bits), exact for every
-// supported format and both float and double. NaN encodes as 0.
+// supported format and both float and double. NaN encodes as 0; so does an infinity
+// under a modular policy (it has no residue).
 template <class T, class R, class O>
 std::uint64_t encode_fixed(fixed_format f, T x, [[maybe_unused]] T u) noexcept
 {
     if (x != x) return 0;
-    const int W = f.width;
-    const std::uint64_t mask = W == 64 ? ~std::uint64_t(0) : (std::uint64_t(1) << W) - 1;
-    // scaled + rounded value, integer-valued (or +-inf); kernel math needs no W <= digits
-    fixed_kernel<T, R, overflow::saturate> k(fixed_format{std::min(W, 2), f.frac, true});
+    const std::uint64_t mask = f.width == 64 ? ~std::uint64_t(0) : (std::uint64_t(1) << f.width) - 1;
+    // scaled and rounded, integer-valued (or +-inf); kernel math needs no W <= digits
+    fixed_kernel<T, R, overflow::saturate> k(fixed_format{std::min(f.width, 2), f.frac, true});
     const T xs = k.scaled(x);
     const T r = std::isinf(xs) ? xs : k.round(xs, u);
-    const T top = exp2i<T>(f.is_signed ? W - 1 : W); // first value above the range
-    const T bottom = f.is_signed ? -top : T(0);
-    const std::uint64_t hi_word = f.is_signed ? (mask >> 1) : mask;
-    const std::uint64_t lo_word = f.is_signed ? (hi_word + 1) & mask : 0; // -2^(W-1)
-    if constexpr (!std::is_same_v<O, overflow::wrap>) {
-        if (r >= top) return hi_word;
-        if (r < bottom || (std::is_same_v<O, overflow::symmetric> && f.is_signed && r == bottom))
-            return std::is_same_v<O, overflow::symmetric> && f.is_signed ? (~hi_word + 1) & mask : lo_word;
-        return static_cast<std::uint64_t>(static_cast<std::int64_t>(r)) & mask;
+    int128 n;
+    if (std::isinf(r) || std::fabs(r) >= T(0x1p126)) {
+        // beyond every word: saturates, or (a multiple of 2^73 at least) wraps to 0
+        if constexpr (O::modular) return 0;
+        else n = r > 0 ? O::range(f).hi : O::range(f).lo;
     } else {
-        if (std::isinf(r)) return 0; // wrap of infinity: documented NaN for apply, 0 as a word
-        if (std::fabs(r) < T(0x1p63)) return static_cast<std::uint64_t>(static_cast<std::int64_t>(r)) & mask;
-        int e;
-        T m = std::frexp(r, &e); // r = m 2^e, |m| in [0.5, 1)
-        constexpr int digits = std::numeric_limits<T>::digits;
-        auto mi = static_cast<std::int64_t>(std::ldexp(m, digits)); // exact integer mantissa
-        int shift = e - digits;                                      // >= 63 - digits > 0
-        if (shift >= 64) return 0;
-        return (static_cast<std::uint64_t>(mi) << shift) & mask;
+        n = fit_word<O>(static_cast<int128>(r), f);
     }
+    return static_cast<std::uint64_t>(n) & mask;
 }
 
 } // namespace detail
@@ -200,7 +149,7 @@ std::uint64_t encode_fixed(fixed_format f, T x, [[maybe_unused]] T u) noexcept
 // Fixed point with the format as template arguments, for hardware models.
 template <int W, int F, RoundingPolicy R = rounding::nearest, OverflowPolicy O = overflow::saturate,
           bool Signed = true>
-    requires(W >= 1 && W <= 64 && F >= detail::fixed_min_frac && F <= detail::fixed_max_frac && (Signed || W <= 63))
+    requires(detail::fixed_format_exists(W, F, Signed))
 struct fixed_point
 {
     using rounding_policy = R;
@@ -214,6 +163,9 @@ struct fixed_point
 
     template <std::floating_point T>
     static constexpr bool fits = W <= std::numeric_limits<T>::digits;
+
+    // [lowest, max] of the values.
+    static std::pair<double, double> range() noexcept { return value_range<O>(format); }
 
     template <std::floating_point T>
         requires fits<T>
@@ -287,6 +239,10 @@ public:
     rounding_mode rounding() const noexcept { return rounding_; }
     overflow_mode overflow() const noexcept { return overflow_; }
     rng_key key() const noexcept { return key_; }
+    std::pair<double, double> range() const
+    {
+        return detail::visit_overflow(overflow_, [&](auto o) { return value_range<decltype(o)>(fmt_); });
+    }
 
     // Throws format_error when the format does not fit T exactly.
     template <std::floating_point T, class Fn>

@@ -121,14 +121,14 @@ struct intrinsic_mac
 
     batch fit(batch const& s) const noexcept
     {
-        if constexpr (std::is_same_v<O, overflow::wrap>) return k.wrap(s, s);
+        if constexpr (O::modular) return k.wrap(s, s);
         else return k.clamp_scaled(s);
     }
     batch round(batch const& p, std::uint64_t index) const noexcept
     {
         batch u(0.0);
         if constexpr (is_stochastic_rounding_v<R>) u = k.rng.uniform(index, static_cast<batch const*>(nullptr));
-        if constexpr (std::is_same_v<O, overflow::wrap>) return k.wrap(k.round(p, u), p);
+        if constexpr (O::modular) return k.wrap(k.round(p, u), p);
         else return k.round(k.clamp_scaled(p), u);
     }
     batch init(batch const&) const noexcept { return batch(0.0); }
