@@ -12,14 +12,15 @@ namespace tq = tensorquant;
 namespace {
 
 // Every built-in, by its string form, plus compile-time types and a composition.
-const char* const all_specs[] = {
-    "identity",         "nearest,8,4",         "nearest_even,12,6,wrap", "nearest_up,10,3,symmetric",
-    "nearest_down,7,2", "nearest_zero,9,9",    "zero,16,8",              "down,5,-2",
-    "up,6,1,unsigned",  "stochastic,8,4",      "stochastic,24,20,wrap",  "sparse,0.3",
-    "binary",           "binary,0.5",          "binary_stochastic",      "ternary",
-    "ternary,0.4,1.5",  "logarithmic",         "logarithmic,nearest,-6,3", "fp16",
-    "bf16",             "fp8_e4m3",            "fp8_e5m2,stochastic",    "minifloat,3,2,no_subnormals,saturate",
-    "affine,0.05,3,-128,127", "affine,0.1,0,0,15,stochastic"};
+// Every example spelling of every registered quantizer.
+std::vector<std::string_view> all_specs()
+{
+    std::vector<std::string_view> specs;
+    tq::detail::for_each_type(tq::quantizer_registry{}, [&](auto q) {
+        for (auto e : decltype(q)::type::examples) specs.push_back(e);
+    });
+    return specs;
+}
 
 template <class T>
 std::vector<T> test_data(std::size_t n, unsigned seed)
@@ -87,7 +88,7 @@ void simd_equals_scalar()
     if constexpr (A::supported()) {
         for (std::size_t n : {1u, 3u, 7u, 15u, 17u, 31u, 33u, 63u, 65u, 100u, 1031u}) {
             const auto x = test_data<T>(n, unsigned(n));
-            for (const char* spec : all_specs) {
+            for (std::string_view spec : all_specs()) {
                 INFO(std::string(spec) << " n=" << n);
                 const auto q = tq::parse_quantizer(spec, {1, 2});
                 CHECK(bit_equal(run<A>(q, x), run_scalar(q, x)));

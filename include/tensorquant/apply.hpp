@@ -14,6 +14,8 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <iterator>
+#include <ranges>
 #include <span>
 #include <thread>
 #include <type_traits>
@@ -86,57 +88,111 @@ void run_elementwise(K const& k, T const* in, T* out, std::size_t n, apply_optio
 }
 
 // Resolves a quantizer down to an element-wise kernel: runtime choices are dispatched
-// once (visit), tensor statistics are gathered once (prepare), then the loop runs.
+// once (visit), tensor statistics are gathered once (prepare), a type-erased quantizer
+// runs its own typed loop (quantize_bulk), then the loop runs.
 template <class A, class Q, class T>
 void resolve_and_run(Q const& q, T const* in, T* out, std::size_t n, apply_options const& opt)
 {
-    if constexpr (DispatchingQuantizer<Q, T>) {
+    if constexpr (requires { q.quantize_bulk(in, out, n, opt); }) {
+        q.quantize_bulk(in, out, n, opt);
+    } else if constexpr (DispatchingQuantizer<Q, T>) {
         q.template visit<T>([&](auto const& k) { resolve_and_run<A>(k, in, out, n, opt); });
     } else if constexpr (TensorQuantizer<Q, T>) {
         auto k = q.prepare(std::span<T const>(in, n));
         resolve_and_run<A>(k, in, out, n, opt);
     } else {
-        static_assert(ScalarQuantizer<Q, T>, "not a quantizer for this element type: it needs q(x), q(x, index), "
-                                             "prepare(span) or visit<T>(fn)");
         run_elementwise<A>(q, in, out, n, opt);
     }
 }
 
+// Why Q is not a quantizer for T, as a static_assert message naming the requirement.
+template <class Q, class T>
+constexpr void require_quantizer()
+{
+    static_assert(std::floating_point<T>, "quantize: the elements must be float or double");
+    if constexpr (requires { Q::template fits<T>; }) {
+        static_assert(Q::template fits<T>, "quantize: this fixed-point format has more bits than the element type holds "
+                                           "exactly (W <= 24 for float, W <= 53 for double); quantize double data, or "
+                                           "use encode() for the W-bit word");
+    }
+    constexpr bool const_call = requires(Q const& q, T x) { q(x); } || requires(Q const& q, T x, std::uint64_t i) { q(x, i); };
+    constexpr bool mutable_call = requires(Q& q, T x) { q(x); } || requires(Q& q, T x, std::uint64_t i) { q(x, i); };
+    static_assert(const_call || !mutable_call, "quantize: the quantizer's call operator must be const (a lambda must not "
+                                               "be mutable): results may not depend on the order of calls");
+    static_assert(!const_call || ScalarQuantizer<Q, T> || DispatchingQuantizer<Q, T> || TensorQuantizer<Q, T>,
+                  "quantize: q(x) must return exactly the element type (a quantizer for float given double data, or "
+                  "one that returns another type, would narrow silently)");
+    static_assert(Quantizer<Q, T> || requires(Q const& q, T const* p, T* o, apply_options const& a) {
+        q.quantize_bulk(p, o, std::size_t(0), a);
+    }, "quantize: not a quantizer for this element type: it needs q(x) or q(x, index) returning T, prepare(span), or "
+                  "visit<T>(fn)");
+}
+
+template <class R>
+concept float_contiguous_range =
+    std::ranges::contiguous_range<R> && std::ranges::sized_range<R> && std::floating_point<std::ranges::range_value_t<R>>;
+
+template <class R>
+concept writable_float_range =
+    float_contiguous_range<R> && !std::is_const_v<std::remove_reference_t<std::ranges::range_reference_t<R>>>;
+
+template <class E>
+concept xtensor_expression = std::derived_from<std::decay_t<E>, xt::xexpression<std::decay_t<E>>>;
+template <class E>
+concept xtensor_container = std::derived_from<std::decay_t<E>, xt::xcontainer<std::decay_t<E>>>;
+
 } // namespace detail
 
-// Out of place: out[i] = Q(in[i]). in and out may be the same memory, not overlap otherwise.
-template <class Arch = xsimd::default_arch, class Q, std::floating_point T>
-    requires Quantizer<Q, T>
-void quantize(Q const& q, std::span<T const> in, std::span<T> out, apply_options const& opt = {})
+// Out of place: out[i] = Q(in[i]) over contiguous ranges (std::vector, std::array, spans
+// of either extent). in and out may be the same memory, not overlap otherwise.
+template <class Arch = xsimd::default_arch, class Q, detail::float_contiguous_range In, detail::writable_float_range Out>
+    requires(std::same_as<std::ranges::range_value_t<In>, std::ranges::range_value_t<Out>> &&
+             !detail::xtensor_expression<In> && !detail::xtensor_expression<Out>)
+void quantize(Q const& q, In&& in, Out&& out, apply_options const& opt = {})
 {
-    if (in.size() != out.size())
-        throw usage_error("quantize: input has " + std::to_string(in.size()) + " elements, output " +
-                                    std::to_string(out.size()));
-    detail::resolve_and_run<Arch>(q, in.data(), out.data(), in.size(), opt);
+    using T = std::ranges::range_value_t<In>;
+    detail::require_quantizer<Q, T>();
+    const std::size_t n = std::ranges::size(in);
+    if (n != std::size_t(std::ranges::size(out)))
+        throw usage_error("quantize: input has " + std::to_string(n) + " elements, output " +
+                          std::to_string(std::ranges::size(out)));
+    detail::resolve_and_run<Arch>(q, std::ranges::data(in), std::ranges::data(out), n, opt);
 }
 
 template <class Arch = xsimd::default_arch, class Q, std::floating_point T>
-    requires Quantizer<Q, T>
 void quantize(Q const& q, T const* in, T* out, std::size_t n, apply_options const& opt = {})
 {
+    detail::require_quantizer<Q, T>();
     detail::resolve_and_run<Arch>(q, in, out, n, opt);
 }
 
-template <class Arch = xsimd::default_arch, class Q, std::floating_point T>
-    requires Quantizer<Q, T>
-void quantize_inplace(Q const& q, std::span<T> data, apply_options const& opt = {})
+// In place over a contiguous range.
+template <class Arch = xsimd::default_arch, class Q, detail::writable_float_range R>
+    requires(!detail::xtensor_expression<R>)
+void quantize_inplace(Q const& q, R&& data, apply_options const& opt = {})
 {
-    detail::resolve_and_run<Arch>(q, data.data(), data.data(), data.size(), opt);
+    using T = std::ranges::range_value_t<R>;
+    detail::require_quantizer<Q, T>();
+    T* p = std::ranges::data(data);
+    detail::resolve_and_run<Arch>(q, p, p, std::size_t(std::ranges::size(data)), opt);
 }
 
-// xtensor containers with contiguous storage, in place.
+// In place over an xtensor container (element i is storage element i) or any assignable
+// xtensor expression such as a view (element i is the i-th in row-major order; the view is
+// gathered, quantized and written back).
 template <class Arch = xsimd::default_arch, class Q, class E>
-    requires(std::derived_from<E, xt::xcontainer<E>> && std::floating_point<typename E::value_type>)
-void quantize_inplace(Q const& q, E& d, apply_options const& opt = {})
+    requires detail::xtensor_expression<E>
+void quantize_inplace(Q const& q, E&& d, apply_options const& opt = {})
 {
-    using T = typename E::value_type;
-    static_assert(Quantizer<Q, T>, "not a quantizer for this element type");
-    detail::resolve_and_run<Arch>(q, d.data(), d.data(), d.size(), opt);
+    using T = typename std::decay_t<E>::value_type;
+    detail::require_quantizer<Q, T>();
+    if constexpr (detail::xtensor_container<E>) {
+        detail::resolve_and_run<Arch>(q, d.data(), d.data(), d.size(), opt);
+    } else {
+        std::vector<T> buffer(d.begin(), d.end());
+        detail::resolve_and_run<Arch>(q, buffer.data(), buffer.data(), buffer.size(), opt);
+        std::copy(buffer.begin(), buffer.end(), d.begin());
+    }
 }
 
 // Any xtensor expression, out of place: evaluates it into a container (xarray or
@@ -145,7 +201,7 @@ template <class Arch = xsimd::default_arch, class Q, class E>
 auto quantize(Q const& q, xt::xexpression<E> const& e, apply_options const& opt = {})
 {
     using T = typename E::value_type;
-    static_assert(std::floating_point<T> && Quantizer<Q, T>, "not a quantizer for this element type");
+    detail::require_quantizer<Q, T>();
     auto out = xt::eval(e.derived_cast()); // a copy for containers, evaluated for expressions
     detail::resolve_and_run<Arch>(q, out.data(), out.data(), out.size(), opt);
     return out;

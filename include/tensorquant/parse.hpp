@@ -1,6 +1,10 @@
 // TensorQuant's quantizer strings, as its users wrote them in JSON files, and spellings
-// for every other built-in. Fields are comma-separated; spaces around them are ignored;
-// names are lower case.
+// for every other built-in; any_quantizer, a quantizer chosen at run time.
+//
+// The grammar is the registry below: each built-in quantizer says which strings it
+// accepts (accepts), reads them (parse), prints itself back (to_string) and gives
+// examples; parse_quantizer asks each entry in turn. Fields are comma-separated, spaces
+// around them ignored, names lower case:
 //
 //   identity | none
 //   <rounding>,W,F[,saturate|symmetric|wrap][,signed|unsigned]   fixed point
@@ -9,41 +13,132 @@
 //   sparse,T                                  keep |x| > T
 //   binary | binary,m                         m = mean|x| (XNOR-Net) | fixed m
 //   binary_stochastic[,m]                     BinaryConnect
-//   ternary | ternary,T,m                     TWN | fixed threshold and magnitude
-//   logarithmic[,floor|nearest[,e_min,e_max]]
+//   ternary | ternary,T,m | ternary_twn,f     TWN (T = 0.7 mean|x|, or f mean|x|) | fixed
+//   logarithmic[,floor|nearest[,e_min,e_max]] a bound may be "none" (unbounded)
 //   minifloat,E,M[,bias][,option...]          bias defaults to 2^(E-1) - 1
 //   fp16 | bf16 | fp8_e4m3 | fp8_e5m2[,option...]
 //       options: nearest_even nearest zero stochastic | to_infinity saturate |
-//                no_subnormals | finite (no infinities: top exponent holds numbers)
+//                subnormals no_subnormals | finite (no infinities) ieee
 //   affine,scale,zero_point,qmin,qmax[,rounding]
 //
 // A malformed string throws parse_error quoting the string and saying what is wrong.
+// to_string(parse_quantizer(s)) gives the canonical spelling, which parses to the same
+// quantizer.
 #pragma once
 
+#include "apply.hpp"
 #include "core/error.hpp"
+#include "core/spec.hpp"
+#include "core/type_list.hpp"
 #include "quantizers/affine.hpp"
 #include "quantizers/fixed_point.hpp"
 #include "quantizers/logarithmic.hpp"
 #include "quantizers/minifloat.hpp"
 #include "quantizers/simple.hpp"
 
-#include <cctype>
-#include <charconv>
-#include <optional>
-#include <sstream>
+#include <memory>
 #include <string>
 #include <string_view>
+#include <typeinfo>
 #include <variant>
-#include <vector>
 
 namespace tensorquant {
 
-// Any built-in quantizer, chosen at run time.
+// Every built-in quantizer with a string spelling. Adding one: its header (with form,
+// examples, accepts, parse and to_string) and its place here.
+using quantizer_registry = type_list<identity, fixed_point_rt, sparse, binary, binary_mean, binary_stochastic, ternary,
+                                     ternary_twn, logarithmic, minifloat, affine>;
+
+// A quantizer's own to_string() (built-ins), else its name() (user-defined ones may have
+// one), else a generic description.
+template <class Q>
+std::string to_string(Q const& q)
+    requires requires { q.to_string(); } || requires { q.name(); } || std::is_class_v<Q>
+{
+    if constexpr (requires { q.to_string(); }) return q.to_string();
+    else if constexpr (requires { q.name(); }) return std::string(q.name());
+    else return "user-defined quantizer";
+}
+
+namespace detail {
+
+template <class Q, class T>
+concept QuantizerFor = Quantizer<Q, T>;
+
+// A user-defined quantizer behind a virtual interface, so that it can sit in a runtime map
+// beside the built-ins. Bulk calls run the user type's own typed loop (its SIMD overload
+// included); element calls cost one virtual call.
+struct erased_quantizer
+{
+    virtual ~erased_quantizer() = default;
+    virtual void run(float const* in, float* out, std::size_t n, apply_options const& o) const = 0;
+    virtual void run(double const* in, double* out, std::size_t n, apply_options const& o) const = 0;
+    virtual std::string name() const = 0;
+};
+
+template <class Q>
+struct erased_holder final : erased_quantizer
+{
+    Q q;
+    explicit erased_holder(Q x) : q(std::move(x)) {}
+    template <class T>
+    void run_typed(T const* in, T* out, std::size_t n, apply_options const& o) const
+    {
+        if constexpr (Quantizer<Q, T>) resolve_and_run<xsimd::default_arch>(q, in, out, n, o);
+        else
+            throw format_error(name() + " does not quantize " + (sizeof(T) == 4 ? "float" : "double") +
+                               " values (it is not a Quantizer for that type)");
+    }
+    void run(float const* in, float* out, std::size_t n, apply_options const& o) const override { run_typed(in, out, n, o); }
+    void run(double const* in, double* out, std::size_t n, apply_options const& o) const override { run_typed(in, out, n, o); }
+    std::string name() const override { return tensorquant::to_string(q); }
+};
+
+} // namespace detail
+
+// Any user-defined quantizer (lambda, struct, compose(...), a compile-time format), held
+// by value behind a shared, immutable pointer.
+class user_quantizer
+{
+public:
+    template <class Q>
+        requires(Quantizer<Q, float> || Quantizer<Q, double>)
+    explicit user_quantizer(Q q) : p_(std::make_shared<detail::erased_holder<Q> const>(std::move(q)))
+    {
+    }
+
+    std::string name() const { return p_->name(); }
+
+    // The bulk form resolve_and_run looks for.
+    template <std::floating_point T>
+    void quantize_bulk(T const* in, T* out, std::size_t n, apply_options const& o) const
+    {
+        p_->run(in, out, n, o);
+    }
+    template <std::floating_point T>
+    T operator()(T x, std::uint64_t i = 0) const
+    {
+        apply_options o;
+        o.index_offset = i;
+        T y;
+        p_->run(&x, &y, 1, o);
+        return y;
+    }
+
+private:
+    std::shared_ptr<detail::erased_quantizer const> p_;
+};
+
+namespace detail {
+template <class... Qs>
+std::variant<Qs..., user_quantizer> variant_of(type_list<Qs...>);
+} // namespace detail
+
+// Any quantizer chosen at run time: a built-in of the registry, or a user-defined one.
 class any_quantizer
 {
 public:
-    using variant_type = std::variant<identity, fixed_point_rt, sparse, binary, binary_mean, binary_stochastic, ternary,
-                                      ternary_twn, logarithmic, minifloat, affine>;
+    using variant_type = decltype(detail::variant_of(quantizer_registry{}));
     using dispatching_tag = void;
 
     any_quantizer() = default;
@@ -56,7 +151,7 @@ public:
     variant_type const& get() const noexcept { return q_; }
 
     // Calls fn with the typed kernel, or with the quantizer itself when it needs tensor
-    // statistics first (binary_mean, ternary_twn).
+    // statistics first (binary_mean, ternary_twn) or is user-defined (its bulk form).
     template <std::floating_point T, class Fn>
     decltype(auto) visit(Fn&& fn) const
     {
@@ -80,190 +175,38 @@ public:
         });
     }
 
+    std::string to_string() const
+    {
+        return std::visit([](auto const& q) { return tensorquant::to_string(q); }, q_);
+    }
+
 private:
     variant_type q_{identity{}};
 };
 
 namespace detail {
-
-inline std::string_view trim(std::string_view s)
+template <class... Qs>
+std::string registry_forms(type_list<Qs...>)
 {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+    std::string s;
+    ((s += (s.empty() ? "" : ", ") + std::string(Qs::form)), ...);
     return s;
 }
 
-struct spec_reader
+template <class Q, class... Rest>
+any_quantizer parse_with(type_list<Q, Rest...>, spec_reader const& r, rng_key key)
 {
-    std::string_view text;
-    std::vector<std::string_view> fields;
-
-    [[noreturn]] void fail(std::string const& why) const
-    {
-        throw parse_error("invalid quantizer \"" + std::string(text) + "\": " + why);
-    }
-
-    int integer(std::size_t k, char const* what) const
-    {
-        if (k >= fields.size()) fail(std::string("missing ") + what);
-        int v = 0;
-        auto f = fields[k];
-        auto [p, ec] = std::from_chars(f.data(), f.data() + f.size(), v);
-        if (ec != std::errc{} || p != f.data() + f.size())
-            fail(std::string(what) + " must be an integer, got \"" + std::string(f) + "\"");
-        return v;
-    }
-    double number(std::size_t k, char const* what) const
-    {
-        if (k >= fields.size()) fail(std::string("missing ") + what);
-        std::string f(fields[k]);
-        std::istringstream is(f);
-        is.imbue(std::locale::classic());
-        double v;
-        if (!(is >> v) || !is.eof()) fail(std::string(what) + " must be a number, got \"" + f + "\"");
-        return v;
-    }
-    void at_most(std::size_t n, char const* form) const
-    {
-        if (fields.size() > n)
-            fail("unexpected field \"" + std::string(fields[n]) + "\"; the form is \"" + form + "\"");
-    }
-};
-
-template <class Fn>
-any_quantizer wrap_errors(spec_reader const& r, Fn&& fn)
-{
-    try {
-        return fn();
-    } catch (format_error const& e) {
-        r.fail(e.what());
-    }
+    if (Q::accepts(r)) return Q::parse(r, key);
+    if constexpr (sizeof...(Rest) > 0) return parse_with(type_list<Rest...>{}, r, key);
+    else r.fail("unknown quantizer \"" + std::string(r.kind()) + "\"; expected one of: " + registry_forms(quantizer_registry{}));
 }
-
 } // namespace detail
 
 // Parses a quantizer string; key seeds the stochastic ones.
 inline any_quantizer parse_quantizer(std::string_view text, rng_key key = {})
 {
-    detail::spec_reader r{text, {}};
-    std::string_view rest = text;
-    while (true) {
-        auto c = rest.find(',');
-        r.fields.push_back(detail::trim(rest.substr(0, c)));
-        if (c == std::string_view::npos) break;
-        rest.remove_prefix(c + 1);
-    }
-    for (auto f : r.fields)
-        if (f.empty()) r.fail("empty field");
-    const std::string_view kind = r.fields[0];
-
-    if (kind == "identity" || kind == "none") {
-        r.at_most(1, "identity");
-        return identity{};
-    }
-    if (auto mode = rounding_from_name(kind)) {
-        const char* form = "rounding,W,F[,saturate|symmetric|wrap][,signed|unsigned]";
-        if (r.fields.size() < 3) r.fail(std::string("fixed point needs word size and fractional bits, as \"") + form + "\"");
-        r.at_most(5, form);
-        fixed_format f{r.integer(1, "word size W"), r.integer(2, "fractional bits F"), true};
-        overflow_mode o = overflow_mode::saturate;
-        for (std::size_t k = 3; k < r.fields.size(); ++k) {
-            auto t = r.fields[k];
-            if (auto m = overflow_from_name(t)) o = *m;
-            else if (t == "signed") f.is_signed = true;
-            else if (t == "unsigned") f.is_signed = false;
-            else r.fail("unknown option \"" + std::string(t) + "\"; expected saturate, symmetric, wrap, signed or unsigned");
-        }
-        return detail::wrap_errors(r, [&] { return any_quantizer(fixed_point_rt(f, *mode, o, key)); });
-    }
-    if (kind == "sparse") {
-        r.at_most(2, "sparse,T");
-        double t = r.number(1, "threshold T");
-        return detail::wrap_errors(r, [&] { return any_quantizer(sparse(t)); });
-    }
-    if (kind == "binary") {
-        r.at_most(2, "binary[,m]");
-        if (r.fields.size() == 1) return binary_mean{};
-        double m = r.number(1, "magnitude m");
-        return detail::wrap_errors(r, [&] { return any_quantizer(binary(m)); });
-    }
-    if (kind == "binary_stochastic") {
-        r.at_most(2, "binary_stochastic[,m]");
-        double m = r.fields.size() == 2 ? r.number(1, "magnitude m") : 1.0;
-        return detail::wrap_errors(r, [&] { return any_quantizer(binary_stochastic(m, key)); });
-    }
-    if (kind == "ternary") {
-        r.at_most(3, "ternary[,T,m]");
-        if (r.fields.size() == 1) return ternary_twn{};
-        if (r.fields.size() != 3) r.fail("fixed ternary needs a threshold and a magnitude, as \"ternary,T,m\"");
-        double t = r.number(1, "threshold T"), m = r.number(2, "magnitude m");
-        return detail::wrap_errors(r, [&] { return any_quantizer(ternary(t, m)); });
-    }
-    if (kind == "logarithmic") {
-        r.at_most(4, "logarithmic[,floor|nearest[,e_min,e_max]]");
-        log_rounding lr = log_rounding::floor;
-        if (r.fields.size() >= 2) {
-            if (r.fields[1] == "floor") lr = log_rounding::floor;
-            else if (r.fields[1] == "nearest") lr = log_rounding::nearest;
-            else r.fail("unknown logarithmic rounding \"" + std::string(r.fields[1]) + "\"; expected floor or nearest");
-        }
-        if (r.fields.size() == 3) r.fail("give both e_min and e_max, as \"logarithmic,floor,-8,0\"");
-        if (r.fields.size() == 4) {
-            int lo = r.integer(2, "e_min"), hi = r.integer(3, "e_max");
-            return detail::wrap_errors(r, [&] { return any_quantizer(logarithmic(lr, lo, hi)); });
-        }
-        return logarithmic(lr);
-    }
-    std::optional<minifloat_format> mf;
-    std::size_t first_option = 1;
-    if (kind == "fp16") mf = minifloats::fp16;
-    else if (kind == "bf16") mf = minifloats::bf16;
-    else if (kind == "fp8_e4m3") mf = minifloats::fp8_e4m3;
-    else if (kind == "fp8_e5m2") mf = minifloats::fp8_e5m2;
-    else if (kind == "minifloat") {
-        if (r.fields.size() < 3) r.fail("minifloat needs exponent and mantissa bits, as \"minifloat,E,M[,bias][,option...]\"");
-        minifloat_format f{r.integer(1, "exponent bits E"), r.integer(2, "mantissa bits M"), 0, true, true};
-        if (f.exponent_bits < 1 || f.exponent_bits > 11) r.fail("exponent bits E must be in [1, 11]");
-        f.bias = (1 << (f.exponent_bits - 1)) - 1;
-        first_option = 3;
-        if (r.fields.size() > 3 && (std::isdigit(static_cast<unsigned char>(r.fields[3][0])) || r.fields[3][0] == '-')) {
-            f.bias = r.integer(3, "bias");
-            first_option = 4;
-        }
-        mf = f;
-    }
-    if (mf) {
-        rounding_mode rm = rounding_mode::nearest_even;
-        minifloat_overflow o = minifloat_overflow::to_infinity;
-        for (std::size_t k = first_option; k < r.fields.size(); ++k) {
-            auto t = r.fields[k];
-            if (auto m = rounding_from_name(t)) rm = *m;
-            else if (t == "to_infinity") o = minifloat_overflow::to_infinity;
-            else if (t == "saturate") o = minifloat_overflow::saturate;
-            else if (t == "no_subnormals") mf->subnormals = false;
-            else if (t == "finite") mf->ieee_specials = false;
-            else r.fail("unknown minifloat option \"" + std::string(t) +
-                        "\"; expected a rounding, to_infinity, saturate, no_subnormals or finite");
-        }
-        return detail::wrap_errors(r, [&] { return any_quantizer(minifloat(*mf, rm, o, key)); });
-    }
-    if (kind == "affine") {
-        const char* form = "affine,scale,zero_point,qmin,qmax[,rounding]";
-        if (r.fields.size() < 5) r.fail(std::string("affine needs scale, zero point, qmin and qmax, as \"") + form + "\"");
-        r.at_most(6, form);
-        double s = r.number(1, "scale");
-        int z = r.integer(2, "zero point"), lo = r.integer(3, "qmin"), hi = r.integer(4, "qmax");
-        rounding_mode rm = rounding_mode::nearest_even;
-        if (r.fields.size() == 6) {
-            auto m = rounding_from_name(r.fields[5]);
-            if (!m) r.fail("unknown rounding \"" + std::string(r.fields[5]) + "\"");
-            rm = *m;
-        }
-        return detail::wrap_errors(r, [&] { return any_quantizer(affine(s, z, lo, hi, rm, key)); });
-    }
-    r.fail("unknown quantizer \"" + std::string(kind) +
-           "\"; expected identity, a rounding name (nearest, zero, down, stochastic, ...), sparse, binary, "
-           "binary_stochastic, ternary, logarithmic, minifloat, fp16, bf16, fp8_e4m3, fp8_e5m2 or affine");
+    const detail::spec_reader r(text);
+    return detail::parse_with(quantizer_registry{}, r, key);
 }
 
 } // namespace tensorquant

@@ -11,17 +11,22 @@
 
 namespace tensorquant {
 
+// The result of a call is exactly the element type (not merely convertible: a quantizer
+// written for float and given double data would narrow silently).
+template <class R, class T>
+concept exactly = std::same_as<std::remove_cvref_t<R>, T>;
+
 // Element-wise: q(x) -> T. The common case; lambdas qualify.
 template <class Q, class T>
 concept ElementQuantizer = std::floating_point<T> && requires(Q const& q, T x) {
-    { q(x) } -> std::convertible_to<T>;
+    { q(x) } -> exactly<T>;
 };
 
 // Element-wise but needs the element's index (stochastic rounding: the random threshold
 // of element i is a function of (seed, stream, i)): q(x, i) -> T.
 template <class Q, class T>
 concept IndexedQuantizer = std::floating_point<T> && requires(Q const& q, T x, std::uint64_t i) {
-    { q(x, i) } -> std::convertible_to<T>;
+    { q(x, i) } -> exactly<T>;
 };
 
 template <class Q, class T>

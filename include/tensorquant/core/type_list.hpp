@@ -30,11 +30,11 @@ constexpr std::size_t index_in(type_list<Ts...>) noexcept
 template <class T, class List>
 inline constexpr bool list_contains_v = index_in<T>(List{}) < List::size;
 
-// Calls fn(Ts{}) for each type of the list, in order.
+// Calls fn(std::type_identity<T>{}) for each type T of the list, in order.
 template <class... Ts, class Fn>
 constexpr void for_each_type(type_list<Ts...>, Fn&& fn)
 {
-    (fn(Ts{}), ...);
+    (fn(std::type_identity<Ts>{}), ...);
 }
 
 // The name of each entry (its static member `name`), in list order.

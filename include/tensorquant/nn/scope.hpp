@@ -23,9 +23,33 @@ namespace tensorquant::nn {
 struct scope_entry
 {
     std::string scope;
-    std::string spec; // the quantizer string, or a description for quantizers built in code
+    std::string spec; // the quantizer's canonical string, or the name of a user-defined one
     any_quantizer quantizer;
 };
+
+namespace detail {
+template <class Q>
+struct is_fixed_point : std::false_type
+{
+};
+template <int W, int F, class R, class O, bool S>
+struct is_fixed_point<fixed_point<W, F, R, O, S>> : std::true_type
+{
+};
+
+// A quantizer given in code, as the map's runtime type: a built-in stays itself, a
+// compile-time fixed-point format with built-in policies becomes the same runtime format
+// (so it can also serve as an intrinsic format), anything else is held type-erased.
+template <class Q>
+any_quantizer to_any_quantizer(Q q)
+{
+    if constexpr (std::is_same_v<Q, any_quantizer>) return q;
+    else if constexpr (std::is_constructible_v<any_quantizer::variant_type, Q>) return any_quantizer(std::move(q));
+    else if constexpr (is_fixed_point<Q>::value && requires { Q::rounding_policy::mode; Q::overflow_policy::mode; })
+        return fixed_point_rt(Q::format, Q::rounding_policy::mode, Q::overflow_policy::mode, q.key);
+    else return user_quantizer(std::move(q));
+}
+} // namespace detail
 
 inline bool scope_matches(std::string_view scope, std::string_view layer) noexcept
 {
@@ -43,9 +67,21 @@ public:
         for (auto const& [scope, spec] : specs) set(scope, spec, key);
     }
 
+    // A quantizer string, as in TensorQuant's JSON files.
     void set(std::string scope, std::string const& spec, rng_key key = {})
     {
-        set(std::move(scope), parse_quantizer(spec, key), spec);
+        set(std::move(scope), parse_quantizer(spec, key));
+    }
+    void set(std::string scope, char const* spec, rng_key key = {}) { set(std::move(scope), std::string(spec), key); }
+    // Any quantizer built in code: a built-in, a compile-time format, compose(...), a user
+    // struct or lambda. The report names it by its string, or by its name() if it has one.
+    template <class Q>
+        requires(!std::convertible_to<Q, std::string_view> && (Quantizer<Q, float> || Quantizer<Q, double>))
+    void set(std::string scope, Q q)
+    {
+        any_quantizer a = detail::to_any_quantizer(std::move(q));
+        std::string description = a.to_string();
+        set(std::move(scope), std::move(a), std::move(description));
     }
     void set(std::string scope, any_quantizer q, std::string description)
     {

@@ -10,8 +10,10 @@
 #include "../core/error.hpp"
 #include "../core/random.hpp"
 #include "../core/rounding.hpp"
+#include "../core/spec.hpp"
 #include "../detail/vector_ops.hpp"
 
+#include <array>
 #include <cmath>
 #include <limits>
 #include <string>
@@ -30,13 +32,7 @@ struct affine_kernel : kernel_calls<affine_kernel<T, R>, T, is_stochastic_roundi
     template <class V>
     V apply(V const& x, [[maybe_unused]] V const& u) const noexcept
     {
-        V v = x * V(inv_scale);
-        V t = vtrunc(v);
-        V e = v - t;
-        V r;
-        if constexpr (is_stochastic_rounding_v<R>) r = R::apply(t, e, u);
-        else r = R::apply(t, e);
-        r = r + V(zero_point);
+        V r = round_to_integer<R>(V(x * V(inv_scale)), u) + V(zero_point);
         if constexpr (std::is_arithmetic_v<V>) {
             r = r > qmax ? V(qmax) : r;
             r = r < qmin ? V(qmin) : r;
@@ -96,6 +92,31 @@ struct affine : detail::descriptor_base<affine>
         return detail::visit_rounding(rounding, [&](auto r) -> decltype(auto) {
             return fn(detail::make_affine_kernel<T, decltype(r)>(scale, zero_point, qmin, qmax, key));
         });
+    }
+
+    static constexpr std::string_view form = "affine,scale,zero_point,qmin,qmax[,rounding]";
+    static constexpr std::array<std::string_view, 2> examples{"affine,0.05,3,-128,127", "affine,0.1,0,0,15,stochastic"};
+    static bool accepts(detail::spec_reader const& r) { return r.kind() == "affine"; }
+    static affine parse(detail::spec_reader const& r, rng_key key)
+    {
+        if (r.size() < 5) r.fail("affine needs scale, zero point, qmin and qmax, as \"" + std::string(form) + "\"");
+        r.at_most(6, form);
+        const double s = r.number(1, "scale");
+        const int z = r.integer(2, "zero point"), lo = r.integer(3, "qmin"), hi = r.integer(4, "qmax");
+        rounding_mode rm = rounding_mode::nearest_even;
+        if (r.size() == 6) {
+            const auto m = rounding_from_name(r[5]);
+            if (!m) r.fail("unknown rounding \"" + std::string(r[5]) + "\"");
+            rm = *m;
+        }
+        return r.build([&] { return affine(s, z, lo, hi, rm, key); });
+    }
+    std::string to_string() const
+    {
+        std::string s = "affine," + detail::format_number(scale) + "," + std::to_string(zero_point) + "," +
+                        std::to_string(qmin) + "," + std::to_string(qmax);
+        if (rounding != rounding_mode::nearest_even) s += "," + std::string(tensorquant::to_string(rounding));
+        return s;
     }
 };
 

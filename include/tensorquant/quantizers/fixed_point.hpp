@@ -18,8 +18,10 @@
 #include "../core/overflow.hpp"
 #include "../core/random.hpp"
 #include "../core/rounding.hpp"
+#include "../core/spec.hpp"
 #include "../detail/vector_ops.hpp"
 
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -38,6 +40,15 @@ std::pair<double, double> value_range(fixed_format f) noexcept
 }
 
 namespace detail {
+
+// TensorQuant's spelling of a fixed-point format: rounding,W,F[,overflow][,unsigned].
+inline std::string fixed_spec(fixed_format f, rounding_mode r, overflow_mode o)
+{
+    std::string s = std::string(to_string(r)) + "," + std::to_string(f.width) + "," + std::to_string(f.frac);
+    if (o != overflow_mode::saturate) s += "," + std::string(to_string(o));
+    if (!f.is_signed) s += ",unsigned";
+    return s;
+}
 
 // The one kernel behind every fixed-point quantizer, compile-time or runtime format.
 template <class T, class R, class O>
@@ -213,6 +224,19 @@ struct fixed_point
     {
         return detail::encode_fixed<T, R, O>(format, x, is_stochastic_rounding_v<R> ? detail::uniform_at<T>(key, i) : T(0));
     }
+
+    // The string of the same format (built-in policies have one).
+    std::string to_string() const
+        requires requires { R::mode; O::mode; }
+    {
+        return detail::fixed_spec(format, R::mode, O::mode);
+    }
+    // Policies with a name but no enumerator (user-defined) are named by it.
+    std::string name() const
+    {
+        return std::string(R::name) + "," + std::to_string(W) + "," + std::to_string(F) + "," + std::string(O::name) +
+               (Signed ? "" : ",unsigned");
+    }
 };
 
 template <int W, int F, RoundingPolicy R = rounding::nearest, OverflowPolicy O = overflow::saturate>
@@ -255,6 +279,29 @@ public:
             });
         });
     }
+
+    static constexpr std::string_view form = "rounding,W,F[,saturate|symmetric|wrap][,signed|unsigned]";
+    static constexpr std::array<std::string_view, 10> examples{
+        "nearest,8,4",      "nearest_even,12,6,wrap", "nearest_up,10,3,symmetric", "nearest_down,7,2",
+        "nearest_zero,9,9", "zero,16,8",              "down,5,-2",                 "up,6,1,unsigned",
+        "stochastic,8,4",   "stochastic,24,20,wrap"};
+    static bool accepts(detail::spec_reader const& r) { return rounding_from_name(r.kind()).has_value(); }
+    static fixed_point_rt parse(detail::spec_reader const& r, rng_key key)
+    {
+        if (r.size() < 3) r.fail(std::string("fixed point needs word size and fractional bits, as \"") + std::string(form) + "\"");
+        r.at_most(5, form);
+        fixed_format f{r.integer(1, "word size W"), r.integer(2, "fractional bits F"), true};
+        overflow_mode o = overflow_mode::saturate;
+        for (std::size_t k = 3; k < r.size(); ++k) {
+            const auto t = r[k];
+            if (auto m = overflow_from_name(t)) o = *m;
+            else if (t == "signed") f.is_signed = true;
+            else if (t == "unsigned") f.is_signed = false;
+            else r.fail("unknown option \"" + std::string(t) + "\"; expected saturate, symmetric, wrap, signed or unsigned");
+        }
+        return r.build([&] { return fixed_point_rt(f, *rounding_from_name(r.kind()), o, key); });
+    }
+    std::string to_string() const { return detail::fixed_spec(fmt_, rounding_, overflow_); }
 
     template <std::floating_point T>
     std::uint64_t encode(T x, std::uint64_t i = 0) const

@@ -12,8 +12,10 @@
 
 #include "../core/descriptor.hpp"
 #include "../core/error.hpp"
+#include "../core/spec.hpp"
 #include "../detail/vector_ops.hpp"
 
+#include <array>
 #include <limits>
 #include <string>
 
@@ -112,6 +114,37 @@ struct logarithmic : detail::descriptor_base<logarithmic>
 
     template <std::floating_point T, class Fn>
     decltype(auto) visit(Fn&& fn) const { return fn(kernel<T>()); }
+
+    // An unbounded side is spelled "none".
+    static constexpr std::string_view form = "logarithmic[,floor|nearest[,e_min,e_max]]";
+    static constexpr std::array<std::string_view, 4> examples{"logarithmic", "logarithmic,nearest",
+                                                              "logarithmic,nearest,-6,3", "logarithmic,floor,none,0"};
+    static bool accepts(detail::spec_reader const& r) { return r.kind() == "logarithmic"; }
+    static logarithmic parse(detail::spec_reader const& r, rng_key)
+    {
+        r.at_most(4, form);
+        log_rounding lr = log_rounding::floor;
+        if (r.size() >= 2) {
+            if (r[1] == "floor") lr = log_rounding::floor;
+            else if (r[1] == "nearest") lr = log_rounding::nearest;
+            else r.fail("unknown logarithmic rounding \"" + std::string(r[1]) + "\"; expected floor or nearest");
+        }
+        if (r.size() == 3) r.fail("give both e_min and e_max, as \"logarithmic,floor,-8,0\"");
+        if (r.size() < 4) return logarithmic(lr);
+        const int lo = r[2] == "none" ? unbounded_low : r.integer(2, "e_min");
+        const int hi = r[3] == "none" ? unbounded_high : r.integer(3, "e_max");
+        return r.build([&] { return logarithmic(lr, lo, hi); });
+    }
+    std::string to_string() const
+    {
+        std::string s = "logarithmic";
+        const bool bounded = min_exponent != unbounded_low || max_exponent != unbounded_high;
+        if (rounding == log_rounding::nearest || bounded) s += rounding == log_rounding::nearest ? ",nearest" : ",floor";
+        if (bounded)
+            s += "," + (min_exponent == unbounded_low ? std::string("none") : std::to_string(min_exponent)) + "," +
+                 (max_exponent == unbounded_high ? std::string("none") : std::to_string(max_exponent));
+        return s;
+    }
 };
 
 } // namespace tensorquant

@@ -17,10 +17,14 @@
 #include "../core/error.hpp"
 #include "../core/random.hpp"
 #include "../core/rounding.hpp"
+#include "../core/spec.hpp"
 #include "../detail/vector_ops.hpp"
 
+#include <array>
+#include <cctype>
 #include <limits>
 #include <string>
+#include <utility>
 
 namespace tensorquant {
 
@@ -42,6 +46,9 @@ inline constexpr minifloat_format fp16{5, 10, 15, true, true};
 inline constexpr minifloat_format bf16{8, 7, 127, true, true};
 inline constexpr minifloat_format fp8_e4m3{4, 3, 7, true, false};
 inline constexpr minifloat_format fp8_e5m2{5, 2, 15, true, true};
+// The presets by name, for parsing and printing.
+inline constexpr std::array<std::pair<std::string_view, minifloat_format>, 4> named{
+    {{"fp16", fp16}, {"bf16", bf16}, {"fp8_e4m3", fp8_e4m3}, {"fp8_e5m2", fp8_e5m2}}};
 } // namespace minifloats
 
 enum class minifloat_overflow : std::uint8_t { to_infinity, saturate };
@@ -138,8 +145,74 @@ struct minifloat : detail::descriptor_base<minifloat>
         if (f.max_exponent() < f.min_exponent()) bad("the format has no normal numbers");
         if (r != rounding_mode::nearest_even && r != rounding_mode::nearest && r != rounding_mode::zero &&
             r != rounding_mode::stochastic)
-            throw format_error(detail::describe(f) + ": rounding '" + std::string(to_string(r)) +
+            throw format_error(detail::describe(f) + ": rounding '" + std::string(tensorquant::to_string(r)) +
                                "' is not sign-symmetric; use nearest_even, nearest, zero or stochastic");
+    }
+
+    static constexpr std::string_view form = "minifloat,E,M[,bias][,option...] | fp16 | bf16 | fp8_e4m3 | fp8_e5m2[,option...]";
+    static constexpr std::array<std::string_view, 6> examples{
+        "fp16", "bf16", "fp8_e4m3", "fp8_e5m2,stochastic", "minifloat,3,2,1,saturate,no_subnormals",
+        "fp8_e4m3,nearest,ieee"};
+    static bool accepts(detail::spec_reader const& r)
+    {
+        if (r.kind() == "minifloat") return true;
+        for (auto const& [n, f] : minifloats::named)
+            if (n == r.kind()) return true;
+        return false;
+    }
+    static minifloat parse(detail::spec_reader const& r, rng_key key)
+    {
+        minifloat_format f{};
+        std::size_t first_option = 1;
+        if (r.kind() == "minifloat") {
+            if (r.size() < 3) r.fail("minifloat needs exponent and mantissa bits, as \"minifloat,E,M[,bias][,option...]\"");
+            f = {r.integer(1, "exponent bits E"), r.integer(2, "mantissa bits M"), 0, true, true};
+            if (f.exponent_bits < 1 || f.exponent_bits > 11) r.fail("exponent bits E must be in [1, 11]");
+            f.bias = (1 << (f.exponent_bits - 1)) - 1;
+            first_option = 3;
+            if (r.size() > 3 && (std::isdigit(static_cast<unsigned char>(r[3][0])) || r[3][0] == '-')) {
+                f.bias = r.integer(3, "bias");
+                first_option = 4;
+            }
+        } else {
+            for (auto const& [n, preset] : minifloats::named)
+                if (n == r.kind()) f = preset;
+        }
+        rounding_mode rm = rounding_mode::nearest_even;
+        minifloat_overflow o = minifloat_overflow::to_infinity;
+        for (std::size_t k = first_option; k < r.size(); ++k) {
+            const auto t = r[k];
+            if (auto m = rounding_from_name(t)) rm = *m;
+            else if (t == "to_infinity") o = minifloat_overflow::to_infinity;
+            else if (t == "saturate") o = minifloat_overflow::saturate;
+            else if (t == "no_subnormals") f.subnormals = false;
+            else if (t == "subnormals") f.subnormals = true;
+            else if (t == "finite") f.ieee_specials = false;
+            else if (t == "ieee") f.ieee_specials = true;
+            else r.fail("unknown minifloat option \"" + std::string(t) +
+                        "\"; expected a rounding, to_infinity, saturate, no_subnormals, subnormals, finite or ieee");
+        }
+        return r.build([&] { return minifloat(f, rm, o, key); });
+    }
+    std::string to_string() const
+    {
+        std::string s;
+        minifloat_format base{format.exponent_bits, format.mantissa_bits, format.bias, true,
+                              format.ieee_specials}; // what the name alone means
+        for (auto const& [n, preset] : minifloats::named)
+            if (s.empty() && preset.exponent_bits == format.exponent_bits && preset.mantissa_bits == format.mantissa_bits &&
+                preset.bias == format.bias)
+                s = std::string(n), base = preset;
+        if (s.empty()) {
+            s = "minifloat," + std::to_string(format.exponent_bits) + "," + std::to_string(format.mantissa_bits) + "," +
+                std::to_string(format.bias);
+            base.ieee_specials = true;
+        }
+        if (rounding != rounding_mode::nearest_even) s += "," + std::string(tensorquant::to_string(rounding));
+        if (overflow == minifloat_overflow::saturate) s += ",saturate";
+        if (format.subnormals != base.subnormals) s += format.subnormals ? ",subnormals" : ",no_subnormals";
+        if (format.ieee_specials != base.ieee_specials) s += format.ieee_specials ? ",ieee" : ",finite";
+        return s;
     }
 
     template <std::floating_point T, class Fn>

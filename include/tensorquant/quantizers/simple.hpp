@@ -7,9 +7,11 @@
 #include "../core/descriptor.hpp"
 #include "../core/error.hpp"
 #include "../core/random.hpp"
+#include "../core/spec.hpp"
 #include "../detail/statistics.hpp"
 #include "../detail/vector_ops.hpp"
 
+#include <array>
 #include <cmath>
 #include <span>
 #include <string>
@@ -88,6 +90,16 @@ struct identity : detail::descriptor_base<identity>
 {
     template <std::floating_point T, class Fn>
     decltype(auto) visit(Fn&& fn) const { return fn(detail::identity_kernel<T>{}); }
+
+    static constexpr std::string_view form = "identity | none";
+    static constexpr std::array<std::string_view, 1> examples{"identity"};
+    static bool accepts(detail::spec_reader const& r) { return r.kind() == "identity" || r.kind() == "none"; }
+    static identity parse(detail::spec_reader const& r, rng_key)
+    {
+        r.at_most(1, "identity");
+        return {};
+    }
+    std::string to_string() const { return "identity"; }
 };
 
 // Binary with a fixed magnitude m.
@@ -98,6 +110,17 @@ struct binary : detail::descriptor_base<binary>
     explicit binary(double m) : magnitude(m) { detail::check_non_negative("binary magnitude", m); }
     template <std::floating_point T, class Fn>
     decltype(auto) visit(Fn&& fn) const { return fn(detail::binary_kernel<T>{{}, static_cast<T>(magnitude)}); }
+
+    static constexpr std::string_view form = "binary,m";
+    static constexpr std::array<std::string_view, 1> examples{"binary,0.5"};
+    static bool accepts(detail::spec_reader const& r) { return r.kind() == "binary" && r.size() > 1; }
+    static binary parse(detail::spec_reader const& r, rng_key)
+    {
+        r.at_most(2, "binary[,m]");
+        const double m = r.number(1, "magnitude m");
+        return r.build([&] { return binary(m); });
+    }
+    std::string to_string() const { return "binary," + detail::format_number(magnitude); }
 };
 
 // Binary with m = mean |x| over the tensor (XNOR-Net).
@@ -108,6 +131,12 @@ struct binary_mean
     {
         return {{}, static_cast<T>(detail::sum_abs_above(x).mean())};
     }
+
+    static constexpr std::string_view form = "binary";
+    static constexpr std::array<std::string_view, 1> examples{"binary"};
+    static bool accepts(detail::spec_reader const& r) { return r.kind() == "binary" && r.size() == 1; }
+    static binary_mean parse(detail::spec_reader const&, rng_key) { return {}; }
+    std::string to_string() const { return "binary"; }
 };
 
 // Stochastic binarization (BinaryConnect).
@@ -124,6 +153,20 @@ struct binary_stochastic : detail::descriptor_base<binary_stochastic>
     decltype(auto) visit(Fn&& fn) const
     {
         return fn(detail::binary_stochastic_kernel<T>{{}, static_cast<T>(magnitude), key});
+    }
+
+    static constexpr std::string_view form = "binary_stochastic[,m]";
+    static constexpr std::array<std::string_view, 2> examples{"binary_stochastic", "binary_stochastic,0.25"};
+    static bool accepts(detail::spec_reader const& r) { return r.kind() == "binary_stochastic"; }
+    static binary_stochastic parse(detail::spec_reader const& r, rng_key key)
+    {
+        r.at_most(2, "binary_stochastic[,m]");
+        const double m = r.size() == 2 ? r.number(1, "magnitude m") : 1.0;
+        return r.build([&] { return binary_stochastic(m, key); });
+    }
+    std::string to_string() const
+    {
+        return magnitude == 1.0 ? "binary_stochastic" : "binary_stochastic," + detail::format_number(magnitude);
     }
 };
 
@@ -143,17 +186,52 @@ struct ternary : detail::descriptor_base<ternary>
     {
         return fn(detail::ternary_kernel<T>{{}, static_cast<T>(threshold), static_cast<T>(magnitude)});
     }
+
+    static constexpr std::string_view form = "ternary,T,m";
+    static constexpr std::array<std::string_view, 1> examples{"ternary,0.4,1.5"};
+    static bool accepts(detail::spec_reader const& r) { return r.kind() == "ternary" && r.size() > 1; }
+    static ternary parse(detail::spec_reader const& r, rng_key)
+    {
+        r.at_most(3, "ternary[,T,m]");
+        if (r.size() != 3) r.fail("fixed ternary needs a threshold and a magnitude, as \"ternary,T,m\"");
+        const double t = r.number(1, "threshold T"), m = r.number(2, "magnitude m");
+        return r.build([&] { return ternary(t, m); });
+    }
+    std::string to_string() const
+    {
+        return "ternary," + detail::format_number(threshold) + "," + detail::format_number(magnitude);
+    }
 };
 
 // Ternary weight networks: T = 0.7 mean |x|, m = mean |x| over |x| > T (0 if none).
 struct ternary_twn
 {
-    double threshold_factor = 0.7;
+    static constexpr double default_factor = 0.7;
+    double threshold_factor = default_factor;
     template <std::floating_point T>
     detail::ternary_kernel<T> prepare(std::span<T const> x) const noexcept
     {
         const T thr = static_cast<T>(threshold_factor * detail::sum_abs_above(x).mean());
         return {{}, thr, static_cast<T>(detail::sum_abs_above(x, double(thr)).mean())};
+    }
+
+    static constexpr std::string_view form = "ternary | ternary_twn,factor";
+    static constexpr std::array<std::string_view, 2> examples{"ternary", "ternary_twn,0.5"};
+    static bool accepts(detail::spec_reader const& r)
+    {
+        return (r.kind() == "ternary" && r.size() == 1) || r.kind() == "ternary_twn";
+    }
+    static ternary_twn parse(detail::spec_reader const& r, rng_key)
+    {
+        r.at_most(2, "ternary_twn[,factor]");
+        ternary_twn q;
+        if (r.size() == 2) q.threshold_factor = r.number(1, "threshold factor");
+        r.build([&] { return (detail::check_non_negative("TWN threshold factor", q.threshold_factor), 0); });
+        return q;
+    }
+    std::string to_string() const
+    {
+        return threshold_factor == default_factor ? "ternary" : "ternary_twn," + detail::format_number(threshold_factor);
     }
 };
 
@@ -165,6 +243,17 @@ struct sparse : detail::descriptor_base<sparse>
     explicit sparse(double thr) : threshold(thr) { detail::check_non_negative("sparse threshold", thr); }
     template <std::floating_point T, class Fn>
     decltype(auto) visit(Fn&& fn) const { return fn(detail::sparse_kernel<T>{{}, static_cast<T>(threshold)}); }
+
+    static constexpr std::string_view form = "sparse,T";
+    static constexpr std::array<std::string_view, 1> examples{"sparse,0.3"};
+    static bool accepts(detail::spec_reader const& r) { return r.kind() == "sparse"; }
+    static sparse parse(detail::spec_reader const& r, rng_key)
+    {
+        r.at_most(2, "sparse,T");
+        const double t = r.number(1, "threshold T");
+        return r.build([&] { return sparse(t); });
+    }
+    std::string to_string() const { return "sparse," + detail::format_number(threshold); }
 };
 
 } // namespace tensorquant
