@@ -15,8 +15,8 @@ constexpr std::size_t batch = 1000;
 nn::tensor4<float> images()
 {
     nn::tensor4<float> x = nn::tensor4<float>::from_shape({batch, 28, 28, 1});
-    nn::detail::param_init gen{12345};
-    for (auto& v : x) v = float(gen.next()); // pixel intensities in [0, 1)
+    tq::splitmix64 gen{12345};
+    for (auto& v : x) v = float(gen.uniform()); // pixel intensities in [0, 1)
     return x;
 }
 

@@ -15,8 +15,8 @@ tq::data::labeled_images synthetic(std::size_t n)
 {
     tq::data::labeled_images d;
     d.images = xt::xtensor<float, 4>::from_shape({n, 28, 28, 1});
-    nn::detail::param_init gen{777};
-    for (auto& v : d.images) v = float(gen.next());
+    tq::splitmix64 gen{777};
+    for (auto& v : d.images) v = float(gen.uniform());
     for (std::size_t i = 0; i < n; ++i) d.labels.push_back(std::uint8_t(i % 10));
     return d;
 }

@@ -31,8 +31,8 @@ int main(int argc, char** argv)
         truth.assign(test.labels.begin(), test.labels.end());
     } else {
         x = nn::tensor4<float>::from_shape({500, 28, 28, 1});
-        nn::detail::param_init gen{2024};
-        for (auto& v : x) v = float(gen.next());
+        tq::splitmix64 gen{2024};
+        for (auto& v : x) v = float(gen.uniform());
     }
     const auto float_out = net.forward(x);
     const auto float_labels = net.classify(x);

@@ -171,8 +171,10 @@ TEST_CASE("intrinsic conv2d and dense equal quantized<T Q> and an exact referenc
 
     auto check_against_reference = [&](tq::fixed_point_rt const& q, nn::tensor4<float> const& y, nn::tensor2<float> const& dy) {
         const intrinsic_reference ref{q.format(), q.rounding(), q.overflow(), q.key()};
-        const auto xq = nn::detail::quantized_copy(q, x), wq = nn::detail::quantized_copy(q, w);
-        const auto bq = nn::detail::quantized_copy(q, b);
+        // operands are quantized at their own stream blocks (nn/kernels/intrinsic.hpp)
+        const auto xq = nn::kernels::quantized_copy(q, x, nn::kernels::intrinsic_operand_offset(0));
+        const auto wq = nn::kernels::quantized_copy(q, w, nn::kernels::intrinsic_operand_offset(1));
+        const auto bq = nn::kernels::quantized_copy(q, b, nn::kernels::intrinsic_operand_offset(2));
         const naive_conv geo({2, 6, 7, 4}, {3, 3, 4, 10}, o);
         const std::size_t K = 3 * 3 * 4;
         int wrong = 0;
@@ -195,8 +197,9 @@ TEST_CASE("intrinsic conv2d and dense equal quantized<T Q> and an exact referenc
             acc = ref.sum(acc, ref.word(bq(oc)));
             wrong += !equals_word(y.data()[out], acc, q.format().frac);
         });
-        const auto dxq = nn::detail::quantized_copy(q, dx), dwq = nn::detail::quantized_copy(q, dw);
-        const auto dbq = nn::detail::quantized_copy(q, db);
+        const auto dxq = nn::kernels::quantized_copy(q, dx, nn::kernels::intrinsic_operand_offset(0));
+        const auto dwq = nn::kernels::quantized_copy(q, dw, nn::kernels::intrinsic_operand_offset(1));
+        const auto dbq = nn::kernels::quantized_copy(q, db, nn::kernels::intrinsic_operand_offset(2));
         for (std::size_t r = 0; r < 5; ++r)
             for (std::size_t j = 0; j < 11; ++j) {
                 big acc = 0;

@@ -1,6 +1,6 @@
 // Autograd against finite differences, the quantizers' estimators and TQT against their
 // formulas, the IDX loader, optimizers and reproducible training.
-#include <tensorquant/train/trainer.hpp>
+#include <tensorquant/train.hpp>
 
 #include "temp_dir.hpp"
 
@@ -347,15 +347,15 @@ namespace {
 // A small network and a learnable task: the class is the brightest quadrant.
 nn::network small_net(std::uint64_t seed)
 {
-    nn::detail::param_init init{seed};
+    nn::initializer init(seed);
     nn::network net("Small");
     nn::window_options same;
     same.padding = nn::padding_mode::same;
-    net.add("conv", nn::detail::make_conv(init, 3, 1, 4, same, nn::activation::relu));
+    net.add("conv", init.conv2d(3, 1, 4, same, nn::activation::relu));
     net.add("pool", nn::max_pool_layer{});
-    net.add("bn", nn::detail::make_bn(4, nn::activation::none));
+    net.add("bn", nn::initializer::batch_norm(4, nn::activation::none));
     net.add("flatten", nn::flatten_layer{});
-    net.add("fc", nn::detail::make_dense(init, 4 * 4 * 4, 4, nn::activation::none));
+    net.add("fc", init.dense(4 * 4 * 4, 4, nn::activation::none));
     return net;
 }
 tq::data::labeled_images quadrant_data(std::size_t n, std::uint64_t seed)

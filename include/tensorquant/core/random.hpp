@@ -29,6 +29,21 @@ constexpr std::uint64_t mix64(std::uint64_t z) noexcept
     return z ^ (z >> 31);
 }
 
+// splitmix64 as a sequence: the one seeded generator of the library's other random
+// choices (shuffling, parameter initialisation); mix64 is its output function.
+struct splitmix64
+{
+    std::uint64_t state = 0;
+    constexpr std::uint64_t next() noexcept
+    {
+        const std::uint64_t z = mix64(state);
+        state += 0x9e3779b97f4a7c15ull;
+        return z;
+    }
+    // Uniform in [0, 1) on a grid of 2^-53.
+    constexpr double uniform() noexcept { return double(next() >> 11) * 0x1p-53; }
+};
+
 // Keys of one block of 2^32 counters. The counter plus a is hashed half-way, xored with
 // b and hashed again: b enters after a non-linear step, so different keys are different
 // functions of the counter, not shifted copies of one sequence.
@@ -119,20 +134,20 @@ struct counter_rng
         using UI = uint_for<T>;
         using UB = xsimd::batch<UI, A>;
         const auto lo = static_cast<std::uint32_t>(index);
-        if ((index >> 32) != 0 || lo > 0xffffffffu - (N - 1)) [[unlikely]]
-            return uniform_elsewhere(index, tag);
+        if (lo > 0xffffffffu - (N - 1)) [[unlikely]]
+            return uniform_elsewhere(index, tag); // lanes straddle two blocks
         static constexpr iota_table<UI, N> iota{};
+        const block_keys k = keys(index);
         // lane j hashes (lo + j) + a: the key add folds into the broadcast
-        const UB sums = UB(UI(std::uint32_t(lo + block0.a))) + UB::load_aligned(iota.v.data());
-        const UB bits = random_bits_of_sum<sizeof(T) == 4>(block0.b, sums);
+        const UB sums = UB(UI(std::uint32_t(lo + k.a))) + UB::load_aligned(iota.v.data());
+        const UB bits = random_bits_of_sum<sizeof(T) == 4>(k.b, sums);
         if constexpr (sizeof(T) == 4)
             return simd::convert<T>(simd::bit_cast<std::int32_t>(bits >> 8)) * B(T(0x1p-24));
         else return simd::convert<T>(simd::bit_cast<std::int64_t>(bits)) * B(T(0x1p-32));
     }
 
 private:
-    // Beyond the first block, or lanes straddling a block boundary: rare, kept out of the
-    // hot loop.
+    // Lanes straddling a block boundary: rare, kept out of the hot loop.
     template <class T, class A>
     [[gnu::noinline, gnu::cold]] xsimd::batch<T, A> uniform_elsewhere(std::uint64_t index,
                                                                        xsimd::batch<T, A> const*) const noexcept
@@ -151,4 +166,6 @@ inline T uniform_at(rng_key key, std::uint64_t index) noexcept
 }
 
 } // namespace detail
+
+using detail::splitmix64;
 } // namespace tensorquant

@@ -121,7 +121,7 @@ public:
             if (!value.is_string())
                 throw file_error(source + ": the value of '" + scope + "' must be a quantizer string such as " +
                                  "\"nearest,8,4\", got a " + std::string(value.type_name()));
-            detail::with_error_context(source + ": scope '" + scope + "'",
+            tensorquant::detail::with_error_context(source + ": scope '" + scope + "'",
                                        [&] { m.set(scope, value.get<std::string>(), key); });
         }
         return m;

@@ -123,11 +123,43 @@ struct exact_ops
     }
 };
 
+// The operators of both number types, written once. D provides raw(), from_raw() and
+// with_ops(fn), which calls fn with the exact_ops of its format and returns the raw result
+// as a D.
+template <class D, class T>
+struct number_operators
+{
+    friend D operator+(D a, D b) { return D::with_ops([&](auto const& o) { return o.add(a.raw(), b.raw()); }); }
+    friend D operator-(D a, D b) { return D::with_ops([&](auto const& o) { return o.sub(a.raw(), b.raw()); }); }
+    friend D operator*(D a, D b) { return D::with_ops([&](auto const& o) { return o.mul(a.raw(), b.raw()); }); }
+    friend D operator/(D a, D b) { return D::with_ops([&](auto const& o) { return o.div(a.raw(), b.raw()); }); }
+    friend D operator-(D a) { return D::with_ops([&](auto const& o) { return o.neg(a.raw()); }); }
+    friend D operator+(D a) { return a; }
+    D& operator+=(D b) { return self() = self() + b; }
+    D& operator-=(D b) { return self() = self() - b; }
+    D& operator*=(D b) { return self() = self() * b; }
+    D& operator/=(D b) { return self() = self() / b; }
+
+    friend constexpr bool operator==(D a, D b) noexcept { return a.raw() == b.raw(); }
+    friend constexpr std::partial_ordering operator<=>(D a, D b) noexcept { return a.raw() <=> b.raw(); }
+
+    friend D abs(D a) { return a.raw() < T(0) ? -a : a; }
+    friend D sqrt(D a) { return D::with_ops([&](auto const& o) { return o.sqrt(a.raw()); }); }
+    friend constexpr D min(D a, D b) noexcept { return b < a ? b : a; }
+    friend constexpr D max(D a, D b) noexcept { return a < b ? b : a; }
+    friend constexpr bool isnan(D a) noexcept { return storage_codec<T>::isnan(a.raw()); }
+    // a / n for an exact positive integer n (n is not quantized), rounded once.
+    friend D divide(D a, std::int64_t n) { return D::with_ops([&](auto const& o) { return o.div_int(a.raw(), n); }); }
+
+private:
+    D& self() noexcept { return static_cast<D&>(*this); }
+};
+
 } // namespace detail
 
 template <class T, class Q>
     requires(std::floating_point<T> || std::is_same_v<T, std::int64_t>)
-class quantized
+class quantized : public detail::number_operators<quantized<T, Q>, T>
 {
     static_assert(detail::fixed_point_traits<Q>::value,
                   "quantized<T, Q>: Q must be a fixed_point<W, F, Rounding, Overflow, Signed> format; exact "
@@ -191,27 +223,12 @@ public:
         }
     }
 
-    friend quantized operator+(quantized a, quantized b) { return from_raw(ops().add(a.v_, b.v_)); }
-    friend quantized operator-(quantized a, quantized b) { return from_raw(ops().sub(a.v_, b.v_)); }
-    friend quantized operator*(quantized a, quantized b) { return from_raw(ops().mul(a.v_, b.v_)); }
-    friend quantized operator/(quantized a, quantized b) { return from_raw(ops().div(a.v_, b.v_)); }
-    friend quantized operator-(quantized a) { return from_raw(ops().neg(a.v_)); }
-    friend quantized operator+(quantized a) { return a; }
-    quantized& operator+=(quantized b) { return *this = *this + b; }
-    quantized& operator-=(quantized b) { return *this = *this - b; }
-    quantized& operator*=(quantized b) { return *this = *this * b; }
-    quantized& operator/=(quantized b) { return *this = *this / b; }
-
-    friend constexpr bool operator==(quantized a, quantized b) noexcept { return a.v_ == b.v_; }
-    friend constexpr std::partial_ordering operator<=>(quantized a, quantized b) noexcept { return a.v_ <=> b.v_; }
-
-    friend quantized abs(quantized a) { return a.v_ < T(0) ? -a : a; }
-    friend quantized sqrt(quantized a) { return from_raw(ops().sqrt(a.v_)); }
-    friend constexpr quantized min(quantized a, quantized b) noexcept { return b < a ? b : a; }
-    friend constexpr quantized max(quantized a, quantized b) noexcept { return a < b ? b : a; }
-    friend constexpr bool isnan(quantized a) noexcept { return codec::isnan(a.v_); }
-    // a / n for an exact positive integer n (n is not quantized), rounded once.
-    friend quantized divide(quantized a, std::int64_t n) { return from_raw(ops().div_int(a.v_, n)); }
+    // fn(the exact operations of the format) -> raw result, as a number (number_operators).
+    template <class Fn>
+    static quantized with_ops(Fn&& fn)
+    {
+        return from_raw(fn(ops()));
+    }
 
 private:
     static constexpr detail::fixed_arith<rounding_policy, overflow_policy> arith{format};
@@ -293,7 +310,7 @@ private:
 };
 
 template <std::floating_point T>
-class quantized_rt
+class quantized_rt : public detail::number_operators<quantized_rt<T>, T>
 {
 public:
     using value_type = T;
@@ -322,34 +339,15 @@ public:
     }
     T value() const noexcept { return v_; }
 
-    friend quantized_rt operator+(quantized_rt a, quantized_rt b) { return op([&](auto const& o) { return o.add(a.v_, b.v_); }); }
-    friend quantized_rt operator-(quantized_rt a, quantized_rt b) { return op([&](auto const& o) { return o.sub(a.v_, b.v_); }); }
-    friend quantized_rt operator*(quantized_rt a, quantized_rt b) { return op([&](auto const& o) { return o.mul(a.v_, b.v_); }); }
-    friend quantized_rt operator/(quantized_rt a, quantized_rt b) { return op([&](auto const& o) { return o.div(a.v_, b.v_); }); }
-    friend quantized_rt operator-(quantized_rt a) { return op([&](auto const& o) { return o.neg(a.v_); }); }
-    friend quantized_rt operator+(quantized_rt a) { return a; }
-    quantized_rt& operator+=(quantized_rt b) { return *this = *this + b; }
-    quantized_rt& operator-=(quantized_rt b) { return *this = *this - b; }
-    quantized_rt& operator*=(quantized_rt b) { return *this = *this * b; }
-    quantized_rt& operator/=(quantized_rt b) { return *this = *this / b; }
+    constexpr T raw() const noexcept { return v_; }
 
-    friend bool operator==(quantized_rt a, quantized_rt b) noexcept { return a.v_ == b.v_; }
-    friend std::partial_ordering operator<=>(quantized_rt a, quantized_rt b) noexcept { return a.v_ <=> b.v_; }
-
-    friend quantized_rt abs(quantized_rt a) { return a.v_ < T(0) ? -a : a; }
-    friend quantized_rt sqrt(quantized_rt a) { return op([&](auto const& o) { return o.sqrt(a.v_); }); }
-    friend quantized_rt min(quantized_rt a, quantized_rt b) noexcept { return b < a ? b : a; }
-    friend quantized_rt max(quantized_rt a, quantized_rt b) noexcept { return a < b ? b : a; }
-    friend bool isnan(quantized_rt a) noexcept { return a.v_ != a.v_; }
-    friend quantized_rt divide(quantized_rt a, std::int64_t n) { return op([&](auto const& o) { return o.div_int(a.v_, n); }); }
-
-private:
     template <class Fn>
-    static quantized_rt op(Fn&& fn)
+    static quantized_rt with_ops(Fn&& fn)
     {
         return from_raw(number_scope::current().visit<T>([&](auto const& o) { return fn(o); }));
     }
-    template <std::floating_point U>
+
+private:    template <std::floating_point U>
     static T quantize_plain(U x)
     {
         using Wd = detail::wider_t<T, U>;

@@ -4,11 +4,12 @@
 // - gradients (extrinsic): w <- w - lr Q(g)
 // - updates (intrinsic):   w <- Q(w - update)
 // - state: momentum, or Adam's two moments, are stored quantized.
-// Stochastic quantizers draw the thresholds of parameter p at step k from stream
-// position (k P + p) 2^32, so a seed reproduces a run.
+// Stochastic quantizers draw the thresholds of parameter p (its position in the list) at
+// step k from stream_offset(p, 0, role, k) (core/stream.hpp), so a seed reproduces a run.
 #pragma once
 
 #include "../apply.hpp"
+#include "../core/stream.hpp"
 #include "../nn/scope.hpp"
 
 #include <cmath>
@@ -64,12 +65,12 @@ public:
         if (state_params_ != params.size()) init_state(params), state_params_ = params.size();
         for (std::size_t p = 0; p < params.size(); ++p) {
             auto& prm = params[p];
-            const std::uint64_t offset = (steps_ * params.size() + p) << 32;
             if (prm.decay && weight_decay != 0)
                 for (std::size_t k = 0; k < prm.grad.size(); ++k) prm.grad[k] += weight_decay * prm.value[k];
-            detail::quantize_span(quantization.gradients, prm.layer, std::span<float>(prm.grad), offset);
-            update(p, prm, offset);
-            detail::quantize_span(quantization.updates, prm.layer, prm.value, offset + (std::uint64_t(1) << 31));
+            detail::quantize_span(quantization.gradients, prm.layer, std::span<float>(prm.grad),
+                                  stream_offset(p, 0, stream_role::gradient, steps_));
+            update(p, prm);
+            detail::quantize_span(quantization.updates, prm.layer, prm.value, stream_offset(p, 0, stream_role::update, steps_));
         }
         ++steps_;
     }
@@ -77,12 +78,12 @@ public:
 
 protected:
     // Applies one update to prm.value from prm.grad (already quantized if asked).
-    virtual void update(std::size_t index, parameter& prm, std::uint64_t offset) = 0;
+    virtual void update(std::size_t index, parameter& prm) = 0;
     // Allocates the state buffers (zero) for these parameters.
     virtual void init_state(std::vector<parameter> const& params) = 0;
-    void quantize_state(parameter const& prm, std::vector<float>& s, std::uint64_t offset) const
+    void quantize_state(std::size_t index, parameter const& prm, std::vector<float>& s, stream_role role) const
     {
-        detail::quantize_span(quantization.state, prm.layer, std::span<float>(s), offset);
+        detail::quantize_span(quantization.state, prm.layer, std::span<float>(s), stream_offset(index, 0, role, steps_));
     }
     std::vector<std::vector<float>> state_; // one buffer per parameter (two for Adam)
     std::size_t state_params_ = 0;           // the parameter count state_ was made for
@@ -105,12 +106,12 @@ protected:
         state_.clear();
         for (auto const& p : params) state_.emplace_back(p.value.size(), 0.0f);
     }
-    void update(std::size_t i, parameter& prm, std::uint64_t offset) override
+    void update(std::size_t i, parameter& prm) override
     {
         auto& v = state_[i];
         const float step = lr * prm.lr_scale;
         for (std::size_t k = 0; k < v.size(); ++k) v[k] = momentum * v[k] + prm.grad[k];
-        quantize_state(prm, v, offset + (std::uint64_t(1) << 30));
+        quantize_state(i, prm, v, stream_role::state);
         for (std::size_t k = 0; k < v.size(); ++k) prm.value[k] -= step * v[k];
     }
 };
@@ -135,7 +136,7 @@ protected:
             state_.emplace_back(p.value.size(), 0.0f); // second moment
         }
     }
-    void update(std::size_t i, parameter& prm, std::uint64_t offset) override
+    void update(std::size_t i, parameter& prm) override
     {
         auto& m = state_[2 * i];
         auto& v = state_[2 * i + 1];
@@ -144,8 +145,8 @@ protected:
             m[k] = beta1 * m[k] + (1 - beta1) * g;
             v[k] = beta2 * v[k] + (1 - beta2) * g * g;
         }
-        quantize_state(prm, m, offset + (std::uint64_t(1) << 30));
-        quantize_state(prm, v, offset + (std::uint64_t(3) << 29));
+        quantize_state(i, prm, m, stream_role::state);
+        quantize_state(i, prm, v, stream_role::state2);
         const double t = double(steps_ + 1);
         const float c1 = float(1 / (1 - std::pow(double(beta1), t))), c2 = float(1 / (1 - std::pow(double(beta2), t)));
         const float step = lr * prm.lr_scale;

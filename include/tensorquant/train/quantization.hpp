@@ -5,7 +5,7 @@
 
 #include "../apply.hpp"
 #include "../parse.hpp"
-#include "../nn/network.hpp"
+#include "../nn/instrumentation.hpp"
 #include "autograd.hpp"
 
 #include <cmath>
@@ -28,7 +28,7 @@ typename tape<T>::var quantize(tape<T>& t, typename tape<T>::var x, any_quantize
     using V = typename tape<T>::var;
     std::optional<std::pair<double, double>> range;
     if (mode == ste::zero_saturated) {
-        range = nn::detail::fixed_range(q);
+        range = nn::saturation_range(q);
         if (!range) throw config_error("the saturation-masked straight-through estimator needs a fixed-point quantizer");
     }
     xt::xarray<T> y = t.value(x);

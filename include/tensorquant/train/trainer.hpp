@@ -12,8 +12,14 @@
 // Reproducibility: a minibatch is cut into shards of a fixed size; each shard runs on
 // its own tape (on any thread) and their gradients are summed in shard order, so the
 // result does not depend on the number of threads. Batch-norm statistics are per shard.
+// Stochastic quantizers draw their thresholds as core/stream.hpp lays out, the step being
+// the number of batches trained.
+//
+// Layers are reached through their on_tape op (nn/layers/layer.hpp): the trainer knows
+// no layer type.
 #pragma once
 
+#include "../core/stream.hpp"
 #include "../data/idx.hpp"
 #include "../nn/network.hpp"
 #include "autograd.hpp"
@@ -40,14 +46,8 @@ inline std::vector<std::size_t> shuffled_order(std::size_t n, std::uint64_t seed
 {
     std::vector<std::size_t> order(n);
     std::iota(order.begin(), order.end(), std::size_t(0));
-    std::uint64_t state = seed * 0x9e3779b97f4a7c15ull + epoch + 1;
-    auto next = [&state]() {
-        std::uint64_t z = (state += 0x9e3779b97f4a7c15ull);
-        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-        return z ^ (z >> 31);
-    };
-    for (std::size_t i = n; i > 1; --i) std::swap(order[i - 1], order[next() % i]); // Fisher-Yates
+    splitmix64 gen{seed * 0x9e3779b97f4a7c15ull + epoch + 1};
+    for (std::size_t i = n; i > 1; --i) std::swap(order[i - 1], order[gen.next() % i]); // Fisher-Yates
     return order;
 }
 
@@ -98,11 +98,13 @@ public:
 #endif
         for (std::size_t i = 0; i < net.nodes().size(); ++i) {
             const std::string name = net.nodes()[i].name;
-            for (auto const& p : net.parameters(name)) {
-                if (p.name == "mean" || p.name == "variance") continue; // running statistics, not trained
-                const bool decay = p.name == "weights";
-                params_.push_back({name, p.name, std::span<float>(p.data, p.size()), std::vector<float>(p.size(), 0.0f), 1.0f, decay});
+            const auto refs = net.parameters(name);
+            for (std::size_t slot = 0; slot < refs.size(); ++slot) {
+                auto const& p = refs[slot];
+                if (!p.trainable) continue; // running statistics
+                params_.push_back({name, p.name, std::span<float>(p.data, p.size()), std::vector<float>(p.size(), 0.0f), 1.0f, p.decays});
                 param_node_.push_back(i);
+                param_slot_.push_back(slot);
                 param_shape_.push_back(p.shape);
             }
         }
@@ -122,6 +124,7 @@ public:
                 params_.push_back({node.name, what, std::span<float>(&thresholds_.back(), 1), std::vector<float>(1, 0.0f),
                                    a.lr_scale, false});
                 param_node_.push_back(i);
+                param_slot_.push_back(~std::size_t(0));
                 param_shape_.push_back({1});
                 tqt_.push_back({i, params_.size() - 1, what == "weights_log2t", a.format, a.init, ready});
                 any = true;
@@ -262,16 +265,16 @@ private:
     };
     using var = tape<float>::var;
 
-    // running = momentum running + (1 - momentum) batch, with the batch's statistics the
-    // shards' weighted by their size
+    // The batch's statistics (the shards' weighted by their size) into the layer's running
+    // ones, for the layers that keep them.
     void update_running(std::size_t node, std::vector<float> const& mean, std::vector<float> const& var)
     {
-        auto& bn = std::get<nn::batch_norm_layer>(net_.layer_at(net_.nodes()[node].name));
-        const float keep = opt_.bn_momentum;
-        for (std::size_t j = 0; j < mean.size(); ++j) {
-            bn.mean(j) = keep * bn.mean(j) + (1 - keep) * mean[j];
-            bn.variance(j) = keep * bn.variance(j) + (1 - keep) * var[j];
-        }
+        std::visit(
+            [&](auto& l) {
+                if constexpr (requires { l.update_statistics(mean, var, opt_.bn_momentum); })
+                    l.update_statistics(mean, var, opt_.bn_momentum);
+            },
+            net_.layer_at(net_.nodes()[node].name));
     }
 
     // Builds the forward pass of samples [first, last) on t; returns the logits. outs, if
@@ -310,68 +313,72 @@ private:
         return r;
     }
 
+    // What a layer's on_tape op sees: the tape, its inputs, its parameters after the
+    // weights map (and TQT), and where to leave batch statistics.
+    struct tape_context
+    {
+        train::tape<float>& t;
+        std::vector<var> const& in;
+        std::function<var(std::size_t)> param_of;
+        bool last;
+        std::function<void(std::vector<float>, std::vector<float>)> statistics;
+
+        train::tape<float>& tape() const noexcept { return t; }
+        var input(std::size_t k) const { return in.at(k); }
+        std::size_t inputs() const noexcept { return in.size(); }
+        var param(std::size_t slot) const { return param_of(slot); }
+        bool is_last() const noexcept { return last; }
+        void record_statistics(std::vector<float> mean, std::vector<float> variance) const
+        {
+            statistics(std::move(mean), std::move(variance));
+        }
+    };
+
     var forward(tape<float>& t, var input, std::vector<var> const& param_vars, shard_result& r, std::size_t first,
                 std::vector<var>* all_outputs)
     {
         auto const& nodes = net_.nodes();
         std::vector<var> outs(nodes.size());
-        const std::uint64_t base = (batches_ << 40) + (std::uint64_t(first) << 24);
-        auto param = [&](std::size_t node, char const* name) {
-            for (std::size_t p = 0; p < params_.size(); ++p)
-                if (param_node_[p] == node && params_[p].name == name) return param_vars[p];
-            throw config_error("layer '" + nodes[node].name + "' has no parameter " + name);
-        };
+        const std::uint64_t step = batches_;
         for (std::size_t i = 0; i < nodes.size(); ++i) {
             auto const& node = nodes[i];
             const auto q = net_.quantization_of(node.name);
-            auto in = [&](std::size_t k) { const int j = node.inputs.at(k); return j < 0 ? input : outs[std::size_t(j)]; };
+            std::vector<var> in;
+            for (int j : node.inputs) in.push_back(j < 0 ? input : outs[std::size_t(j)]);
             auto tqt_of = [&](bool on_weights) -> tqt_threshold const* {
                 for (auto const& th : tqt_)
                     if (th.node == i && th.on_weights == on_weights && th.ready) return &th;
                 return nullptr;
             };
-            auto wq = [&](var p, std::uint64_t role) {
-                if (role == 0)
-                    if (auto const* th = tqt_of(true)) p = tqt_quantize(t, p, param_vars[th->param], th->format);
-                return q.weights ? quantize(t, p, q.weights->quantizer, opt_.estimator, base + (std::uint64_t(i) << 8) + role) : p;
+            auto param = [&](std::size_t slot) {
+                std::size_t p = 0;
+                while (p < params_.size() && !(param_node_[p] == i && param_slot_[p] == slot)) ++p;
+                if (p == params_.size())
+                    throw config_error("layer '" + node.name + "' has no trainable parameter " + std::to_string(slot));
+                var v = param_vars[p];
+                if (params_[p].name == "weights")
+                    if (auto const* th = tqt_of(true)) v = tqt_quantize(t, v, param_vars[th->param], th->format);
+                if (!q.weights) return v;
+                return quantize(t, v, q.weights->quantizer, opt_.estimator, stream_offset(i, slot, stream_role::weights, step));
             };
-            var y = std::visit(
-                nn::detail::overloaded{
-                    [&](nn::conv2d_layer const& l) {
-                        return activate(t, conv2d(t, in(0), wq(param(i, "weights"), 0), wq(param(i, "bias"), 1), l.options), l.act, l.alpha);
-                    },
-                    [&](nn::dense_layer const& l) {
-                        return activate(t, dense(t, in(0), wq(param(i, "weights"), 0), wq(param(i, "bias"), 1)), l.act, l.alpha);
-                    },
-                    [&](nn::max_pool_layer const& l) { return max_pool(t, in(0), l.options); },
-                    [&](nn::avg_pool_layer const& l) { return avg_pool(t, in(0), l.options); },
-                    [&](nn::global_avg_pool_layer const&) { return global_avg_pool(t, in(0)); },
-                    [&](nn::batch_norm_layer const& l) {
-                        std::vector<float> mean, variance;
-                        var y = batch_norm(t, in(0), wq(param(i, "gamma"), 0), wq(param(i, "beta"), 1), l.epsilon, &mean, &variance);
-                        r.bn.push_back({i, {std::move(mean), std::move(variance)}});
-                        return activate(t, y, l.act, l.alpha);
-                    },
-                    [&](nn::activation_layer const& l) { return activate(t, in(0), l.act, l.alpha); },
-                    [&](nn::add_layer const& l) { return activate(t, add(t, in(0), in(1)), l.act, l.alpha); },
-                    [&](nn::concat_layer const&) {
-                        std::vector<var> parts;
-                        for (std::size_t k = 0; k < node.inputs.size(); ++k) parts.push_back(in(k));
-                        return concat(t, parts);
-                    },
-                    [&](nn::flatten_layer const&) { return flatten(t, in(0)); },
-                    [&](nn::softmax_layer const&) { return i + 1 == nodes.size() ? in(0) : softmax(t, in(0)); }},
-                node.op);
-            if (q.intrinsic && !std::holds_alternative<nn::softmax_layer>(node.op)) {
+            const tape_context ctx{t, in, param, i + 1 == nodes.size(),
+                                   [&](std::vector<float> m, std::vector<float> v) { r.bn.push_back({i, {std::move(m), std::move(v)}}); }};
+            var y = std::visit([&](auto const& l) { return l.on_tape(ctx); }, node.op);
+            if (q.intrinsic) {
                 std::vector<nn::tensor4<float>> values;
-                for (std::size_t k = 0; k < node.inputs.size(); ++k) values.push_back(detail::as_fixed<float, 4>(t.value(in(k))));
+                for (var v : in) values.push_back(nn::kernels::as_fixed<float, 4>(t.value(v)));
                 std::vector<nn::tensor4<float> const*> ptrs;
                 for (auto const& v : values) ptrs.push_back(&v);
-                const auto exact = net_.intrinsic_output(i, ptrs);
+                const auto exact = net_.intrinsic_output(i, ptrs, step);
                 std::copy(exact.data(), exact.data() + exact.size(), t.value(y).data());
             }
             if (auto const* th = tqt_of(false)) y = tqt_quantize(t, y, param_vars[th->param], th->format);
-            if (q.extrinsic) y = quantize(t, y, q.extrinsic->quantizer, opt_.estimator, base + (std::uint64_t(i) << 8) + 2);
+            if (q.extrinsic) {
+                // a shard's elements sit where they would in the whole batch
+                const std::size_t per_sample = r.count ? t.value(y).size() / r.count : 0;
+                y = quantize(t, y, q.extrinsic->quantizer, opt_.estimator,
+                             stream_offset(i, 0, stream_role::extrinsic, step) + first * per_sample);
+            }
             outs[i] = y;
         }
         if (all_outputs) *all_outputs = outs;
@@ -382,6 +389,7 @@ private:
     trainer_options opt_;
     std::vector<parameter> params_;
     std::vector<std::size_t> param_node_;
+    std::vector<std::size_t> param_slot_; // position in the layer's parameter list (TQT thresholds: none)
     std::vector<std::vector<std::size_t>> param_shape_;
     std::deque<float> thresholds_; // TQT log2 thresholds (stable addresses for the spans)
     std::vector<tqt_threshold> tqt_;

@@ -1,4 +1,4 @@
-// Matrix products behind conv2d and dense: C[M x N] = A[M x K] B[K x N] (+ bias), all
+// Matrix products behind conv2d and dense, forward and backward: C[M x N] = A[M x K] B[K x N] (+ bias), all
 // row-major. B is packed once into zero-padded panels of one SIMD batch of columns, and
 // each output row block runs down k in order, so the float and the intrinsic product
 // share one loop and differ only in the multiply-accumulate step.
@@ -8,21 +8,26 @@
 #include "../../core/rounding.hpp"
 #include "../../detail/xsimd_compat.hpp"
 #include "../../quantizers/fixed_point.hpp"
+#include "geometry.hpp"
+#include "im2col.hpp"
 
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <vector>
 
-namespace tensorquant::detail {
+namespace tensorquant::nn::kernels {
+
+using tensorquant::detail::fixed_kernel;
+using tensorquant::detail::exp2i;
 
 template <class T>
 using aligned_vector = std::vector<T, xsimd::aligned_allocator<T>>;
 
-template <class T>
+template <class T, class Arch = xsimd::default_arch>
 struct packed_panels
 {
-    using batch = xsimd::batch<T>;
+    using batch = xsimd::batch<T, Arch>;
     static constexpr std::size_t lanes = batch::size;
     std::size_t k = 0, n = 0, panels = 0;
     aligned_vector<T> data; // panel p, row kk, lane j at ((p k + kk) lanes + j)
@@ -53,7 +58,7 @@ struct strides
 // the step; every element of C still sums over k in increasing order.
 template <std::size_t MR, class Mac, class TA, class TC>
 void gemm_rows(Mac const& mac, TA const* a, strides as, std::size_t rows, std::size_t first_row,
-               packed_panels<typename Mac::value_type> const& b, TC* c)
+               packed_panels<typename Mac::value_type, typename Mac::arch> const& b, TC* c)
 {
     using B = typename Mac::batch;
     constexpr std::size_t L = B::size;
@@ -79,8 +84,8 @@ void gemm_rows(Mac const& mac, TA const* a, strides as, std::size_t rows, std::s
 }
 
 template <class Mac, class TA, class TC>
-void gemm(Mac const& mac, TA const* a, std::size_t m, packed_panels<typename Mac::value_type> const& b, TC* c,
-          std::size_t first_row = 0, strides as = {0, 1})
+void gemm(Mac const& mac, TA const* a, std::size_t m, packed_panels<typename Mac::value_type, typename Mac::arch> const& b,
+          TC* c, std::size_t first_row = 0, strides as = {0, 1})
 {
     constexpr std::size_t MR = Mac::rows_per_block;
     if (as.row == 0) as.row = b.k; // row-major A
@@ -91,12 +96,13 @@ void gemm(Mac const& mac, TA const* a, std::size_t m, packed_panels<typename Mac
 
 // Float: acc = bias + sum_k a b, with fused multiply-adds. Eight rows per block: eight
 // independent accumulators cover the FMA latency even when C has one panel.
-template <class T>
+template <class T, class Arch = xsimd::default_arch>
 struct float_mac
 {
     static constexpr std::size_t rows_per_block = 8;
     using value_type = T;
-    using batch = xsimd::batch<T>;
+    using arch = Arch;
+    using batch = xsimd::batch<T, Arch>;
     batch init(batch const& bias) const noexcept { return bias; }
     batch step(batch const& acc, T a, batch const& w, std::uint64_t) const noexcept
     {
@@ -110,12 +116,13 @@ struct float_mac
 // value of the format) is exact while 2W <= 53, sums of two words are exact, so the
 // only roundings are the format's own. Products of stochastic formats use the
 // threshold of index (row K + k) N + column.
-template <class R, class O>
+template <class R, class O, class Arch = xsimd::default_arch>
 struct intrinsic_mac
 {
     static constexpr std::size_t rows_per_block = 4; // a step is long: four rows give enough parallelism
     using value_type = double;
-    using batch = xsimd::batch<double>;
+    using arch = Arch;
+    using batch = xsimd::batch<double, Arch>;
     fixed_kernel<double, R, O> k;
     double scale; // 2^F: a value of the format to units
 
@@ -141,4 +148,50 @@ struct intrinsic_mac
     batch finish(batch const& acc, batch const& bias) const noexcept { return fit(acc + bias) * batch(1.0 / scale); }
 };
 
-} // namespace tensorquant::detail
+// out[m x n] = A b, with b[kk, j] = get(kk, j) and A = a[m x k] row-major, or with
+// transpose_a the transpose of a row-major a[k x m]: the gradients' products.
+template <class Arch = xsimd::default_arch, class T, class Get>
+void matmul(T const* a, std::size_t m, std::size_t k, std::size_t n, Get get, T* out, bool transpose_a = false)
+{
+    const packed_panels<T, Arch> b(k, n, get, [](std::size_t) { return T(0); });
+    const strides as = transpose_a ? strides{1, m} : strides{k, 1};
+    gemm(float_mac<T, Arch>{}, a, m, b, out, 0, as);
+}
+
+// Runs the product of every image and group with the multiply-accumulate Mac; the
+// weights of group g are columns [g OCg, (g+1) OCg) of the [K, OC] view of HWIO. Row
+// indices (for stochastic thresholds) count output pixels over the batch, group by group.
+template <class Mac, class V, class Pack>
+void conv_products(Mac const& mac, V const* x, conv_geometry const& g, Pack const& pack, V* y)
+{
+    const std::size_t rows = g.oh * g.ow, K = g.k();
+    std::vector<V> col(rows * K);
+    std::vector<V> out(g.groups > 1 ? rows * g.ocg : 0);
+    for (std::size_t img = 0; img < g.n; ++img)
+        for (std::size_t grp = 0; grp < std::size_t(g.groups); ++grp) {
+            im2col(x, g, img, grp, col.data());
+            V* dst = y + img * rows * g.oc;
+            const std::size_t first_row = (grp * g.n + img) * rows;
+            if (g.groups == 1) {
+                gemm(mac, col.data(), rows, pack[grp], dst, first_row);
+            } else {
+                gemm(mac, col.data(), rows, pack[grp], out.data(), first_row);
+                for (std::size_t r = 0; r < rows; ++r)
+                    std::copy(&out[r * g.ocg], &out[r * g.ocg] + g.ocg, dst + r * g.oc + grp * g.ocg);
+            }
+        }
+}
+
+template <class P, class T>
+std::vector<P> pack_conv_weights(T const* w, T const* b, conv_geometry const& g, double w_scale = 1,
+                                 double b_scale = 1)
+{
+    std::vector<P> packs;
+    for (std::size_t grp = 0; grp < std::size_t(g.groups); ++grp)
+        packs.emplace_back(
+            g.k(), g.ocg, [&](std::size_t kk, std::size_t j) { return w[kk * g.oc + grp * g.ocg + j] * w_scale; },
+            [&](std::size_t j) { return b ? b[grp * g.ocg + j] * b_scale : 0; });
+    return packs;
+}
+
+} // namespace tensorquant::nn::kernels

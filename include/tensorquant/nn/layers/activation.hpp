@@ -1,0 +1,134 @@
+// Activations: ReLU, ReLU6 and leaky ReLU, as a layer of their own and fused into the
+// layers that end in one (conv2d, dense, batch norm, add).
+#pragma once
+
+#include "../../apply.hpp"
+#include "../kernels/intrinsic.hpp"
+#include "../kernels/tensor_ops.hpp"
+#include "layer.hpp"
+
+#include <algorithm>
+#include <span>
+#include <string>
+
+namespace tensorquant::nn {
+
+enum class activation { none, relu, relu6, leaky_relu };
+
+template <class V, class E>
+auto activate(E const& x, activation a, double alpha = 0.2)
+{
+    using std::max;
+    using std::min;
+    auto y = xt::eval(x);
+    switch (a) {
+    case activation::none: break;
+    case activation::relu:
+        for (auto& v : y) v = max(v, V(0));
+        break;
+    case activation::relu6:
+        for (auto& v : y) v = min(max(v, V(0)), V(6));
+        break;
+    case activation::leaky_relu: {
+        const V slope(alpha);
+        for (auto& v : y) v = v < V(0) ? v * slope : v;
+        break;
+    }
+    }
+    return y;
+}
+
+namespace kernels {
+
+inline tensor4<float> activate_float(tensor4<float> y, activation a, double alpha)
+{
+    return a == activation::none ? y : activate<float>(y, a, alpha);
+}
+
+// Activation of an intrinsic output (already in the format): the exact ones are applied in
+// float then rounded once; leaky ReLU's product goes through the number type.
+inline tensor4<float> activate_intrinsic(tensor4<float> y, activation a, double alpha, fixed_point_rt const& q)
+{
+    if (a == activation::none) return y;
+    if (a == activation::leaky_relu)
+        return via_number(q, y, [&](auto const& v) { return activate<quantized_rt<float>>(v, a, alpha); });
+    y = activate<float>(y, a, alpha);
+    apply_options o;
+    o.index_offset = intrinsic_activation_offset;
+    quantize_inplace(q, std::span<float>(y.data(), y.size()), o);
+    return y;
+}
+
+inline std::string activation_problem(activation a, fixed_point_rt const& q)
+{
+    return a == activation::leaky_relu && q.rounding() == rounding_mode::stochastic ? no_stochastic_intrinsic : "";
+}
+
+} // namespace kernels
+
+namespace tape_ops {
+
+template <class Tape>
+typename Tape::var activate(Tape& t, typename Tape::var x, activation a, double alpha = 0.2)
+{
+    using T = typename Tape::value_type;
+    using V = typename Tape::var;
+    if (a == activation::none) return x;
+    xt::xarray<T> y = t.value(x);
+    T* d = y.data();
+    const T slope = T(alpha);
+    for (std::size_t i = 0; i < y.size(); ++i) {
+        if (a == activation::relu) d[i] = std::max(d[i], T(0));
+        else if (a == activation::relu6) d[i] = std::min(std::max(d[i], T(0)), T(6));
+        else d[i] = d[i] < T(0) ? d[i] * slope : d[i];
+    }
+    return t.record(
+        std::move(y),
+        [x, a, slope](Tape& tp, V out) {
+            T const* dy = tp.grad(out).data();
+            T const* xv = tp.value(x).data();
+            T* dx = tp.grad(x).data();
+            for (std::size_t i = 0; i < tp.value(x).size(); ++i) {
+                const T v = xv[i];
+                T g;
+                if (a == activation::relu) g = v > T(0) ? T(1) : T(0);
+                else if (a == activation::relu6) g = v > T(0) && v < T(6) ? T(1) : T(0);
+                else g = v < T(0) ? slope : T(1);
+                dx[i] += g * dy[i];
+            }
+        },
+        {x});
+}
+
+} // namespace tape_ops
+
+struct activation_layer
+{
+    static constexpr std::string_view kind = "activation";
+    activation act = activation::relu;
+    double alpha = 0.2;
+
+    template <class Fn>
+    void for_each_parameter(Fn&&) const
+    {
+    }
+    template <class Ctx>
+    tensor4<float> forward(Ctx& ctx) const
+    {
+        return kernels::activate_float(ctx.input(0), act, alpha);
+    }
+    template <class Ctx>
+    tensor4<float> forward_intrinsic(Ctx& ctx, fixed_point_rt const& q) const
+    {
+        return kernels::activate_intrinsic(kernels::quantized_copy(q, ctx.input(0), kernels::intrinsic_operand_offset(0)),
+                                           act, alpha, q);
+    }
+    std::string intrinsic_problem(fixed_point_rt const& q) const { return kernels::activation_problem(act, q); }
+    template <class Ctx>
+    auto on_tape(Ctx& ctx) const
+    {
+        return tape_ops::activate(ctx.tape(), ctx.input(0), act, alpha);
+    }
+};
+
+} // namespace tensorquant::nn

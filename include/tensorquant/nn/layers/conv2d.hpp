@@ -1,0 +1,195 @@
+// 2-D convolution: stride, valid / same / explicit padding, dilation, groups (depthwise
+// when groups == channels); weights HWIO [KH, KW, C / groups, OC]. Float and double take
+// im2col and the packed SIMD product; the number types take the naive loop, whose order
+// is the documented accumulation order of intrinsic emulation: each output starts at 0,
+// adds x w for (kh, kw, ic) in increasing order, then adds the bias.
+#pragma once
+
+#include "../kernels/gemm.hpp"
+#include "../kernels/intrinsic.hpp"
+#include "../kernels/tensor_ops.hpp"
+#include "activation.hpp"
+#include "layer.hpp"
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+namespace tensorquant::nn {
+
+// y[n, oy, ox, oc] = b[oc] + sum over (kh, kw, ic) of x[...] w[kh, kw, ic, oc]. An empty
+// bias means none.
+template <class V, class Arch = xsimd::default_arch>
+tensor4<V> conv2d(tensor4<V> const& x, tensor4<V> const& w, tensor1<V> const& b, window_options const& o = {})
+{
+    const auto g = kernels::conv_geometry_of(x.shape(), w.shape(), o);
+    kernels::check_bias(b.size(), g.oc, "conv2d");
+    tensor4<V> y = tensor4<V>::from_shape({g.n, g.oh, g.ow, g.oc});
+    if constexpr (std::is_floating_point_v<V>) {
+        const auto packs = kernels::pack_conv_weights<kernels::packed_panels<V, Arch>>(w.data(), b.size() ? b.data() : nullptr, g);
+        kernels::conv_products(kernels::float_mac<V, Arch>{}, x.data(), g, packs, y.data());
+    } else {
+        const std::size_t K = g.k();
+        std::vector<V> col(g.oh * g.ow * K);
+        for (std::size_t img = 0; img < g.n; ++img)
+            for (std::size_t grp = 0; grp < std::size_t(g.groups); ++grp) {
+                kernels::im2col(x.data(), g, img, grp, col.data());
+                for (std::size_t r = 0; r < g.oh * g.ow; ++r)
+                    for (std::size_t j = 0; j < g.ocg; ++j) {
+                        const std::size_t oc = grp * g.ocg + j;
+                        V acc = V(0);
+                        for (std::size_t kk = 0; kk < K; ++kk) acc = acc + col[r * K + kk] * w.data()[kk * g.oc + oc];
+                        if (b.size()) acc = acc + b(oc);
+                        y.data()[(img * g.oh * g.ow + r) * g.oc + oc] = acc;
+                    }
+            }
+    }
+    return y;
+}
+
+// Intrinsic convolution (paper eq. 7) with a runtime fixed-point format: x, w and b are
+// quantized with q, then each output is Q(...Q(Q(0 + Q(x w)) + Q(x w))... + b) in the
+// documented order. Bit-identical to conv2d<quantized<T, Q>> for deterministic q;
+// stochastic products use threshold index (row K + k) OCg + column, where row counts
+// output pixels over the batch, group after group (q's rng key sets seed and stream); x, w
+// and b are quantized at stream blocks 1, 2 and 3 (positions 2^32, 2 2^32, 3 2^32 on).
+template <std::floating_point T, class Arch = xsimd::default_arch>
+tensor4<T> conv2d_intrinsic(tensor4<T> const& x, tensor4<T> const& w, tensor1<T> const& b, window_options const& o,
+                            fixed_point_rt const& q)
+{
+    kernels::check_intrinsic_format(q, "conv2d");
+    const auto g = kernels::conv_geometry_of(x.shape(), w.shape(), o);
+    kernels::check_bias(b.size(), g.oc, "conv2d");
+    const auto xq = kernels::quantized_copy(q, x, kernels::intrinsic_operand_offset(0));
+    const auto wq = kernels::quantized_copy(q, w, kernels::intrinsic_operand_offset(1));
+    const auto bq = kernels::quantized_copy(q, b, kernels::intrinsic_operand_offset(2));
+    tensor4<T> y = tensor4<T>::from_shape({g.n, g.oh, g.ow, g.oc});
+    kernels::visit_intrinsic<Arch>(q, [&](auto const& mac) {
+        const auto packs = kernels::pack_conv_weights<kernels::packed_panels<double, Arch>>(
+            wq.data(), bq.size() ? bq.data() : nullptr, g, 1.0, mac.scale);
+        kernels::conv_products(mac, xq.data(), g, packs, y.data());
+    });
+    return y;
+}
+
+namespace tape_ops {
+
+// x [N, H, W, C], w HWIO, b [OC] (may be an empty leaf). The patch matrix of the forward
+// pass is kept for the weight gradient; all three products use the packed SIMD kernel.
+template <class Tape>
+typename Tape::var conv2d(Tape& t, typename Tape::var x, typename Tape::var w, typename Tape::var b,
+                             window_options const& o)
+{
+    using T = typename Tape::value_type;
+    using V = typename Tape::var;
+    auto const& xv = t.value(x);
+    auto const& wv = t.value(w);
+    auto const& bv = t.value(b);
+    if (xv.dimension() != 4 || wv.dimension() != 4)
+        throw shape_error("conv2d: input " + kernels::shape_string(xv.shape()) + " and weights " +
+                          kernels::shape_string(wv.shape()) + " must be NHWC and HWIO");
+    const auto g = kernels::conv_geometry_of(xv.shape(), wv.shape(), o);
+    if (bv.size() != 0 && bv.size() != g.oc) throw shape_error("conv2d: bias does not fit the output channels");
+    const std::size_t rows = g.oh * g.ow, M = g.n * rows, K = g.k();
+    auto cols = std::make_shared<std::vector<std::vector<T>>>(std::size_t(g.groups));
+    xt::xarray<T> y = xt::xarray<T>::from_shape({g.n, g.oh, g.ow, g.oc});
+    std::vector<T> part(g.groups > 1 ? M * g.ocg : 0);
+    for (std::size_t grp = 0; grp < std::size_t(g.groups); ++grp) {
+        auto& col = (*cols)[grp];
+        col.resize(M * K);
+        for (std::size_t img = 0; img < g.n; ++img) kernels::im2col(xv.data(), g, img, grp, col.data() + img * rows * K);
+        const kernels::packed_panels<T> pack(
+            K, g.ocg, [&](std::size_t kk, std::size_t j) { return wv.data()[kk * g.oc + grp * g.ocg + j]; },
+            [&](std::size_t j) { return bv.size() ? bv.data()[grp * g.ocg + j] : T(0); });
+        T* dst = g.groups == 1 ? y.data() : part.data();
+        kernels::gemm(kernels::float_mac<T>{}, col.data(), M, pack, dst);
+        if (g.groups > 1)
+            for (std::size_t r = 0; r < M; ++r) std::copy_n(&part[r * g.ocg], g.ocg, y.data() + r * g.oc + grp * g.ocg);
+    }
+    return t.record(
+        std::move(y),
+        [x, w, b, g, cols](Tape& tp, V out) {
+            const std::size_t rows = g.oh * g.ow, M = g.n * rows, K = g.k();
+            T const* dy = tp.grad(out).data();
+            T const* wv = tp.value(w).data();
+            if (tp.needs_grad(b) && tp.value(b).size()) {
+                T* db = tp.grad(b).data();
+                for (std::size_t r = 0; r < M; ++r)
+                    for (std::size_t c = 0; c < g.oc; ++c) db[c] += dy[r * g.oc + c];
+            }
+            std::vector<T> dyg(g.groups > 1 ? M * g.ocg : 0), tmp;
+            for (std::size_t grp = 0; grp < std::size_t(g.groups); ++grp) {
+                T const* d = dy;
+                if (g.groups > 1) {
+                    for (std::size_t r = 0; r < M; ++r) std::copy_n(dy + r * g.oc + grp * g.ocg, g.ocg, &dyg[r * g.ocg]);
+                    d = dyg.data();
+                }
+                if (tp.needs_grad(w)) {
+                    // dW[k, j] = sum over rows of col[r, k] dy[r, j], image by image so that
+                    // each image's patch rows stay in cache while they are reread
+                    tmp.resize(K * g.ocg);
+                    T* dw = tp.grad(w).data();
+                    for (std::size_t img = 0; img < g.n; ++img) {
+                        T const* di = d + img * rows * g.ocg;
+                        kernels::matmul((*cols)[grp].data() + img * rows * K, K, rows, g.ocg,
+                                       [&](std::size_t r, std::size_t j) { return di[r * g.ocg + j]; }, tmp.data(), true);
+                        for (std::size_t kk = 0; kk < K; ++kk)
+                            for (std::size_t j = 0; j < g.ocg; ++j) dw[kk * g.oc + grp * g.ocg + j] += tmp[kk * g.ocg + j];
+                    }
+                }
+                if (tp.needs_grad(x)) {
+                    // dcol[r, k] = sum_j dy[r, j] W[k, j], then back to the image positions
+                    tmp.resize(M * K);
+                    kernels::matmul(d, M, g.ocg, K, [&](std::size_t j, std::size_t kk) { return wv[kk * g.oc + grp * g.ocg + j]; }, tmp.data());
+                    kernels::col2im_add(tmp.data(), g, grp, tp.grad(x).data());
+                }
+            }
+        },
+        {x, w, b});
+}
+
+} // namespace tape_ops
+
+struct conv2d_layer
+{
+    static constexpr std::string_view kind = "conv2d";
+    tensor4<float> weights; // HWIO
+    tensor1<float> bias;
+    window_options options{};
+    activation act = activation::none;
+    double alpha = 0.2; // leaky ReLU slope
+
+    template <class Self, class Fn>
+    static void parameters_of(Self& self, Fn&& fn)
+    {
+        fn(parameter_info{"weights", true, true}, self.weights);
+        fn(parameter_info{"bias", true, false}, self.bias);
+    }
+    template <class Fn>
+    void for_each_parameter(Fn&& fn) { parameters_of(*this, fn); }
+    template <class Fn>
+    void for_each_parameter(Fn&& fn) const { parameters_of(*this, fn); }
+
+    template <class Ctx>
+    tensor4<float> forward(Ctx& ctx) const
+    {
+        return kernels::activate_float(nn::conv2d(ctx.input(0), ctx.param(0, weights), ctx.param(1, bias), options), act, alpha);
+    }
+    template <class Ctx>
+    tensor4<float> forward_intrinsic(Ctx& ctx, fixed_point_rt const& q) const
+    {
+        return kernels::activate_intrinsic(nn::conv2d_intrinsic(ctx.input(0), ctx.param(0, weights), ctx.param(1, bias), options, q),
+                                           act, alpha, q);
+    }
+    std::string intrinsic_problem(fixed_point_rt const& q) const { return kernels::activation_problem(act, q); }
+    template <class Ctx>
+    auto on_tape(Ctx& ctx) const
+    {
+        auto& t = ctx.tape();
+        return tape_ops::activate(t, tape_ops::conv2d(t, ctx.input(0), ctx.param(0), ctx.param(1), options), act, alpha);
+    }
+};
+
+} // namespace tensorquant::nn

@@ -1,0 +1,160 @@
+// Fully connected: x [N, IN] times weights [IN, OUT] plus bias, in the same accumulation
+// order as conv2d (the inputs in increasing order, then the bias).
+#pragma once
+
+#include "../kernels/gemm.hpp"
+#include "../kernels/intrinsic.hpp"
+#include "../kernels/tensor_ops.hpp"
+#include "activation.hpp"
+#include "flatten.hpp"
+#include "layer.hpp"
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+namespace tensorquant::nn {
+
+// y[n, j] = b[j] + sum over i of x[n, i] w[i, j].
+template <class V, class Arch = xsimd::default_arch>
+tensor2<V> dense(tensor2<V> const& x, tensor2<V> const& w, tensor1<V> const& b)
+{
+    if (x.shape(1) != w.shape(0))
+        throw shape_error("dense: input " + kernels::shape_string(x.shape()) + " does not fit weights " +
+                          kernels::shape_string(w.shape()) + " [IN, OUT]");
+    const std::size_t n = x.shape(0), in = w.shape(0), out = w.shape(1);
+    kernels::check_bias(b.size(), out, "dense");
+    tensor2<V> y = tensor2<V>::from_shape({n, out});
+    if constexpr (std::is_floating_point_v<V>) {
+        kernels::packed_panels<V, Arch> pack(
+            in, out, [&](std::size_t i, std::size_t j) { return w(i, j); },
+            [&](std::size_t j) { return b.size() ? b(j) : V(0); });
+        kernels::gemm(kernels::float_mac<V, Arch>{}, x.data(), n, pack, y.data());
+    } else {
+        for (std::size_t r = 0; r < n; ++r)
+            for (std::size_t j = 0; j < out; ++j) {
+                V acc = V(0);
+                for (std::size_t i = 0; i < in; ++i) acc = acc + x(r, i) * w(i, j);
+                if (b.size()) acc = acc + b(j);
+                y(r, j) = acc;
+            }
+    }
+    return y;
+}
+
+// Intrinsic dense layer, the same rules as conv2d_intrinsic (row = sample).
+template <std::floating_point T, class Arch = xsimd::default_arch>
+tensor2<T> dense_intrinsic(tensor2<T> const& x, tensor2<T> const& w, tensor1<T> const& b, fixed_point_rt const& q)
+{
+    kernels::check_intrinsic_format(q, "dense");
+    if (x.shape(1) != w.shape(0))
+        throw shape_error("dense: input " + kernels::shape_string(x.shape()) + " does not fit weights " +
+                          kernels::shape_string(w.shape()) + " [IN, OUT]");
+    const std::size_t n = x.shape(0), in = w.shape(0), out = w.shape(1);
+    kernels::check_bias(b.size(), out, "dense");
+    const auto xq = kernels::quantized_copy(q, x, kernels::intrinsic_operand_offset(0));
+    const auto wq = kernels::quantized_copy(q, w, kernels::intrinsic_operand_offset(1));
+    const auto bq = kernels::quantized_copy(q, b, kernels::intrinsic_operand_offset(2));
+    tensor2<T> y = tensor2<T>::from_shape({n, out});
+    kernels::visit_intrinsic<Arch>(q, [&](auto const& mac) {
+        kernels::packed_panels<double, Arch> pack(
+            in, out, [&](std::size_t i, std::size_t j) { return double(wq(i, j)); },
+            [&](std::size_t j) { return bq.size() ? double(bq(j)) * mac.scale : 0.0; });
+        kernels::gemm(mac, xq.data(), n, pack, y.data());
+    });
+    return y;
+}
+
+namespace tape_ops {
+
+// x [N, ...] (flattened to [N, IN]), w [IN, OUT], b [OUT]; gives [N, 1, 1, OUT].
+template <class Tape>
+typename Tape::var dense(Tape& t, typename Tape::var x, typename Tape::var w, typename Tape::var b)
+{
+    using T = typename Tape::value_type;
+    using V = typename Tape::var;
+    auto const& xv = t.value(x);
+    auto const& wv = t.value(w);
+    auto const& bv = t.value(b);
+    const std::size_t n = xv.shape(0), in = xv.size() / std::max<std::size_t>(n, 1);
+    if (wv.dimension() != 2 || wv.shape(0) != in)
+        throw shape_error("dense: input " + kernels::shape_string(xv.shape()) + " does not fit weights " +
+                          kernels::shape_string(wv.shape()) + " [IN, OUT]");
+    const std::size_t outs = wv.shape(1);
+    if (bv.size() != 0 && bv.size() != outs) throw shape_error("dense: bias does not fit the outputs");
+    xt::xarray<T> y = xt::xarray<T>::from_shape({n, std::size_t(1), std::size_t(1), outs});
+    const kernels::packed_panels<T> pack(
+        in, outs, [&](std::size_t i, std::size_t j) { return wv.data()[i * outs + j]; },
+        [&](std::size_t j) { return bv.size() ? bv.data()[j] : T(0); });
+    kernels::gemm(kernels::float_mac<T>{}, xv.data(), n, pack, y.data());
+    return t.record(
+        std::move(y),
+        [x, w, b, n, in, outs](Tape& tp, V o) {
+            T const* dy = tp.grad(o).data();
+            if (tp.needs_grad(b) && tp.value(b).size()) {
+                T* db = tp.grad(b).data();
+                for (std::size_t r = 0; r < n; ++r)
+                    for (std::size_t j = 0; j < outs; ++j) db[j] += dy[r * outs + j];
+            }
+            std::vector<T> tmp;
+            if (tp.needs_grad(w)) {
+                tmp.resize(in * outs);
+                kernels::matmul(tp.value(x).data(), in, n, outs, [&](std::size_t r, std::size_t j) { return dy[r * outs + j]; },
+                               tmp.data(), true);
+                kernels::accumulate(tp.grad(w), tmp.data());
+            }
+            if (tp.needs_grad(x)) {
+                T const* wv = tp.value(w).data();
+                tmp.resize(n * in);
+                kernels::matmul(dy, n, outs, in, [&](std::size_t j, std::size_t i) { return wv[i * outs + j]; }, tmp.data());
+                kernels::accumulate(tp.grad(x), tmp.data());
+            }
+        },
+        {x, w, b});
+}
+
+} // namespace tape_ops
+
+struct dense_layer
+{
+    static constexpr std::string_view kind = "dense";
+    tensor2<float> weights; // [IN, OUT]
+    tensor1<float> bias;
+    activation act = activation::none;
+    double alpha = 0.2;
+
+    template <class Self, class Fn>
+    static void parameters_of(Self& self, Fn&& fn)
+    {
+        fn(parameter_info{"weights", true, true}, self.weights);
+        fn(parameter_info{"bias", true, false}, self.bias);
+    }
+    template <class Fn>
+    void for_each_parameter(Fn&& fn) { parameters_of(*this, fn); }
+    template <class Fn>
+    void for_each_parameter(Fn&& fn) const { parameters_of(*this, fn); }
+
+    template <class Ctx>
+    tensor4<float> forward(Ctx& ctx) const
+    {
+        return kernels::activate_float(kernels::as4(nn::dense(nn::flatten(ctx.input(0)), ctx.param(0, weights), ctx.param(1, bias))),
+                                       act, alpha);
+    }
+    template <class Ctx>
+    tensor4<float> forward_intrinsic(Ctx& ctx, fixed_point_rt const& q) const
+    {
+        return kernels::activate_intrinsic(
+            kernels::as4(nn::dense_intrinsic(nn::flatten(ctx.input(0)), ctx.param(0, weights), ctx.param(1, bias), q)), act, alpha, q);
+    }
+    std::string intrinsic_problem(fixed_point_rt const& q) const { return kernels::activation_problem(act, q); }
+    template <class Ctx>
+    auto on_tape(Ctx& ctx) const
+    {
+        auto& t = ctx.tape();
+        return tape_ops::activate(t, tape_ops::dense(t, ctx.input(0), ctx.param(0), ctx.param(1)), act, alpha);
+    }
+};
+
+} // namespace tensorquant::nn

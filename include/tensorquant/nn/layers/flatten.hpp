@@ -1,0 +1,71 @@
+// [N, H, W, C] -> [N, H W C] in NHWC order (networks carry it as [N, 1, 1, H W C]).
+#pragma once
+
+#include "../kernels/geometry.hpp"
+#include "../kernels/intrinsic.hpp"
+#include "../kernels/tensor_ops.hpp"
+#include "layer.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <vector>
+
+namespace tensorquant::nn {
+
+// [N, H, W, C] -> [N, H W C], in NHWC order.
+template <class V>
+tensor2<V> flatten(tensor4<V> const& x)
+{
+    tensor2<V> y = tensor2<V>::from_shape({x.shape(0), x.size() / std::max<std::size_t>(x.shape(0), 1)});
+    std::copy(x.data(), x.data() + x.size(), y.data());
+    return y;
+}
+
+namespace tape_ops {
+
+// [N, ...] -> [N, 1, 1, F]
+template <class Tape>
+typename Tape::var flatten(Tape& t, typename Tape::var x)
+{
+    using T = typename Tape::value_type;
+    using V = typename Tape::var;
+    auto const& xv = t.value(x);
+    const std::size_t n = xv.shape(0);
+    xt::xarray<T> y = xt::xarray<T>::from_shape({n, std::size_t(1), std::size_t(1), xv.size() / std::max<std::size_t>(n, 1)});
+    std::copy(xv.data(), xv.data() + xv.size(), y.data());
+    return t.record(
+        std::move(y), [x](Tape& tp, V out) { kernels::accumulate(tp.grad(x), tp.grad(out).data()); }, {x});
+}
+
+} // namespace tape_ops
+
+struct flatten_layer
+{
+    static constexpr std::string_view kind = "flatten";
+
+    template <class Fn>
+    void for_each_parameter(Fn&&) const
+    {
+    }
+    template <class Ctx>
+    tensor4<float> forward(Ctx& ctx) const
+    {
+        return kernels::as4(nn::flatten(ctx.input(0)));
+    }
+    template <class Ctx>
+    tensor4<float> forward_intrinsic(Ctx& ctx, fixed_point_rt const& q) const
+    {
+        return kernels::as4(nn::flatten(kernels::quantized_copy(q, ctx.input(0), kernels::intrinsic_operand_offset(0))));
+    }
+    std::string intrinsic_problem(fixed_point_rt const&) const { return ""; }
+    template <class Ctx>
+    auto on_tape(Ctx& ctx) const
+    {
+        return tape_ops::flatten(ctx.tape(), ctx.input(0));
+    }
+};
+
+} // namespace tensorquant::nn

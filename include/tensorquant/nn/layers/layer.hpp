@@ -1,0 +1,39 @@
+// What a layer is. Every file in this folder defines one layer type, and list.hpp names
+// them all; the network, the trainer and the instrumentation reach a layer only through
+// this interface, so adding a layer touches its own file and that list.
+//
+//   static constexpr std::string_view kind;            "conv2d", ...
+//   void for_each_parameter(fn) (and const):           fn(parameter_info, tensor&) for each
+//                                                      parameter tensor, in a fixed order
+//   tensor4<float> forward(ctx) const:                 the float path; ctx.input(k) is the
+//                                                      k-th input, ctx.param(p, t) parameter
+//                                                      p after the weight quantizer
+//   tensor4<float> forward_intrinsic(ctx, q) const:    every step rounded to the runtime
+//                                                      fixed-point format q
+//   std::string intrinsic_problem(q) const:            why q cannot run intrinsically here
+//                                                      ("" when it can)
+//   var on_tape(ctx) const:                            the training op: ctx.tape(), ctx.input(k),
+//                                                      ctx.param(p) (quantized), ctx.is_last()
+//
+// Activations flow as float NHWC tensors; dense layers see and give [N, 1, 1, features].
+#pragma once
+
+#include "../kernels/geometry.hpp"
+
+#include <string_view>
+
+namespace tensorquant::nn {
+
+// A parameter tensor as the trainer and the checkpoints see it.
+struct parameter_info
+{
+    std::string_view name;  // file name in checkpoints, key in reports
+    bool trainable = true;  // false: running statistics (batch norm's mean and variance)
+    bool decays = false;    // L2 weight decay applies
+};
+
+inline constexpr char const* no_stochastic_intrinsic =
+    "this layer's intrinsic form divides or multiplies by constants, which the number type rounds "
+    "deterministically only (use a deterministic rounding)";
+
+} // namespace tensorquant::nn
