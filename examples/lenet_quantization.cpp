@@ -9,6 +9,8 @@
 // has seeded random weights and the sweep shows how far each format moves the outputs.
 #include <tensorquant/train.hpp>
 
+#include "fashion_mnist.hpp"
+
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -26,7 +28,7 @@ int main(int argc, char** argv)
     nn::tensor4<float> x;
     std::vector<int> truth;
     if (argc > 2) {
-        auto test = tq::data::load_fashion_mnist(tq::data::split::test);
+        auto test = tq::data::load_fashion_mnist(tq::data::split::test, debian_fashion_mnist_dir);
         x = std::move(test.images);
         truth.assign(test.labels.begin(), test.labels.end());
     } else {

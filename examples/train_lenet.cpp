@@ -7,6 +7,8 @@
 //                    [--resume DIR] [--gradient-sweep] [--data DIR]
 #include <tensorquant/train.hpp>
 
+#include "fashion_mnist.hpp"
+
 #include <unistd.h>
 
 #include <chrono>
@@ -29,7 +31,7 @@ struct settings
     std::uint64_t seed = 1;
     std::string checkpoint = "build/lenet5_checkpoint";
     std::string resume;
-    std::string data = tq::data::fashion_mnist_dir;
+    std::string data = debian_fashion_mnist_dir;
     bool gradient_sweep = false;
 };
 

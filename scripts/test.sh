@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up the machine, builds and runs the whole test suite: Release, then again under
 # AddressSanitizer and UndefinedBehaviorSanitizer, then installs the package into a
-# temporary prefix and builds a consumer project against it with find_package.
+# temporary prefix and builds a consumer project against it with find_package, once per
+# component.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup-debian.sh
@@ -21,13 +22,16 @@ cmake -S . -B build/sanitize -DCMAKE_BUILD_TYPE= -DCMAKE_CXX_FLAGS=-O1 -DTENSORQ
 cmake --build build/sanitize -j$jobs
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --test-dir build/sanitize --output-on-failure -j$jobs
 
-echo "== Package: install, then find_package from a consumer project"
+echo "== Package: install, then find_package from a consumer project per component"
 prefix=$(mktemp -d)
 trap 'rm -rf "$prefix"' EXIT
 cmake --install build/release --prefix "$prefix/usr" >/dev/null
-cmake -S test/consumer -B "$prefix/consumer" -DCMAKE_PREFIX_PATH="$prefix/usr" $launcher >/dev/null
-cmake --build "$prefix/consumer" -j$jobs >/dev/null
-"$prefix/consumer/consumer"
+for component in core nn train all; do
+    cmake -S test/consumer -B "$prefix/consumer-$component" -DCOMPONENT=$component -DCMAKE_PREFIX_PATH="$prefix/usr" \
+          $launcher >/dev/null
+    cmake --build "$prefix/consumer-$component" -j$jobs >/dev/null
+    "$prefix/consumer-$component/consumer"
+done
 
 echo "== Benchmarks build (run them with bench/run.sh)"
 test -x build/release/bench/tq_bench_quantize

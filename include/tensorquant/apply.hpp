@@ -5,6 +5,8 @@
 // any SIMD width. For xtensor containers the element index is the storage order.
 #pragma once
 
+#include "config.hpp"
+
 #include "core/concepts.hpp"
 #include "core/descriptor.hpp"
 #include "core/error.hpp"
@@ -21,7 +23,7 @@
 #include <type_traits>
 #include <vector>
 
-namespace tensorquant {
+namespace tensorquant::inline TENSORQUANT_ABI {
 
 struct apply_options
 {
@@ -98,8 +100,10 @@ void resolve_and_run(Q const& q, T const* in, T* out, std::size_t n, apply_optio
     } else if constexpr (DispatchingQuantizer<Q, T>) {
         q.template visit<T>([&](auto const& k) { resolve_and_run<A>(k, in, out, n, opt); });
     } else if constexpr (TensorQuantizer<Q, T>) {
-        auto k = q.prepare(std::span<T const>(in, n));
-        resolve_and_run<A>(k, in, out, n, opt);
+        // the statistics pass runs on the same architecture as the loop
+        const std::span<T const> data(in, n);
+        if constexpr (requires { q.template prepare<A>(data); }) resolve_and_run<A>(q.template prepare<A>(data), in, out, n, opt);
+        else resolve_and_run<A>(q.prepare(data), in, out, n, opt);
     } else {
         run_elementwise<A>(q, in, out, n, opt);
     }

@@ -26,6 +26,8 @@
 // quantizer.
 #pragma once
 
+#include "config.hpp"
+
 #include "apply.hpp"
 #include "core/error.hpp"
 #include "core/spec.hpp"
@@ -42,7 +44,7 @@
 #include <typeinfo>
 #include <variant>
 
-namespace tensorquant {
+namespace tensorquant::inline TENSORQUANT_ABI {
 
 // Every built-in quantizer with a string spelling. Adding one: its header (with form,
 // examples, accepts, parse and to_string) and its place here.

@@ -2,6 +2,8 @@
 // everywhere a built-in quantizer does.
 #pragma once
 
+#include "../config.hpp"
+
 #include "../detail/xsimd_compat.hpp"
 
 #include <concepts>
@@ -9,7 +11,7 @@
 #include <span>
 #include <type_traits>
 
-namespace tensorquant {
+namespace tensorquant::inline TENSORQUANT_ABI {
 
 // The result of a call is exactly the element type (not merely convertible: a quantizer
 // written for float and given double data would narrow silently).

@@ -3,13 +3,15 @@
 // with the kernel, so bulk loops never re-dispatch. Scalar calls go through the same path.
 #pragma once
 
+#include "../config.hpp"
+
 #include "concepts.hpp"
 #include "random.hpp"
 
 #include <concepts>
 #include <cstdint>
 
-namespace tensorquant::detail {
+namespace tensorquant::inline TENSORQUANT_ABI::detail {
 
 // The call operators every built-in kernel offers, written once: Derived provides
 // apply(x, u) for scalars and batches (u: the stochastic threshold, 0 when unused) and,

@@ -5,11 +5,13 @@
 // parse_error, whose message names the file and the key.
 #pragma once
 
+#include "../config.hpp"
+
 #include <stdexcept>
 #include <string>
 #include <utility>
 
-namespace tensorquant {
+namespace tensorquant::inline TENSORQUANT_ABI {
 
 class error : public std::runtime_error
 {

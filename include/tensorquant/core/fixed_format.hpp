@@ -3,13 +3,15 @@
 // policy's to say (overflow.hpp); this header checks that a format can exist at all.
 #pragma once
 
+#include "../config.hpp"
+
 #include "error.hpp"
 
 #include <cstdint>
 #include <limits>
 #include <string>
 
-namespace tensorquant {
+namespace tensorquant::inline TENSORQUANT_ABI {
 
 struct fixed_format
 {

@@ -10,6 +10,8 @@
 // printing and visit derive. Adding one: the tag, its enumerator, its place in the list.
 #pragma once
 
+#include "../config.hpp"
+
 #include "error.hpp"
 #include "fixed_format.hpp"
 #include "type_list.hpp"
@@ -20,7 +22,7 @@
 #include <string>
 #include <string_view>
 
-namespace tensorquant {
+namespace tensorquant::inline TENSORQUANT_ABI {
 
 enum class overflow_mode : std::uint8_t { saturate, symmetric, wrap };
 

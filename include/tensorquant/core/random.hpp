@@ -4,12 +4,14 @@
 // multiply) keyed by (seed, stream, i >> 32); the low 32 bits of i are the counter.
 #pragma once
 
+#include "../config.hpp"
+
 #include "../detail/vector_ops.hpp"
 
 #include <array>
 #include <cstdint>
 
-namespace tensorquant {
+namespace tensorquant::inline TENSORQUANT_ABI {
 
 struct rng_key
 {

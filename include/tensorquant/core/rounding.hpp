@@ -10,6 +10,8 @@
 // Adding a built-in: the tag below, its enumerator, and its place in rounding::all.
 #pragma once
 
+#include "../config.hpp"
+
 #include "../detail/vector_ops.hpp"
 #include "error.hpp"
 #include "type_list.hpp"
@@ -20,7 +22,7 @@
 #include <string>
 #include <string_view>
 
-namespace tensorquant {
+namespace tensorquant::inline TENSORQUANT_ABI {
 
 // Runtime names of the built-in policies, for formats chosen at run time; the order is
 // that of rounding::all.

@@ -3,6 +3,8 @@
 // with format_number, so that parse and to_string live beside the quantizer they describe.
 #pragma once
 
+#include "../config.hpp"
+
 #include "error.hpp"
 
 #include <charconv>
@@ -14,7 +16,7 @@
 #include <system_error>
 #include <vector>
 
-namespace tensorquant::detail {
+namespace tensorquant::inline TENSORQUANT_ABI::detail {
 
 inline std::string_view trim(std::string_view s)
 {

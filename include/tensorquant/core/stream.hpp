@@ -17,11 +17,13 @@
 // - optimizers: L is the parameter's position in the trainer's list, S = 0.
 #pragma once
 
+#include "../config.hpp"
+
 #include "random.hpp"
 
 #include <cstdint>
 
-namespace tensorquant {
+namespace tensorquant::inline TENSORQUANT_ABI {
 
 enum class stream_role : std::uint8_t
 {

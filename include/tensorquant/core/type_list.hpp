@@ -3,13 +3,15 @@
 // list is all it takes to make a new policy known everywhere.
 #pragma once
 
+#include "../config.hpp"
+
 #include <array>
 #include <cstddef>
 #include <optional>
 #include <string_view>
 #include <type_traits>
 
-namespace tensorquant {
+namespace tensorquant::inline TENSORQUANT_ABI {
 
 template <class... Ts>
 struct type_list

@@ -4,6 +4,8 @@
 // wrong; nothing here can crash on a malformed file.
 #pragma once
 
+#include "../config.hpp"
+
 #include "../core/error.hpp"
 #include "../detail/xtensor_compat.hpp"
 
@@ -15,7 +17,7 @@
 #include <string>
 #include <vector>
 
-namespace tensorquant::data {
+namespace tensorquant::inline TENSORQUANT_ABI::data {
 
 struct labeled_images
 {
@@ -112,12 +114,12 @@ inline labeled_images load_idx(std::filesystem::path const& images, std::filesys
     return out;
 }
 
-inline constexpr char const* fashion_mnist_dir = "/usr/share/datasets/fashion-mnist";
-
 enum class split { train, test };
 
-// 60000 training or 10000 test images of 28x28, 10 classes.
-inline labeled_images load_fashion_mnist(split which, std::filesystem::path const& dir = fashion_mnist_dir)
+// 60000 training or 10000 test images of 28x28, 10 classes, from the folder that holds
+// {train,t10k}-{images-idx3,labels-idx1}-ubyte.gz (Debian's dataset-fashion-mnist
+// installs them in /usr/share/datasets/fashion-mnist).
+inline labeled_images load_fashion_mnist(split which, std::filesystem::path const& dir)
 {
     const std::string prefix = which == split::train ? "train" : "t10k";
     const auto images = dir / (prefix + "-images-idx3-ubyte.gz");

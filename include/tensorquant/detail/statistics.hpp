@@ -4,6 +4,8 @@
 // passed through (NaN) or saturated (inf) by the quantizers, not averaged.
 #pragma once
 
+#include "../config.hpp"
+
 #include "xsimd_compat.hpp"
 
 #include <array>
@@ -13,7 +15,7 @@
 #include <limits>
 #include <span>
 
-namespace tensorquant::detail {
+namespace tensorquant::inline TENSORQUANT_ABI::detail {
 
 struct abs_sum
 {
@@ -27,7 +29,7 @@ struct abs_sum
 // adds the block sum to a double; the order is fixed, so every SIMD width gives the same
 // result. The first try does not filter non-finite elements; if the sum comes out
 // non-finite, the filtered pass runs (same order, so the same result as filtering always).
-template <bool Filter, bool Threshold, class T>
+template <class Arch, bool Filter, bool Threshold, class T>
 abs_sum sum_abs_pass(std::span<T const> x, T thr) noexcept
 {
     constexpr std::size_t L = 16, block = 8 * L;
@@ -47,7 +49,7 @@ abs_sum sum_abs_pass(std::span<T const> x, T thr) noexcept
         alignas(64) T bcnt[L] = {};
         const std::size_t e = std::min(n, b + block);
         if (e - b == block) {
-            using B = simd::default_batch<T>;
+            using B = xsimd::batch<T, Arch>;
             constexpr std::size_t G = L / B::size; // batches per 16 lanes
             static_assert(L % B::size == 0);
             B s[G], c[G];
@@ -88,16 +90,16 @@ abs_sum sum_abs_pass(std::span<T const> x, T thr) noexcept
     return {acc[0], static_cast<std::size_t>(cnt[0])};
 }
 
-template <class T>
+template <class Arch = xsimd::default_arch, class T>
 abs_sum sum_abs_above(std::span<T const> x, double threshold = -1.0) noexcept
 {
     if (threshold < 0) {
-        abs_sum r = sum_abs_pass<false, false>(x, T(0));
-        return std::isfinite(r.sum) ? r : sum_abs_pass<true, false>(x, T(0));
+        abs_sum r = sum_abs_pass<Arch, false, false>(x, T(0));
+        return std::isfinite(r.sum) ? r : sum_abs_pass<Arch, true, false>(x, T(0));
     }
     const T thr = static_cast<T>(threshold);
-    abs_sum r = sum_abs_pass<false, true>(x, thr);
-    return std::isfinite(r.sum) ? r : sum_abs_pass<true, true>(x, thr);
+    abs_sum r = sum_abs_pass<Arch, false, true>(x, thr);
+    return std::isfinite(r.sum) ? r : sum_abs_pass<Arch, true, true>(x, thr);
 }
 
 } // namespace tensorquant::detail

@@ -2,6 +2,8 @@
 // one template and the SIMD and scalar paths cannot drift apart.
 #pragma once
 
+#include "../config.hpp"
+
 #include "xsimd_compat.hpp"
 
 #include <cmath>
@@ -9,7 +11,7 @@
 #include <cstring>
 #include <type_traits>
 
-namespace tensorquant::detail {
+namespace tensorquant::inline TENSORQUANT_ABI::detail {
 
 template <class V>
 struct vector_traits

@@ -13,7 +13,7 @@
 #include <immintrin.h>
 #endif
 
-namespace tensorquant::detail::simd {
+namespace tensorquant::inline TENSORQUANT_ABI::detail::simd {
 
 #if XSIMD_VERSION_MAJOR < 10
 // xsimd 8/9 take the destination batch type; 10+ take the destination element type.
@@ -35,9 +35,6 @@ inline xsimd::batch<U, A> convert(xsimd::batch<T, A> const& x) noexcept
 {
     return xsimd::batch_cast<U>(x);
 }
-
-template <class T>
-using default_batch = xsimd::batch<T, xsimd::default_arch>;
 
 namespace nontemporal {
 #if defined(__SSE2__)

@@ -3,6 +3,8 @@
 // type; writes float32 or float64. Every problem is a file_error naming the file.
 #pragma once
 
+#include "../config.hpp"
+
 #include "../core/error.hpp"
 #include "../detail/xtensor_compat.hpp"
 
@@ -15,7 +17,7 @@
 #include <type_traits>
 #include <vector>
 
-namespace tensorquant {
+namespace tensorquant::inline TENSORQUANT_ABI {
 
 template <class T>
 struct npy_data

@@ -1,13 +1,15 @@
 // Seeded parameter initialisation: the same seed gives the same network on every machine.
 #pragma once
 
+#include "../config.hpp"
+
 #include "../core/random.hpp"
 #include "layers/list.hpp"
 
 #include <cmath>
 #include <cstddef>
 
-namespace tensorquant::nn {
+namespace tensorquant::inline TENSORQUANT_ABI::nn {
 
 class initializer
 {

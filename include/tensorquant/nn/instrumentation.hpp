@@ -3,6 +3,8 @@
 // noise ratio.
 #pragma once
 
+#include "../config.hpp"
+
 #include "../parse.hpp"
 
 #include <cmath>
@@ -12,7 +14,7 @@
 #include <utility>
 #include <variant>
 
-namespace tensorquant::nn {
+namespace tensorquant::inline TENSORQUANT_ABI::nn {
 
 // saturated counts reference values outside the range of a fixed-point format (-1 for
 // other quantizers); sqnr_db = 10 log10(sum ref^2 / sum (ref - quantized)^2), +inf when

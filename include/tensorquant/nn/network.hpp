@@ -7,6 +7,8 @@
 // quantizers draw their thresholds as core/stream.hpp lays out.
 #pragma once
 
+#include "../config.hpp"
+
 #include "../apply.hpp"
 #include "../core/stream.hpp"
 #include "../io/npy.hpp"
@@ -21,7 +23,7 @@
 #include <variant>
 #include <vector>
 
-namespace tensorquant::nn {
+namespace tensorquant::inline TENSORQUANT_ABI::nn {
 
 struct network_node
 {

@@ -6,6 +6,8 @@
 // that match, the longest (most specific) wins, whatever the order in the file.
 #pragma once
 
+#include "../config.hpp"
+
 #include "../core/error.hpp"
 #include "../parse.hpp"
 
@@ -18,7 +20,7 @@
 #include <string_view>
 #include <vector>
 
-namespace tensorquant::nn {
+namespace tensorquant::inline TENSORQUANT_ABI::nn {
 
 struct scope_entry
 {

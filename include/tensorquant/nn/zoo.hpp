@@ -2,10 +2,12 @@
 // gives the same network on every machine.
 #pragma once
 
+#include "../config.hpp"
+
 #include "init.hpp"
 #include "network.hpp"
 
-namespace tensorquant::nn {
+namespace tensorquant::inline TENSORQUANT_ABI::nn {
 
 // LeNet-5 for 28x28x1 inputs, with ReLU and max pooling:
 // conv1 5x5x6 same, pool1 2x2, conv2 5x5x16 valid, pool2 2x2, flatten, fc3 400-120,

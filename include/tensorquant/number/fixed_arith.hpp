@@ -4,21 +4,23 @@
 // same bits.
 #pragma once
 
+#include "../config.hpp"
+
 #include "../core/error.hpp"
 #include "../core/overflow.hpp"
 #include "../core/rounding.hpp"
 #include "../quantizers/fixed_point.hpp"
 
-#include <boost/multiprecision/cpp_int.hpp>
+#include "wide_int.hpp"
 
 #include <bit>
 #include <cmath>
 #include <cstdint>
 #include <limits>
 
-namespace tensorquant::detail {
+namespace tensorquant::inline TENSORQUANT_ABI::detail {
 
-using bigint = boost::multiprecision::cpp_int;
+using bigint = int256; // exact beyond __int128
 
 // How an exact remainder compares with half a step: 0, below, exactly half, above.
 enum class remainder_class { zero, below_half, half, above_half };
@@ -30,7 +32,7 @@ template <class R, class I>
 I round_truncated(bool neg, I q_mag, remainder_class c)
 {
     static constexpr double proxy_e[] = {0.0, 0.25, 0.5, 0.75};
-    double t = static_cast<double>(static_cast<int>(q_mag & I(3)));
+    double t = static_cast<double>(static_cast<int>(static_cast<int128>(q_mag & I(3))));
     double e = proxy_e[static_cast<int>(c)];
     if (neg) t = -t, e = -e;
     const auto delta = static_cast<int>(R::apply(t, e) - t); // -1, 0 or +1
@@ -107,8 +109,8 @@ struct fixed_arith
     {
         const int f = format.frac;
         bigint num(a), den(b);
-        if (f >= 0) num <<= f;
-        else den <<= -f;
+        if (f >= 0) num = num << f;
+        else den = den << -f;
         if (den < 0) num = -num, den = -den;
         if (bit_length(magnitude(a)) + (f > 0 ? f : 0) < 126 && bit_length(magnitude(b)) + (f < 0 ? -f : 0) < 126)
             return fit(round_quotient<R>(static_cast<int128>(num), static_cast<int128>(den)));
@@ -135,7 +137,7 @@ struct fixed_arith
         const bigint d = f >= 0 ? bigint(1) : bigint(1) << -f;
         // k = floor(sqrt(N/D)) = floor(isqrt(N D) / D); then compare N/D with (k + 1/2)^2
         const bigint nd = n * d;
-        const bigint k = boost::multiprecision::sqrt(nd) / d;
+        const bigint k = isqrt(nd) / d;
         const bigint dk = d * k;
         remainder_class c;
         if (nd == dk * dk) c = remainder_class::zero;

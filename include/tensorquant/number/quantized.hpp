@@ -23,6 +23,8 @@
 // integer code, so results are bit-identical to quantized<T, Q> with that format.
 #pragma once
 
+#include "../config.hpp"
+
 #include "../quantizers/fixed_point.hpp"
 #include "fixed_arith.hpp"
 
@@ -35,7 +37,7 @@
 #include <string>
 #include <type_traits>
 
-namespace tensorquant {
+namespace tensorquant::inline TENSORQUANT_ABI {
 
 namespace detail {
 

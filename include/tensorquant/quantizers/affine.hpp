@@ -6,6 +6,8 @@
 // applied along an axis by quantize_per_channel() (apply.hpp).
 #pragma once
 
+#include "../config.hpp"
+
 #include "../core/descriptor.hpp"
 #include "../core/error.hpp"
 #include "../core/random.hpp"
@@ -19,7 +21,7 @@
 #include <string>
 #include <vector>
 
-namespace tensorquant {
+namespace tensorquant::inline TENSORQUANT_ABI {
 
 namespace detail {
 

@@ -7,6 +7,8 @@
 // different rng streams.
 #pragma once
 
+#include "../config.hpp"
+
 #include "../core/concepts.hpp"
 #include "../core/descriptor.hpp"
 #include "../core/error.hpp"
@@ -14,7 +16,7 @@
 
 #include <tuple>
 
-namespace tensorquant {
+namespace tensorquant::inline TENSORQUANT_ABI {
 
 namespace detail {
 

@@ -11,6 +11,8 @@
 // symmetric; under wrap an infinity has no residue and gives NaN. Results are never -0.
 #pragma once
 
+#include "../config.hpp"
+
 #include "../core/concepts.hpp"
 #include "../core/descriptor.hpp"
 #include "../core/error.hpp"
@@ -28,7 +30,7 @@
 #include <string>
 #include <utility>
 
-namespace tensorquant {
+namespace tensorquant::inline TENSORQUANT_ABI {
 
 // The values a fixed-point format holds under overflow policy O: [lo, hi] as doubles
 // (the words of O::range times 2^-F, rounded to nearest double beyond 53 bits).

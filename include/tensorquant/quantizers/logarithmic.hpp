@@ -10,6 +10,8 @@
 // normal numbers.
 #pragma once
 
+#include "../config.hpp"
+
 #include "../core/descriptor.hpp"
 #include "../core/error.hpp"
 #include "../core/spec.hpp"
@@ -19,7 +21,7 @@
 #include <limits>
 #include <string>
 
-namespace tensorquant {
+namespace tensorquant::inline TENSORQUANT_ABI {
 
 enum class log_rounding : std::uint8_t { floor, nearest };
 

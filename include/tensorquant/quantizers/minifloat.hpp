@@ -13,6 +13,8 @@
 // bias >= 1 - M.
 #pragma once
 
+#include "../config.hpp"
+
 #include "../core/descriptor.hpp"
 #include "../core/error.hpp"
 #include "../core/random.hpp"
@@ -26,7 +28,7 @@
 #include <string>
 #include <utility>
 
-namespace tensorquant {
+namespace tensorquant::inline TENSORQUANT_ABI {
 
 struct minifloat_format
 {

@@ -4,6 +4,8 @@
 // kept (sparse). Statistics (mean |x|) ignore non-finite elements.
 #pragma once
 
+#include "../config.hpp"
+
 #include "../core/descriptor.hpp"
 #include "../core/error.hpp"
 #include "../core/random.hpp"
@@ -16,7 +18,7 @@
 #include <span>
 #include <string>
 
-namespace tensorquant {
+namespace tensorquant::inline TENSORQUANT_ABI {
 
 namespace detail {
 inline void check_non_negative(char const* what, double v)
@@ -126,10 +128,10 @@ struct binary : detail::descriptor_base<binary>
 // Binary with m = mean |x| over the tensor (XNOR-Net).
 struct binary_mean
 {
-    template <std::floating_point T>
+    template <class Arch = xsimd::default_arch, std::floating_point T>
     detail::binary_kernel<T> prepare(std::span<T const> x) const noexcept
     {
-        return {{}, static_cast<T>(detail::sum_abs_above(x).mean())};
+        return {{}, static_cast<T>(detail::sum_abs_above<Arch>(x).mean())};
     }
 
     static constexpr std::string_view form = "binary";
@@ -208,11 +210,11 @@ struct ternary_twn
 {
     static constexpr double default_factor = 0.7;
     double threshold_factor = default_factor;
-    template <std::floating_point T>
+    template <class Arch = xsimd::default_arch, std::floating_point T>
     detail::ternary_kernel<T> prepare(std::span<T const> x) const noexcept
     {
-        const T thr = static_cast<T>(threshold_factor * detail::sum_abs_above(x).mean());
-        return {{}, thr, static_cast<T>(detail::sum_abs_above(x, double(thr)).mean())};
+        const T thr = static_cast<T>(threshold_factor * detail::sum_abs_above<Arch>(x).mean());
+        return {{}, thr, static_cast<T>(detail::sum_abs_above<Arch>(x, double(thr)).mean())};
     }
 
     static constexpr std::string_view form = "ternary | ternary_twn,factor";

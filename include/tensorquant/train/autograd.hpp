@@ -4,6 +4,8 @@
 // layers take and give [N, 1, 1, features] like the networks do.
 #pragma once
 
+#include "../config.hpp"
+
 #include "../nn/layers/list.hpp"
 
 #include <cmath>
@@ -13,7 +15,7 @@
 #include <memory>
 #include <vector>
 
-namespace tensorquant::train {
+namespace tensorquant::inline TENSORQUANT_ABI::train {
 
 template <std::floating_point T>
 class tape

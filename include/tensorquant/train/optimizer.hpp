@@ -8,6 +8,8 @@
 // step k from stream_offset(p, 0, role, k) (core/stream.hpp), so a seed reproduces a run.
 #pragma once
 
+#include "../config.hpp"
+
 #include "../apply.hpp"
 #include "../core/stream.hpp"
 #include "../nn/scope.hpp"
@@ -17,7 +19,7 @@
 #include <string>
 #include <vector>
 
-namespace tensorquant::train {
+namespace tensorquant::inline TENSORQUANT_ABI::train {
 
 // A trainable tensor: its values live elsewhere (a layer of a network).
 struct parameter

@@ -3,6 +3,8 @@
 // Quantization Thresholds (TQT, SPEC section 4) with a learnable log2 threshold.
 #pragma once
 
+#include "../config.hpp"
+
 #include "../apply.hpp"
 #include "../parse.hpp"
 #include "../nn/instrumentation.hpp"
@@ -11,7 +13,7 @@
 #include <cmath>
 #include <optional>
 
-namespace tensorquant::train {
+namespace tensorquant::inline TENSORQUANT_ABI::train {
 
 enum class ste
 {

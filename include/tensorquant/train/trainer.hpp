@@ -19,6 +19,8 @@
 // no layer type.
 #pragma once
 
+#include "../config.hpp"
+
 #include "../core/stream.hpp"
 #include "../data/idx.hpp"
 #include "../nn/network.hpp"
@@ -39,7 +41,7 @@
 #include <thread>
 #include <vector>
 
-namespace tensorquant::train {
+namespace tensorquant::inline TENSORQUANT_ABI::train {
 
 // The order of the samples in epoch e, a pure function of (seed, e).
 inline std::vector<std::size_t> shuffled_order(std::size_t n, std::uint64_t seed, std::uint64_t epoch)

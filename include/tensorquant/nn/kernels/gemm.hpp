@@ -4,6 +4,8 @@
 // share one loop and differ only in the multiply-accumulate step.
 #pragma once
 
+#include "../../config.hpp"
+
 #include "../../core/overflow.hpp"
 #include "../../core/rounding.hpp"
 #include "../../detail/xsimd_compat.hpp"
@@ -16,7 +18,7 @@
 #include <cstdint>
 #include <vector>
 
-namespace tensorquant::nn::kernels {
+namespace tensorquant::inline TENSORQUANT_ABI::nn::kernels {
 
 using tensorquant::detail::fixed_kernel;
 using tensorquant::detail::exp2i;

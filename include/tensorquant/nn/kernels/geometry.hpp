@@ -3,6 +3,8 @@
 // by the forward and backward passes alike.
 #pragma once
 
+#include "../../config.hpp"
+
 #include "../../core/error.hpp"
 #include "../../detail/xtensor_compat.hpp"
 
@@ -11,7 +13,7 @@
 #include <cstddef>
 #include <string>
 
-namespace tensorquant::nn {
+namespace tensorquant::inline TENSORQUANT_ABI::nn {
 
 template <class V>
 using tensor4 = xt::xtensor<V, 4>;

@@ -2,12 +2,14 @@
 // forward pass and the gradient.
 #pragma once
 
+#include "../../config.hpp"
+
 #include "geometry.hpp"
 
 #include <algorithm>
 #include <cstddef>
 
-namespace tensorquant::nn::kernels {
+namespace tensorquant::inline TENSORQUANT_ABI::nn::kernels {
 
 // Copies n elements; runs of up to 8 (a 5x5 kernel on one channel copies 5) are
 // unrolled, since a memmove call costs more than such a copy.

@@ -3,6 +3,8 @@
 // through quantized_rt for the layers whose intrinsic form is the number type's.
 #pragma once
 
+#include "../../config.hpp"
+
 #include "../../apply.hpp"
 #include "../../core/error.hpp"
 #include "../../number/quantized.hpp"
@@ -12,7 +14,7 @@
 #include <span>
 #include <string>
 
-namespace tensorquant::nn::kernels {
+namespace tensorquant::inline TENSORQUANT_ABI::nn::kernels {
 
 // Products of 2W bits must be exact in double.
 inline void check_intrinsic_format(fixed_point_rt const& q, char const* what)

@@ -2,6 +2,8 @@
 // and gradient accumulation.
 #pragma once
 
+#include "../../config.hpp"
+
 #include "../../core/error.hpp"
 #include "../../detail/xtensor_compat.hpp"
 #include "geometry.hpp"
@@ -11,7 +13,7 @@
 #include <string>
 #include <vector>
 
-namespace tensorquant::nn::kernels {
+namespace tensorquant::inline TENSORQUANT_ABI::nn::kernels {
 
 template <class T, std::size_t N>
 xt::xtensor<T, N> as_fixed(xt::xarray<T> const& a)

@@ -2,6 +2,8 @@
 // layers that end in one (conv2d, dense, batch norm, add).
 #pragma once
 
+#include "../../config.hpp"
+
 #include "../../apply.hpp"
 #include "../kernels/intrinsic.hpp"
 #include "../kernels/tensor_ops.hpp"
@@ -11,7 +13,7 @@
 #include <span>
 #include <string>
 
-namespace tensorquant::nn {
+namespace tensorquant::inline TENSORQUANT_ABI::nn {
 
 enum class activation { none, relu, relu6, leaky_relu };
 

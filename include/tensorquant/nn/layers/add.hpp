@@ -3,6 +3,8 @@
 // it is rounded once.
 #pragma once
 
+#include "../../config.hpp"
+
 #include "../kernels/geometry.hpp"
 #include "../kernels/intrinsic.hpp"
 #include "../kernels/tensor_ops.hpp"
@@ -16,7 +18,7 @@
 #include <string>
 #include <vector>
 
-namespace tensorquant::nn {
+namespace tensorquant::inline TENSORQUANT_ABI::nn {
 
 template <class V>
 tensor4<V> add(tensor4<V> const& a, tensor4<V> const& b)

@@ -4,6 +4,8 @@
 // statistics and keeps running averages in mean and variance.
 #pragma once
 
+#include "../../config.hpp"
+
 #include "../kernels/geometry.hpp"
 #include "../kernels/intrinsic.hpp"
 #include "../kernels/tensor_ops.hpp"
@@ -17,7 +19,7 @@
 #include <string>
 #include <vector>
 
-namespace tensorquant::nn {
+namespace tensorquant::inline TENSORQUANT_ABI::nn {
 
 // Batch norm (inference) with TensorQuant's quantization points: inv = sqrt(var + eps),
 // inv = 1 / inv, inv = inv gamma, rest = beta - mean inv, y = x inv + rest. With a

@@ -1,6 +1,8 @@
 // Concatenation along channels (NHWC axis 3).
 #pragma once
 
+#include "../../config.hpp"
+
 #include "../kernels/geometry.hpp"
 #include "../kernels/intrinsic.hpp"
 #include "../kernels/tensor_ops.hpp"
@@ -13,7 +15,7 @@
 #include <string>
 #include <vector>
 
-namespace tensorquant::nn {
+namespace tensorquant::inline TENSORQUANT_ABI::nn {
 
 // Along channels (NHWC axis 3).
 template <class V>

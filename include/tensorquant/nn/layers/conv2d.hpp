@@ -5,6 +5,8 @@
 // adds x w for (kh, kw, ic) in increasing order, then adds the bias.
 #pragma once
 
+#include "../../config.hpp"
+
 #include "../kernels/gemm.hpp"
 #include "../kernels/intrinsic.hpp"
 #include "../kernels/tensor_ops.hpp"
@@ -17,7 +19,7 @@
 #include <type_traits>
 #include <vector>
 
-namespace tensorquant::nn {
+namespace tensorquant::inline TENSORQUANT_ABI::nn {
 
 // y[n, oy, ox, oc] = b[oc] + sum over (kh, kw, ic) of x[...] w[kh, kw, ic, oc]. An empty
 // bias means none.

@@ -2,6 +2,8 @@
 // order as conv2d (the inputs in increasing order, then the bias).
 #pragma once
 
+#include "../../config.hpp"
+
 #include "../kernels/gemm.hpp"
 #include "../kernels/intrinsic.hpp"
 #include "../kernels/tensor_ops.hpp"
@@ -15,7 +17,7 @@
 #include <type_traits>
 #include <vector>
 
-namespace tensorquant::nn {
+namespace tensorquant::inline TENSORQUANT_ABI::nn {
 
 // y[n, j] = b[j] + sum over i of x[n, i] w[i, j].
 template <class V, class Arch = xsimd::default_arch>

@@ -1,6 +1,8 @@
 // [N, H, W, C] -> [N, H W C] in NHWC order (networks carry it as [N, 1, 1, H W C]).
 #pragma once
 
+#include "../../config.hpp"
+
 #include "../kernels/geometry.hpp"
 #include "../kernels/intrinsic.hpp"
 #include "../kernels/tensor_ops.hpp"
@@ -13,7 +15,7 @@
 #include <string>
 #include <vector>
 
-namespace tensorquant::nn {
+namespace tensorquant::inline TENSORQUANT_ABI::nn {
 
 // [N, H, W, C] -> [N, H W C], in NHWC order.
 template <class V>

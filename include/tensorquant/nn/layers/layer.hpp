@@ -18,11 +18,13 @@
 // Activations flow as float NHWC tensors; dense layers see and give [N, 1, 1, features].
 #pragma once
 
+#include "../../config.hpp"
+
 #include "../kernels/geometry.hpp"
 
 #include <string_view>
 
-namespace tensorquant::nn {
+namespace tensorquant::inline TENSORQUANT_ABI::nn {
 
 // A parameter tensor as the trainer and the checkpoints see it.
 struct parameter_info

@@ -2,6 +2,8 @@
 // (forward, intrinsic checks, training, parameters, checkpoints), derives from it.
 #pragma once
 
+#include "../../config.hpp"
+
 #include "activation.hpp"
 #include "add.hpp"
 #include "batch_norm.hpp"
@@ -14,7 +16,7 @@
 
 #include <variant>
 
-namespace tensorquant::nn {
+namespace tensorquant::inline TENSORQUANT_ABI::nn {
 
 using layer = std::variant<conv2d_layer, dense_layer, max_pool_layer, avg_pool_layer, global_avg_pool_layer,
                            batch_norm_layer, activation_layer, add_layer, concat_layer, flatten_layer, softmax_layer>;

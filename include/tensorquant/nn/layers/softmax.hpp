@@ -3,6 +3,8 @@
 // (softmax cross-entropy on its input).
 #pragma once
 
+#include "../../config.hpp"
+
 #include "../kernels/geometry.hpp"
 #include "../kernels/intrinsic.hpp"
 #include "../kernels/tensor_ops.hpp"
@@ -16,7 +18,7 @@
 #include <string>
 #include <vector>
 
-namespace tensorquant::nn {
+namespace tensorquant::inline TENSORQUANT_ABI::nn {
 
 // Row-wise softmax, in floating point only (exp is not an operation of the number types).
 template <std::floating_point T>
