@@ -1,6 +1,6 @@
 // tensorquant demo: every built-in quantizer on a few values and on a tensor, and a
 // quantizer defined by the user at compile time.
-#include <tensorquant/tensorquant.hpp>
+#include <tensorquant/xtensor.hpp>
 
 #include <xtensor/xio.hpp>
 

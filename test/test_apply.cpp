@@ -1,5 +1,7 @@
 #include "reference.hpp"
 
+#include <tensorquant/xtensor.hpp>
+
 #include <doctest/doctest.h>
 
 #include <cstring>

@@ -3,6 +3,10 @@
 // options.index_offset + i of the stream that stochastic rounding draws from, so a
 // tensor quantized in pieces equals the tensor quantized whole, on any thread count and
 // any SIMD width. For xtensor containers the element index is the storage order.
+//
+// xtensor types are recognised by their traits (expression_tag, temporary_type), so this
+// header needs no xtensor include: a program that has an xtensor expression has included
+// xtensor already.
 #pragma once
 
 #include "config.hpp"
@@ -11,13 +15,10 @@
 #include "core/descriptor.hpp"
 #include "core/error.hpp"
 #include "detail/xsimd_compat.hpp"
-#include "detail/xtensor_compat.hpp"
 #include "quantizers/affine.hpp"
 
 #include <algorithm>
 #include <cstdint>
-#include <iterator>
-#include <ranges>
 #include <span>
 #include <thread>
 #include <type_traits>
@@ -132,35 +133,59 @@ constexpr void require_quantizer()
                   "visit<T>(fn)");
 }
 
+// Contiguous storage with data() and size() (std::vector, std::array, spans, C arrays).
 template <class R>
-concept float_contiguous_range =
-    std::ranges::contiguous_range<R> && std::ranges::sized_range<R> && std::floating_point<std::ranges::range_value_t<R>>;
+concept float_contiguous_range = requires(R& r) {
+    std::data(r);
+    std::size(r);
+} && std::is_pointer_v<decltype(std::data(std::declval<R&>()))> &&
+    std::floating_point<std::remove_cvref_t<decltype(*std::data(std::declval<R&>()))>>;
+
+template <class R>
+using range_value_t = std::remove_cvref_t<decltype(*std::data(std::declval<R&>()))>;
 
 template <class R>
 concept writable_float_range =
-    float_contiguous_range<R> && !std::is_const_v<std::remove_reference_t<std::ranges::range_reference_t<R>>>;
+    float_contiguous_range<R> && !std::is_const_v<std::remove_reference_t<decltype(*std::data(std::declval<R&>()))>>;
 
+// An xtensor expression: a container, a view or a lazy expression.
 template <class E>
-concept xtensor_expression = std::derived_from<std::decay_t<E>, xt::xexpression<std::decay_t<E>>>;
+concept xtensor_expression = requires { typename std::decay_t<E>::expression_tag; };
+// A container owns contiguous storage: it is its own temporary type (an adaptor or a view
+// is not).
 template <class E>
-concept xtensor_container = std::derived_from<std::decay_t<E>, xt::xcontainer<std::decay_t<E>>>;
+concept xtensor_container = xtensor_expression<E> &&
+                            std::same_as<typename std::decay_t<E>::temporary_type, std::decay_t<E>> &&
+                            requires(std::decay_t<E>& e) { e.data(); e.size(); };
+
+// Row-major strides of a shape (dimensions of size 1 may have any stride).
+template <class E>
+bool is_row_major(E const& e)
+{
+    std::size_t expect = 1;
+    for (std::size_t d = e.shape().size(); d-- > 0;) {
+        if (e.shape()[d] > 1 && std::size_t(e.strides()[d]) != expect) return false;
+        expect *= e.shape()[d];
+    }
+    return true;
+}
 
 } // namespace detail
 
 // Out of place: out[i] = Q(in[i]) over contiguous ranges (std::vector, std::array, spans
 // of either extent). in and out may be the same memory, not overlap otherwise.
 template <class Arch = xsimd::default_arch, class Q, detail::float_contiguous_range In, detail::writable_float_range Out>
-    requires(std::same_as<std::ranges::range_value_t<In>, std::ranges::range_value_t<Out>> &&
+    requires(std::same_as<detail::range_value_t<In>, detail::range_value_t<Out>> &&
              !detail::xtensor_expression<In> && !detail::xtensor_expression<Out>)
 void quantize(Q const& q, In&& in, Out&& out, apply_options const& opt = {})
 {
-    using T = std::ranges::range_value_t<In>;
+    using T = detail::range_value_t<In>;
     detail::require_quantizer<Q, T>();
-    const std::size_t n = std::ranges::size(in);
-    if (n != std::size_t(std::ranges::size(out)))
+    const std::size_t n = std::size(in);
+    if (n != std::size_t(std::size(out)))
         throw usage_error("quantize: input has " + std::to_string(n) + " elements, output " +
-                          std::to_string(std::ranges::size(out)));
-    detail::resolve_and_run<Arch>(q, std::ranges::data(in), std::ranges::data(out), n, opt);
+                          std::to_string(std::size(out)));
+    detail::resolve_and_run<Arch>(q, std::data(in), std::data(out), n, opt);
 }
 
 template <class Arch = xsimd::default_arch, class Q, std::floating_point T>
@@ -175,10 +200,10 @@ template <class Arch = xsimd::default_arch, class Q, detail::writable_float_rang
     requires(!detail::xtensor_expression<R>)
 void quantize_inplace(Q const& q, R&& data, apply_options const& opt = {})
 {
-    using T = std::ranges::range_value_t<R>;
+    using T = detail::range_value_t<R>;
     detail::require_quantizer<Q, T>();
-    T* p = std::ranges::data(data);
-    detail::resolve_and_run<Arch>(q, p, p, std::size_t(std::ranges::size(data)), opt);
+    T* p = std::data(data);
+    detail::resolve_and_run<Arch>(q, p, p, std::size_t(std::size(data)), opt);
 }
 
 // In place over an xtensor container (element i is storage element i) or any assignable
@@ -199,14 +224,14 @@ void quantize_inplace(Q const& q, E&& d, apply_options const& opt = {})
     }
 }
 
-// Any xtensor expression, out of place: evaluates it into a container (xarray or
-// xtensor, as xtensor chooses) and quantizes that.
-template <class Arch = xsimd::default_arch, class Q, class E>
-auto quantize(Q const& q, xt::xexpression<E> const& e, apply_options const& opt = {})
+// Any xtensor expression, out of place: evaluates it into a container (xarray or xtensor,
+// as xtensor chooses) and quantizes that.
+template <class Arch = xsimd::default_arch, class Q, detail::xtensor_expression E>
+auto quantize(Q const& q, E const& e, apply_options const& opt = {})
 {
     using T = typename E::value_type;
     detail::require_quantizer<Q, T>();
-    auto out = xt::eval(e.derived_cast()); // a copy for containers, evaluated for expressions
+    auto out = eval(e); // xt::eval by argument-dependent lookup: a copy of a container, an evaluated expression
     detail::resolve_and_run<Arch>(q, out.data(), out.data(), out.size(), opt);
     return out;
 }
@@ -232,12 +257,11 @@ void quantize_per_channel(affine_per_channel const& q, std::span<T const> in, st
         }
 }
 
-template <class Arch = xsimd::default_arch, class E>
-auto quantize_per_channel(affine_per_channel const& q, xt::xexpression<E> const& e, std::size_t axis,
-                          apply_options const& opt = {})
+template <class Arch = xsimd::default_arch, detail::xtensor_expression E>
+auto quantize_per_channel(affine_per_channel const& q, E const& e, std::size_t axis, apply_options const& opt = {})
 {
     using T = typename E::value_type;
-    auto out = xt::eval(e.derived_cast()); // a copy for containers, evaluated for expressions
+    auto out = eval(e); // xt::eval by argument-dependent lookup
     const auto& shape = out.shape();
     if (axis >= shape.size())
         throw usage_error("quantize_per_channel: axis " + std::to_string(axis) + " of a " +
@@ -246,8 +270,7 @@ auto quantize_per_channel(affine_per_channel const& q, xt::xexpression<E> const&
         throw usage_error("quantize_per_channel: axis " + std::to_string(axis) + " has " +
                                     std::to_string(shape[axis]) + " channels, the quantizer " +
                                     std::to_string(q.channels()));
-    if (out.layout() != xt::layout_type::row_major)
-        throw usage_error("quantize_per_channel: needs a row-major tensor");
+    if (!detail::is_row_major(out)) throw usage_error("quantize_per_channel: needs a row-major tensor");
     std::size_t outer = 1, inner = 1;
     for (std::size_t d = 0; d < axis; ++d) outer *= shape[d];
     for (std::size_t d = axis + 1; d < shape.size(); ++d) inner *= shape[d];

@@ -8,9 +8,6 @@
 #include "error.hpp"
 
 #include <charconv>
-#include <limits>
-#include <locale>
-#include <sstream>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -64,11 +61,12 @@ public:
     double number(std::size_t k, char const* what) const
     {
         if (k >= fields_.size()) fail(std::string("missing ") + what);
-        std::string f(fields_[k]);
-        std::istringstream is(f);
-        is.imbue(std::locale::classic());
-        double v;
-        if (!(is >> v) || !is.eof()) fail(std::string(what) + " must be a number, got \"" + f + "\"");
+        std::string_view f = fields_[k];
+        if (f.size() > 1 && f[0] == '+' && f[1] != '-') f.remove_prefix(1); // from_chars takes no '+'
+        double v = 0;
+        auto [p, ec] = std::from_chars(f.data(), f.data() + f.size(), v);
+        if (ec != std::errc{} || p != f.data() + f.size())
+            fail(std::string(what) + " must be a number, got \"" + std::string(fields_[k]) + "\"");
         return v;
     }
     void at_most(std::size_t n, std::string_view form) const
