@@ -2,51 +2,18 @@
 // bench/run.sh turns the JSON output into ratios to BM_copy at the same size.
 #include <tensorquant/tensorquant.hpp>
 
-#include <benchmark/benchmark.h>
-
-#include <cstring>
-#include <random>
-#include <span>
-#include <vector>
+#include "bench_common.hpp"
 
 namespace tq = tensorquant;
 
 namespace {
 
-struct buffers
-{
-    std::vector<float> in, out;
-    explicit buffers(std::size_t n) : in(n), out(n)
-    {
-        std::mt19937 g(1);
-        std::normal_distribution<float> d(0.f, 2.f);
-        for (auto& v : in) v = d(g);
-    }
-};
+using tqbench::BM_copy;
 
 template <class Q>
 void run_quantizer(benchmark::State& state, Q const& q)
 {
-    const auto n = static_cast<std::size_t>(state.range(0));
-    buffers b(n);
-    for (auto _ : state) {
-        tq::quantize(q, std::span<float const>(b.in), std::span<float>(b.out));
-        benchmark::DoNotOptimize(b.out.data());
-        benchmark::ClobberMemory();
-    }
-    state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * n * sizeof(float)));
-}
-
-void BM_copy(benchmark::State& state)
-{
-    const auto n = static_cast<std::size_t>(state.range(0));
-    buffers b(n);
-    for (auto _ : state) {
-        std::memcpy(b.out.data(), b.in.data(), n * sizeof(float));
-        benchmark::DoNotOptimize(b.out.data());
-        benchmark::ClobberMemory();
-    }
-    state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * n * sizeof(float)));
+    tqbench::run_loop(state, [&](auto const& in, auto& out) { tq::quantize(q, in, out); });
 }
 
 void BM_fixed_nearest(benchmark::State& s) { run_quantizer(s, tq::fixed_point<8, 4>{}); }

@@ -85,13 +85,7 @@ concept OverflowPolicy = requires(fixed_format f) {
 
 namespace detail {
 
-template <class... Os>
-constexpr bool overflow_modes_follow_list(type_list<Os...>) noexcept
-{
-    int i = 0;
-    return ((static_cast<int>(Os::mode) == i++) && ...);
-}
-static_assert(overflow_modes_follow_list(overflow::all{}), "overflow::all must list the policies in overflow_mode order");
+static_assert(modes_in_list_order(overflow::all{}), "overflow::all must list the policies in overflow_mode order");
 
 // The word of an exact integer result n after policy O: clamped into O::range(f), or its
 // two's complement residue modulo 2^W. N is a wide integer type (int128 or a bigint).
@@ -132,9 +126,7 @@ constexpr overflow_mode overflow_mode_of() noexcept
 
 constexpr std::string_view to_string(overflow_mode m) noexcept
 {
-    constexpr auto names = detail::names_of(overflow::all{});
-    const auto i = static_cast<std::size_t>(m);
-    return i < names.size() ? names[i] : std::string_view("unknown");
+    return detail::name_of_mode(overflow::all{}, m);
 }
 
 inline std::optional<overflow_mode> overflow_from_name(std::string_view n) noexcept

@@ -168,13 +168,7 @@ concept RoundingPolicy = requires {
 
 namespace detail {
 
-template <class... Rs>
-constexpr bool modes_follow_list(type_list<Rs...>) noexcept
-{
-    int i = 0;
-    return ((static_cast<int>(Rs::mode) == i++) && ...);
-}
-static_assert(modes_follow_list(rounding::all{}), "rounding::all must list the policies in rounding_mode order");
+static_assert(modes_in_list_order(rounding::all{}), "rounding::all must list the policies in rounding_mode order");
 
 // Calls f with the policy tag of a runtime mode (one dispatch, outside any loop).
 template <class F>
@@ -208,9 +202,7 @@ constexpr rounding_mode rounding_mode_of() noexcept
 
 constexpr std::string_view to_string(rounding_mode m) noexcept
 {
-    constexpr auto names = detail::names_of(rounding::all{});
-    const auto i = static_cast<std::size_t>(m);
-    return i < names.size() ? names[i] : std::string_view("unknown");
+    return detail::name_of_mode(rounding::all{}, m);
 }
 
 inline std::optional<rounding_mode> rounding_from_name(std::string_view n) noexcept

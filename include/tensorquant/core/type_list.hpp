@@ -60,6 +60,23 @@ decltype(auto) visit_by_mode(type_list<T, Rest...>, M m, Fn&& fn, Unknown&& unkn
     }
 }
 
+// True when the entries' `mode` enumerators are 0, 1, 2, ... in list order.
+template <class... Ts>
+constexpr bool modes_in_list_order(type_list<Ts...>) noexcept
+{
+    int i = 0;
+    return ((static_cast<int>(Ts::mode) == i++) && ...);
+}
+
+// The name of the entry whose mode is m ("unknown" if none).
+template <class... Ts, class M>
+constexpr std::string_view name_of_mode(type_list<Ts...>, M m) noexcept
+{
+    constexpr auto names = names_of(type_list<Ts...>{});
+    const auto i = static_cast<std::size_t>(m);
+    return i < names.size() ? names[i] : std::string_view("unknown");
+}
+
 template <class M, class... Ts>
 constexpr std::optional<M> mode_from_name(type_list<Ts...>, std::string_view n) noexcept
 {

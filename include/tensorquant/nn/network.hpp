@@ -61,7 +61,7 @@ inline std::vector<parameter_ref> parameters_of(layer& op)
     std::vector<parameter_ref> refs;
     std::visit(
         [&](auto& l) {
-            l.for_each_parameter([&](parameter_info const& info, auto& t) {
+            for_each_parameter(l, [&](parameter_info const& info, auto& t) {
                 refs.push_back({std::string(info.name), t.data(), std::vector<std::size_t>(t.shape().begin(), t.shape().end()),
                                 info.trainable, info.decays});
             });

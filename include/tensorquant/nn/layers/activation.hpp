@@ -110,10 +110,6 @@ struct activation_layer
     activation act = activation::relu;
     double alpha = 0.2;
 
-    template <class Fn>
-    void for_each_parameter(Fn&&) const
-    {
-    }
     template <class Ctx>
     tensor4<float> forward(Ctx& ctx) const
     {

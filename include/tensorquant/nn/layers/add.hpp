@@ -57,10 +57,6 @@ struct add_layer
     activation act = activation::none;
     double alpha = 0.2;
 
-    template <class Fn>
-    void for_each_parameter(Fn&&) const
-    {
-    }
     template <class Ctx>
     tensor4<float> forward(Ctx& ctx) const
     {

@@ -159,10 +159,6 @@ struct batch_norm_layer
         fn(parameter_info{"mean", false, false}, self.mean);
         fn(parameter_info{"variance", false, false}, self.variance);
     }
-    template <class Fn>
-    void for_each_parameter(Fn&& fn) { parameters_of(*this, fn); }
-    template <class Fn>
-    void for_each_parameter(Fn&& fn) const { parameters_of(*this, fn); }
 
     template <class Ctx>
     tensor4<float> forward(Ctx& ctx) const

@@ -83,10 +83,6 @@ struct concat_layer
 {
     static constexpr std::string_view kind = "concat";
 
-    template <class Fn>
-    void for_each_parameter(Fn&&) const
-    {
-    }
     template <class Ctx>
     tensor4<float> forward(Ctx& ctx) const
     {

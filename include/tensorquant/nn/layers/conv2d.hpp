@@ -169,10 +169,6 @@ struct conv2d_layer
         fn(parameter_info{"weights", true, true}, self.weights);
         fn(parameter_info{"bias", true, false}, self.bias);
     }
-    template <class Fn>
-    void for_each_parameter(Fn&& fn) { parameters_of(*this, fn); }
-    template <class Fn>
-    void for_each_parameter(Fn&& fn) const { parameters_of(*this, fn); }
 
     template <class Ctx>
     tensor4<float> forward(Ctx& ctx) const

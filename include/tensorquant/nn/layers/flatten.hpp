@@ -48,10 +48,6 @@ struct flatten_layer
 {
     static constexpr std::string_view kind = "flatten";
 
-    template <class Fn>
-    void for_each_parameter(Fn&&) const
-    {
-    }
     template <class Ctx>
     tensor4<float> forward(Ctx& ctx) const
     {

@@ -3,8 +3,8 @@
 // this interface, so adding a layer touches its own file and that list.
 //
 //   static constexpr std::string_view kind;            "conv2d", ...
-//   void for_each_parameter(fn) (and const):           fn(parameter_info, tensor&) for each
-//                                                      parameter tensor, in a fixed order
+//   static void parameters_of(self, fn) (if it has any):  fn(parameter_info, tensor&) for
+//                                                      each parameter tensor, in a fixed order
 //   tensor4<float> forward(ctx) const:                 the float path; ctx.input(k) is the
 //                                                      k-th input, ctx.param(p, t) parameter
 //                                                      p after the weight quantizer
@@ -23,6 +23,7 @@
 #include "../kernels/geometry.hpp"
 
 #include <string_view>
+#include <type_traits>
 
 namespace tensorquant::inline TENSORQUANT_ABI::nn {
 
@@ -33,6 +34,13 @@ struct parameter_info
     bool trainable = true;  // false: running statistics (batch norm's mean and variance)
     bool decays = false;    // L2 weight decay applies
 };
+
+// Calls fn(parameter_info, tensor&) for each parameter of layer l (none for most layers).
+template <class L, class Fn>
+void for_each_parameter(L& l, Fn&& fn)
+{
+    if constexpr (requires { std::remove_const_t<L>::parameters_of(l, fn); }) std::remove_const_t<L>::parameters_of(l, fn);
+}
 
 inline constexpr char const* no_stochastic_intrinsic =
     "this layer's intrinsic form divides or multiplies by constants, which the number type rounds "

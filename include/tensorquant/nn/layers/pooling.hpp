@@ -164,10 +164,6 @@ struct max_pool_layer
     static constexpr std::string_view kind = "max_pool";
     pool_options options{};
 
-    template <class Fn>
-    void for_each_parameter(Fn&&) const
-    {
-    }
     template <class Ctx>
     tensor4<float> forward(Ctx& ctx) const
     {
@@ -191,10 +187,6 @@ struct avg_pool_layer
     static constexpr std::string_view kind = "avg_pool";
     pool_options options{};
 
-    template <class Fn>
-    void for_each_parameter(Fn&&) const
-    {
-    }
     template <class Ctx>
     tensor4<float> forward(Ctx& ctx) const
     {
@@ -220,10 +212,6 @@ struct global_avg_pool_layer
 {
     static constexpr std::string_view kind = "global_avg_pool";
 
-    template <class Fn>
-    void for_each_parameter(Fn&&) const
-    {
-    }
     template <class Ctx>
     tensor4<float> forward(Ctx& ctx) const
     {

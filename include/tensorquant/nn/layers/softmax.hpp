@@ -74,10 +74,6 @@ struct softmax_layer
 {
     static constexpr std::string_view kind = "softmax";
 
-    template <class Fn>
-    void for_each_parameter(Fn&&) const
-    {
-    }
     template <class Ctx>
     tensor4<float> forward(Ctx& ctx) const
     {
