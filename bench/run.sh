@@ -4,16 +4,19 @@
 # in the same binary:
 # - tq_bench_quantize: throughput relative to BM_copy at the same size (1.0 = memcpy);
 # - tq_bench_layers: LeNet-5 time relative to BM_lenet5_float (lower is better);
-# - tq_bench_train: seconds per LeNet-5 training epoch, QAT relative to float.
+# - tq_bench_train: seconds per LeNet-5 training epoch, QAT relative to float;
+# - tq_bench_dispatch (built for generic x86-64): the baseline and the runtime-dispatched
+#   fixed-point kernels relative to BM_copy, and the dispatched against the native build.
 # Usage: bench/run.sh [repetitions]   (training epochs run (repetitions + 4) / 5 times)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 reps=${1:-15}
 dir=build/release/bench
-if [ ! -x "$dir/tq_bench_quantize" ] || [ ! -x "$dir/tq_bench_layers" ] || [ ! -x "$dir/tq_bench_train" ]; then
+if [ ! -x "$dir/tq_bench_quantize" ] || [ ! -x "$dir/tq_bench_layers" ] || [ ! -x "$dir/tq_bench_train" ] ||
+   [ ! -x "$dir/tq_bench_dispatch" ]; then
     bash scripts/setup-debian.sh
     cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER_LAUNCHER=ccache >/dev/null
-    cmake --build build/release -j2 --target tq_bench_quantize tq_bench_layers tq_bench_train
+    cmake --build build/release -j2 --target tq_bench_quantize tq_bench_layers tq_bench_train tq_bench_dispatch
 fi
 run() { # binary, json, repetitions
     "$dir/$1" --benchmark_format=json --benchmark_out="$2" --benchmark_out_format=json \
@@ -23,7 +26,9 @@ run() { # binary, json, repetitions
 run tq_bench_quantize build/release/bench_quantize.json "$reps"
 run tq_bench_layers build/release/bench_layers.json "$(( (reps + 1) / 2 ))"
 run tq_bench_train build/release/bench_train.json "$(( (reps + 4) / 5 ))"
-python3 - build/release/bench_quantize.json build/release/bench_layers.json build/release/bench_train.json <<'PY'
+run tq_bench_dispatch build/release/bench_dispatch.json "$reps"
+python3 - build/release/bench_quantize.json build/release/bench_layers.json build/release/bench_train.json \
+          build/release/bench_dispatch.json <<'PY'
 import json, sys
 
 def medians(path):
@@ -57,4 +62,13 @@ print()
 print(f"{'LeNet-5 training, 60000 images':32}{'s / epoch':>10}{'time / float':>14}")
 for n, t in sorted(tr.items(), key=lambda kv: kv[1]):
     print(f"{n:32}{t:>10.2f}{t / base:>13.2f}x")
+
+dis = {tuple(k.split("/")): v for k, v in medians(sys.argv[4]).items()}
+print()
+print(f"{'generic x86-64 build / copy':28}" + "".join(f"{'n=' + str(s):>22}" for s in sizes))
+for n in ("BM_fixed_nearest_baseline", "BM_fixed_nearest_dispatched"):
+    print(f"{n:28}" + "".join(f"{dis[('BM_copy', str(s))] / dis[(n, str(s))]:>18.2f} x  " for s in sizes))
+ratio = lambda table, n, s: table[("BM_copy", str(s))] / table[(n, str(s))]
+print(f"{'dispatched / native':28}" + "".join(
+    f"{ratio(dis, 'BM_fixed_nearest_dispatched', s) / ratio(split, 'BM_fixed_nearest', s):>18.2f} x  " for s in sizes))
 PY

@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup-debian.sh
 jobs=2
 launcher=-DCMAKE_CXX_COMPILER_LAUNCHER=ccache
+export CCACHE_BASEDIR="$PWD" # clones in other folders share the cache
 
 echo "== Release build and tests"
 cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release $launcher >/dev/null
