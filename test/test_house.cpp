@@ -110,6 +110,18 @@ TEST_CASE("every registered spelling round-trips through to_string")
         CHECK(tq::parse_quantizer("binary_stochastic,1").to_string() == "binary_stochastic");
         CHECK(tq::to_string(tq::fixed_point<8, 4, tq::rounding::zero, tq::overflow::wrap, false>{}) == "zero,8,4,wrap,unsigned");
     }
+    SUBCASE("each quantizer gives its range")
+    {
+        using range = std::pair<double, double>;
+        CHECK(tq::fixed_point_rt(8, 4, tq::rounding_mode::nearest, tq::overflow_mode::symmetric).range() == range(-7.9375, 7.9375));
+        CHECK(tq::fixed_point<8, 4>::range() == range(-8, 7.9375));
+        CHECK(tq::minifloat(tq::minifloats::fp8_e4m3).range() == range(-448, 448));
+        CHECK(tq::minifloat(tq::minifloats::fp8_e5m2).range() == range(-57344, 57344));
+        CHECK(tq::affine(0.5, 3, 0, 15).range() == range(-1.5, 6));
+        CHECK(tq::binary(0.25).range() == range(-0.25, 0.25));
+        CHECK(tq::ternary(0.1, 2).range() == range(-2, 2));
+        CHECK(tq::logarithmic(tq::log_rounding::floor, -4, 3).range() == range(-8, 8));
+    }
 }
 
 TEST_CASE("a user-defined rounding policy works in the format and the number type")
@@ -260,4 +272,29 @@ TEST_CASE("bulk quantize takes contiguous ranges and xtensor views")
     static_assert(!tq::Quantizer<decltype(float_only), double>); // would narrow
     static_assert(!tq::Quantizer<tq::fixed_point<25, 4>, float>);
     static_assert(tq::Quantizer<tq::fixed_point<25, 4>, double>);
+}
+
+TEST_CASE("a failed network load changes nothing")
+{
+    tqtest::temp_dir dir;
+    auto saved = nn::lenet5(1);
+    saved.save(dir.path);
+    // the last layer's weights file gets the wrong shape
+    const std::vector<float> wrong(12, 1.0f);
+    tq::write_npy(dir.path / "LeNet/fc5/weights.npy", wrong.data(), {3, 4});
+    auto net = nn::lenet5(2);
+    std::vector<std::vector<float>> before;
+    for (auto const& n : net.nodes())
+        for (auto const& p : net.parameters(n.name)) before.emplace_back(p.data, p.data + p.size());
+    CHECK_THROWS_WITH_AS(net.load(dir.path), doctest::Contains("LeNet/fc5"), tq::shape_error);
+    std::size_t k = 0;
+    for (auto const& n : net.nodes())
+        for (auto const& p : net.parameters(n.name)) CHECK(std::vector<float>(p.data, p.data + p.size()) == before[k++]);
+    SUBCASE("a whole checkpoint loads")
+    {
+        saved.save(dir.path);
+        net.load(dir.path);
+        CHECK(std::vector<float>(net.parameters("LeNet/conv1")[0].data, net.parameters("LeNet/conv1")[0].data + 150) ==
+              std::vector<float>(saved.parameters("LeNet/conv1")[0].data, saved.parameters("LeNet/conv1")[0].data + 150));
+    }
 }

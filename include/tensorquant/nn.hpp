@@ -4,10 +4,13 @@
 #pragma once
 
 #include "io/npy.hpp"
+#include "nn/checkpoint.hpp"
+#include "nn/graph.hpp"
 #include "nn/init.hpp"
 #include "nn/instrumentation.hpp"
 #include "nn/layers/list.hpp"
 #include "nn/network.hpp"
+#include "nn/quantization.hpp"
 #include "nn/scope.hpp"
 #include "nn/zoo.hpp"
 #include "tensorquant.hpp"

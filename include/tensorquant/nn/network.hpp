@@ -11,9 +11,11 @@
 
 #include "../apply.hpp"
 #include "../core/stream.hpp"
-#include "../io/npy.hpp"
+#include "checkpoint.hpp"
+#include "graph.hpp"
 #include "instrumentation.hpp"
 #include "layers/list.hpp"
+#include "quantization.hpp"
 #include "scope.hpp"
 
 #include <filesystem>
@@ -24,51 +26,6 @@
 #include <vector>
 
 namespace tensorquant::inline TENSORQUANT_ABI::nn {
-
-struct network_node
-{
-    std::string name; // full scoped name
-    layer op;
-    std::vector<int> inputs; // node indices; -1 is the network input
-};
-
-// A named parameter tensor of a layer, viewed in place.
-struct parameter_ref
-{
-    std::string name;
-    float* data;
-    std::vector<std::size_t> shape;
-    bool trainable = true;
-    bool decays = false;
-    std::size_t size() const noexcept
-    {
-        std::size_t n = 1;
-        for (auto d : shape) n *= d;
-        return n;
-    }
-};
-
-struct layer_quantization
-{
-    scope_entry const* intrinsic = nullptr;
-    scope_entry const* extrinsic = nullptr;
-    scope_entry const* weights = nullptr;
-};
-
-// The parameters of a layer, in its order.
-inline std::vector<parameter_ref> parameters_of(layer& op)
-{
-    std::vector<parameter_ref> refs;
-    std::visit(
-        [&](auto& l) {
-            for_each_parameter(l, [&](parameter_info const& info, auto& t) {
-                refs.push_back({std::string(info.name), t.data(), std::vector<std::size_t>(t.shape().begin(), t.shape().end()),
-                                info.trainable, info.decays});
-            });
-        },
-        op);
-    return refs;
-}
 
 class network
 {
@@ -111,54 +68,19 @@ public:
     // ---- quantization -----------------------------------------------------------------
 
     // Assigns the three maps. A scope that matches no layer, an intrinsic quantizer that
-    // is not a fixed-point format, or one a layer cannot run is a config_error naming it.
+    // is not a fixed-point format, or one a layer cannot run is a config_error naming it;
+    // the maps change only when all is well.
     void set_quantization(scope_map intrinsic, scope_map extrinsic, scope_map weights)
     {
-        auto check_keys = [&](scope_map const& m, char const* kind) {
-            for (auto const& e : m.entries()) {
-                bool used = false;
-                for (auto const& n : nodes_) used = used || scope_matches(e.scope, n.name);
-                if (!used)
-                    throw config_error(std::string(kind) + " map: scope '" + e.scope + "' matches no layer of network '" +
-                                       scope_ + "'");
-            }
-        };
-        check_keys(intrinsic, "intrinsic");
-        check_keys(extrinsic, "extrinsic");
-        check_keys(weights, "weights");
-        for (auto const& n : nodes_) {
-            auto const* e = intrinsic.match(n.name);
-            if (!e) continue;
-            auto fail = [&](std::string const& why) {
-                throw config_error("intrinsic map: layer '" + n.name + "' gets '" + e->spec + "' from scope '" + e->scope +
-                                   "', but " + why);
-            };
-            auto const* f = std::get_if<fixed_point_rt>(&e->quantizer.get());
-            if (!f) fail("intrinsic emulation needs a fixed-point quantizer");
-            if (f->format().width > 24) fail("float activations hold at most 24-bit words exactly");
-            const std::string problem = std::visit([&](auto const& l) { return l.intrinsic_problem(*f); }, n.op);
-            if (!problem.empty()) fail(problem);
-        }
-        intrinsic_ = std::move(intrinsic), extrinsic_ = std::move(extrinsic), weights_ = std::move(weights);
+        quantization_maps m{std::move(intrinsic), std::move(extrinsic), std::move(weights)};
+        m.check(nodes_, scope_);
+        maps_ = std::move(m);
     }
 
-    layer_quantization quantization_of(std::string_view layer_name) const
-    {
-        return {intrinsic_.match(layer_name), extrinsic_.match(layer_name), weights_.match(layer_name)};
-    }
+    layer_quantization quantization_of(std::string_view layer_name) const { return maps_.of(layer_name); }
 
     // One line per layer: which quantizer each map gives it, and from which scope.
-    std::string quantization_report() const
-    {
-        std::ostringstream out;
-        auto show = [](scope_entry const* e) { return e ? e->spec + " (from " + e->scope + ")" : std::string("-"); };
-        for (auto const& n : nodes_) {
-            auto q = quantization_of(n.name);
-            out << n.name << ": intrinsic " << show(q.intrinsic) << ", extrinsic " << show(q.extrinsic) << ", weights "
-                << show(q.weights) << "\n";
-        }
-        return out.str();
-    }
+    std::string quantization_report() const { return maps_.report(nodes_); }
 
     // Per-tensor statistics of the next forward passes (off by default; costs nothing then).
     void set_instrumentation(bool on) noexcept { instrument_ = on; }
@@ -211,40 +133,9 @@ public:
 
     // ---- parameters as .npy files: dir/<layer name>/<parameter>.npy ------------------
 
-    void save(std::filesystem::path const& dir)
-    {
-        for (auto& n : nodes_)
-            for (auto const& p : parameters_of(n.op)) {
-                const auto file = dir / n.name / (p.name + ".npy");
-                std::filesystem::create_directories(file.parent_path());
-                write_npy(file, p.data, p.shape);
-            }
-    }
-
-    // All or nothing: every file is read and checked before any parameter changes, so a
-    // failed load leaves the network as it was.
-    void load(std::filesystem::path const& dir)
-    {
-        struct staged
-        {
-            float* into;
-            std::vector<float> values;
-        };
-        std::vector<staged> all;
-        for (auto& n : nodes_)
-            for (auto const& p : parameters_of(n.op)) {
-                const auto file = dir / n.name / (p.name + ".npy");
-                if (!std::filesystem::exists(file))
-                    throw file_error("layer '" + n.name + "': parameter '" + p.name + "' is missing: no file " + file.string());
-                auto t = read_npy<float>(file);
-                if (t.shape != p.shape)
-                    throw shape_error("layer '" + n.name + "': " + file.string() + " holds shape " +
-                                      kernels::shape_string(t.shape) + " but " + p.name + " has shape " +
-                                      kernels::shape_string(p.shape));
-                all.push_back({p.data, std::move(t.values)});
-            }
-        for (auto& s : all) std::copy(s.values.begin(), s.values.end(), s.into);
-    }
+    void save(std::filesystem::path const& dir) { save_parameters(nodes_, dir); }
+    // All or nothing: a failed load leaves the network as it was.
+    void load(std::filesystem::path const& dir) { load_parameters(nodes_, dir); }
 
 private:
     // What a layer sees when it runs: its inputs, and its parameters after the weights map.
@@ -324,7 +215,7 @@ private:
 
     std::string scope_;
     std::vector<network_node> nodes_;
-    scope_map intrinsic_, extrinsic_, weights_;
+    quantization_maps maps_;
     bool instrument_ = false;
     bool recording_ = true;
     std::vector<tensor_stats> stats_;

@@ -19,6 +19,7 @@
 #include <cmath>
 #include <limits>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace tensorquant::inline TENSORQUANT_ABI {
@@ -113,6 +114,12 @@ struct affine : detail::descriptor_base<affine>
         }
         return r.build([&] { return affine(s, z, lo, hi, rm, key); });
     }
+    // [(qmin - z) s, (qmax - z) s].
+    std::pair<double, double> range() const noexcept
+    {
+        return {(double(qmin) - zero_point) * scale, (double(qmax) - zero_point) * scale};
+    }
+
     std::string to_string() const
     {
         std::string s = "affine," + detail::format_number(scale) + "," + std::to_string(zero_point) + "," +

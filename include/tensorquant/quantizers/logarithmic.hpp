@@ -18,8 +18,10 @@
 #include "../detail/vector_ops.hpp"
 
 #include <array>
+#include <cmath>
 #include <limits>
 #include <string>
+#include <utility>
 
 namespace tensorquant::inline TENSORQUANT_ABI {
 
@@ -116,6 +118,14 @@ struct logarithmic : detail::descriptor_base<logarithmic>
 
     template <std::floating_point T, class Fn>
     decltype(auto) visit(Fn&& fn) const { return fn(kernel<T>()); }
+
+    // [-2^e_max, 2^e_max] for values of T (e_max defaults to T's largest exponent).
+    template <std::floating_point T = float>
+    std::pair<double, double> range() const noexcept
+    {
+        const int e = max_exponent == unbounded_high ? std::numeric_limits<T>::max_exponent - 1 : max_exponent;
+        return {-std::ldexp(1.0, e), std::ldexp(1.0, e)};
+    }
 
     // An unbounded side is spelled "none".
     static constexpr std::string_view form = "logarithmic[,floor|nearest[,e_min,e_max]]";

@@ -23,6 +23,7 @@
 #include "../detail/vector_ops.hpp"
 
 #include <array>
+#include <cmath>
 #include <cctype>
 #include <limits>
 #include <string>
@@ -105,11 +106,7 @@ struct minifloat_kernel : kernel_calls<minifloat_kernel<T, R, P>, T, is_stochast
             else s = a * pow2(k >> 1) * pow2(k - (k >> 1));
             // beyond 2^(M+2) everything overflows; keeps infinities out of trunc
             s = vselect(s > V(scale_cap), V(scale_cap), s);
-            const V t = vtrunc(s);
-            const V f = s - t;
-            V r;
-            if constexpr (is_stochastic_rounding_v<R>) r = R::apply(t, f, u);
-            else r = R::apply(t, f);
+            const V r = round_to_integer<R>(s, u);
             if constexpr (P == minifloat_path::one_scale) y = r * pow2(IV(I(0)) - k);
             else y = r * pow2((k >> 1) - k) * pow2(IV(I(0)) - (k >> 1));
         }
@@ -196,6 +193,14 @@ struct minifloat : detail::descriptor_base<minifloat>
         }
         return r.build([&] { return minifloat(f, rm, o, key); });
     }
+    // [-max, max] of the finite values (in double).
+    std::pair<double, double> range() const noexcept
+    {
+        const double top = std::ldexp(1.0, format.max_exponent());
+        const double max = top * (2 - std::ldexp(1.0, (format.ieee_specials ? 0 : 1) - format.mantissa_bits));
+        return {-max, max};
+    }
+
     std::string to_string() const
     {
         std::string s;

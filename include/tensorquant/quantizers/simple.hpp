@@ -17,6 +17,7 @@
 #include <cmath>
 #include <span>
 #include <string>
+#include <utility>
 
 namespace tensorquant::inline TENSORQUANT_ABI {
 
@@ -123,6 +124,7 @@ struct binary : detail::descriptor_base<binary>
         return r.build([&] { return binary(m); });
     }
     std::string to_string() const { return "binary," + detail::format_number(magnitude); }
+    std::pair<double, double> range() const noexcept { return {-magnitude, magnitude}; }
 };
 
 // Binary with m = mean |x| over the tensor (XNOR-Net).
@@ -170,6 +172,7 @@ struct binary_stochastic : detail::descriptor_base<binary_stochastic>
     {
         return magnitude == 1.0 ? "binary_stochastic" : "binary_stochastic," + detail::format_number(magnitude);
     }
+    std::pair<double, double> range() const noexcept { return {-magnitude, magnitude}; }
 };
 
 // Ternary with fixed threshold T and magnitude m.
@@ -203,6 +206,7 @@ struct ternary : detail::descriptor_base<ternary>
     {
         return "ternary," + detail::format_number(threshold) + "," + detail::format_number(magnitude);
     }
+    std::pair<double, double> range() const noexcept { return {-magnitude, magnitude}; }
 };
 
 // Ternary weight networks: T = 0.7 mean |x|, m = mean |x| over |x| > T (0 if none).
