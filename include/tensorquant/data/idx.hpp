@@ -11,6 +11,7 @@
 
 #include <zlib.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -74,11 +75,24 @@ inline std::vector<std::size_t> idx_header(std::vector<unsigned char> const& byt
     }
     if (bytes.size() < 4 + 4 * std::size_t(dims)) throw file_error(path.string() + ": truncated IDX header");
     std::vector<std::size_t> shape;
-    std::size_t count = 1;
+    // the product of the non-zero dimensions must fit a signed index (tensor strides), and
+    // is computed without overflow
+    std::size_t nonzero = 1;
+    bool empty = false;
+    constexpr std::size_t limit = std::size_t(PTRDIFF_MAX);
     for (int d = 0; d < dims; ++d) {
         shape.push_back(big_endian(bytes.data() + 4 + 4 * d));
-        count *= shape.back();
+        if (shape.back() == 0) {
+            empty = true;
+        } else if (nonzero > limit / shape.back()) {
+            std::string s;
+            for (auto v : shape) s += (s.empty() ? "" : " x ") + std::to_string(v);
+            throw file_error(path.string() + ": implausible IDX dimensions " + s + " (their product overflows)");
+        } else {
+            nonzero *= shape.back();
+        }
     }
+    const std::size_t count = empty ? 0 : nonzero;
     const std::size_t have = bytes.size() - 4 - 4 * std::size_t(dims);
     if (have < count)
         throw file_error(path.string() + ": truncated: the header announces " + std::to_string(count) + " bytes of data, the file has " +

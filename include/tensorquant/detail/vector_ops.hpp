@@ -94,8 +94,20 @@ inline xsimd::batch<T, A> vselect(xsimd::batch_bool<T, A> const& c, xsimd::batch
 }
 template <class T, class A>
 inline xsimd::batch<T, A> vfloor(xsimd::batch<T, A> const& x) noexcept { return xsimd::floor(x); }
+// xsimd's trunc for double without SSE4.1 (and its generic fallback) converts lanes to
+// int64 in C++, which is undefined for NaN and |x| >= 2^63: such lanes are replaced by 0
+// before the conversion and restored after it (they are integral or NaN already).
 template <class T, class A>
-inline xsimd::batch<T, A> vtrunc(xsimd::batch<T, A> const& x) noexcept { return xsimd::trunc(x); }
+inline xsimd::batch<T, A> vtrunc(xsimd::batch<T, A> const& x) noexcept
+{
+    if constexpr (std::is_same_v<T, double> && !std::is_base_of_v<xsimd::sse4_1, A>) {
+        using B = xsimd::batch<T, A>;
+        const auto small = xsimd::abs(x) < B(0x1p52); // false for NaN
+        return xsimd::select(small, xsimd::trunc(xsimd::select(small, x, B(0.0))), x);
+    } else {
+        return xsimd::trunc(x);
+    }
+}
 template <class T, class A>
 inline xsimd::batch<T, A> vabs(xsimd::batch<T, A> const& x) noexcept { return xsimd::abs(x); }
 template <class T, class A>

@@ -8,11 +8,16 @@
 #include "../core/error.hpp"
 #include "../detail/xtensor_compat.hpp"
 
+#include <algorithm>
 #include <bit>
+#include <charconv>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
+#include <string_view>
+#include <system_error>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -33,28 +38,121 @@ namespace detail {
     throw file_error(path.string() + ": " + what);
 }
 
-// Value of 'key' in the header dict, up to the next ',' or '}' at nesting depth 0.
-inline std::string npy_field(std::string const& header, std::string const& key, std::filesystem::path const& path)
+inline std::string shape_text(std::vector<std::size_t> const& s)
 {
-    const auto at = header.find("'" + key + "'");
-    if (at == std::string::npos) npy_fail(path, "the .npy header has no '" + key + "' field");
-    auto pos = header.find(':', at);
-    if (pos == std::string::npos) npy_fail(path, "malformed .npy header near '" + key + "'");
-    int depth = 0;
-    std::string v;
-    for (++pos; pos < header.size(); ++pos) {
-        const char ch = header[pos];
-        if (ch == '(') ++depth;
-        if (ch == ')') --depth;
-        if (depth == 0 && (ch == ',' || ch == '}')) break;
-        v += ch;
-    }
-    const auto b = v.find_first_not_of(" "), e = v.find_last_not_of(" ");
-    return b == std::string::npos ? std::string() : v.substr(b, e - b + 1);
+    std::string r = "(";
+    for (std::size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
+    return r + (s.size() == 1 ? ",)" : ")");
 }
+
+// The header dict of a .npy file, read exactly as NumPy writes it: a Python dict literal
+// with the keys 'descr' (a string), 'fortran_order' (True or False) and 'shape' (a tuple
+// of non-negative integers), each once and nothing else, in any order.
+struct npy_header
+{
+    std::string descr;
+    bool fortran_order = false;
+    std::vector<std::size_t> shape;
+};
+
+class npy_dict_reader
+{
+public:
+    npy_dict_reader(std::string_view text, std::filesystem::path const& path) : t_(text), path_(path) {}
+
+    npy_header read()
+    {
+        npy_header h;
+        bool seen_descr = false, seen_order = false, seen_shape = false;
+        expect('{');
+        while (true) {
+            skip_spaces();
+            if (peek() == '}') break;
+            const std::string key = string_literal();
+            expect(':');
+            auto once = [&](bool& seen) {
+                if (seen) fail("the header dict gives '" + key + "' twice");
+                seen = true;
+            };
+            if (key == "descr") once(seen_descr), h.descr = string_literal();
+            else if (key == "fortran_order") once(seen_order), h.fortran_order = boolean();
+            else if (key == "shape") once(seen_shape), h.shape = tuple();
+            else fail("unexpected key '" + key + "' in the header dict");
+            skip_spaces();
+            if (peek() == ',') ++i_;
+            else if (peek() != '}') fail("malformed header dict after '" + key + "'");
+        }
+        ++i_;
+        skip_spaces();
+        if (i_ != t_.size()) fail("junk after the header dict");
+        if (!seen_descr || !seen_order || !seen_shape)
+            fail(std::string("the header dict lacks ") + (!seen_descr ? "'descr'" : !seen_order ? "'fortran_order'" : "'shape'"));
+        return h;
+    }
+
+private:
+    [[noreturn]] void fail(std::string const& why) const { npy_fail(path_, why); }
+    char peek() const { return i_ < t_.size() ? t_[i_] : '\0'; }
+    void skip_spaces()
+    {
+        while (i_ < t_.size() && (t_[i_] == ' ' || t_[i_] == '\t')) ++i_;
+    }
+    void expect(char c)
+    {
+        skip_spaces();
+        if (peek() != c) fail(std::string("malformed header dict: expected '") + c + "'");
+        ++i_;
+    }
+    std::string string_literal()
+    {
+        skip_spaces();
+        const char q = peek();
+        if (q != '\'' && q != '"') fail("malformed header dict: expected a quoted string");
+        const auto end = t_.find(q, i_ + 1);
+        if (end == std::string_view::npos) fail("malformed header dict: unterminated string");
+        std::string v(t_.substr(i_ + 1, end - i_ - 1));
+        i_ = end + 1;
+        return v;
+    }
+    bool boolean()
+    {
+        skip_spaces();
+        if (t_.substr(i_, 4) == "True") return i_ += 4, true;
+        if (t_.substr(i_, 5) == "False") return i_ += 5, false;
+        fail("malformed header dict: 'fortran_order' must be True or False");
+    }
+    std::vector<std::size_t> tuple()
+    {
+        expect('(');
+        std::vector<std::size_t> dims;
+        while (true) {
+            skip_spaces();
+            if (peek() == ')') break;
+            if (peek() == '-') fail("negative dimension in the shape");
+            std::size_t v = 0;
+            auto [p, ec] = std::from_chars(t_.data() + i_, t_.data() + t_.size(), v);
+            if (ec != std::errc{} || p == t_.data() + i_) fail("malformed shape: expected a non-negative integer");
+            i_ = std::size_t(p - t_.data());
+            dims.push_back(v);
+            skip_spaces();
+            if (peek() == ',') ++i_;
+            else if (peek() != ')') fail("malformed shape");
+        }
+        ++i_;
+        return dims;
+    }
+
+    std::string_view t_;
+    std::filesystem::path const& path_;
+    std::size_t i_ = 0;
+};
 
 } // namespace detail
 
+// Reads a .npy file exactly as NumPy's format defines it (versions 1 to 3, little-endian
+// float32 or float64, C order, the header padded to a multiple of 64 bytes and ending in
+// a newline, no bytes after the data). Every size is checked against the file's before
+// anything is allocated; every problem is a file_error naming the file.
 template <class T>
 npy_data<T> read_npy(std::filesystem::path const& path)
 {
@@ -62,62 +160,65 @@ npy_data<T> read_npy(std::filesystem::path const& path)
     static_assert(std::endian::native == std::endian::little, ".npy reading assumes a little-endian machine");
     std::ifstream in(path, std::ios::binary);
     if (!in) detail::npy_fail(path, "cannot open the file");
+    std::error_code size_error;
+    const std::uintmax_t file_size = std::filesystem::file_size(path, size_error);
+    if (size_error) detail::npy_fail(path, "cannot read the file size");
     char magic[8];
     if (!in.read(magic, 8) || std::memcmp(magic, "\x93NUMPY", 6) != 0)
         detail::npy_fail(path, "not a .npy file (bad magic string)");
     const int major = static_cast<unsigned char>(magic[6]);
     std::uint32_t header_len = 0;
+    std::size_t preamble = 0;
     if (major == 1) {
         unsigned char b[2];
         if (!in.read(reinterpret_cast<char*>(b), 2)) detail::npy_fail(path, "truncated header");
         header_len = b[0] | (b[1] << 8);
+        preamble = 10;
     } else if (major == 2 || major == 3) {
         unsigned char b[4];
         if (!in.read(reinterpret_cast<char*>(b), 4)) detail::npy_fail(path, "truncated header");
         header_len = b[0] | (b[1] << 8) | (b[2] << 16) | (std::uint32_t(b[3]) << 24);
+        preamble = 12;
     } else {
         detail::npy_fail(path, "unsupported .npy format version " + std::to_string(major));
     }
-    if (header_len > (1u << 20)) detail::npy_fail(path, "implausible header length " + std::to_string(header_len));
+    if (header_len > file_size - std::min<std::uintmax_t>(file_size, preamble))
+        detail::npy_fail(path, "truncated header: it announces " + std::to_string(header_len) + " bytes");
+    if ((preamble + header_len) % 64 != 0)
+        detail::npy_fail(path, "the header is not padded to a multiple of 64 bytes");
     std::string header(header_len, '\0');
     if (!in.read(header.data(), header_len)) detail::npy_fail(path, "truncated header");
+    if (header.empty() || header.back() != '\n') detail::npy_fail(path, "the header does not end in a newline");
+    header.pop_back();
+    const auto h = detail::npy_dict_reader(header, path).read();
 
-    const std::string descr = detail::npy_field(header, "descr", path);
-    const bool is_f4 = descr == "'<f4'", is_f8 = descr == "'<f8'";
+    const bool is_f4 = h.descr == "<f4", is_f8 = h.descr == "<f8";
     if (!is_f4 && !is_f8)
-        detail::npy_fail(path, "element type " + descr + " is not supported (little-endian float32 '<f4' or float64 '<f8')");
-    if (detail::npy_field(header, "fortran_order", path) != "False")
-        detail::npy_fail(path, "Fortran-order arrays are not supported (save a C-contiguous array)");
-    std::string shape_text = detail::npy_field(header, "shape", path);
-    if (shape_text.size() < 2 || shape_text.front() != '(' || shape_text.back() != ')')
-        detail::npy_fail(path, "malformed shape " + shape_text);
-    npy_data<T> out;
+        detail::npy_fail(path, "element type '" + h.descr + "' is not supported (little-endian float32 '<f4' or float64 '<f8')");
+    if (h.fortran_order) detail::npy_fail(path, "Fortran-order arrays are not supported (save a C-contiguous array)");
+    const std::size_t width = is_f4 ? 4 : 8;
+    // element and byte counts, overflow-checked, against what the file holds
+    const std::uintmax_t available = file_size - (preamble + header_len);
     std::size_t count = 1;
-    std::string item;
-    for (char ch : shape_text.substr(1, shape_text.size() - 2) + ",") {
-        if (ch == ',') {
-            const auto b = item.find_first_not_of(' ');
-            if (b != std::string::npos) {
-                std::size_t used = 0, v = 0;
-                try {
-                    v = std::stoull(item.substr(b), &used);
-                } catch (std::exception const&) {
-                    detail::npy_fail(path, "malformed shape " + shape_text);
-                }
-                if (item.find_first_not_of(' ', b + used) != std::string::npos)
-                    detail::npy_fail(path, "malformed shape " + shape_text);
-                out.shape.push_back(v);
-                count *= v;
-            }
-            item.clear();
-        } else {
-            item += ch;
+    bool zero = false;
+    for (auto d : h.shape) zero = zero || d == 0;
+    if (!zero)
+        for (auto d : h.shape) {
+            if (count > std::numeric_limits<std::size_t>::max() / width / d)
+                detail::npy_fail(path, "the shape " + detail::shape_text(h.shape) + " overflows the size of memory");
+            count *= d;
         }
-    }
-    const std::size_t bytes = count * (is_f4 ? 4 : 8);
+    if (zero) count = 0;
+    const std::uintmax_t bytes = std::uintmax_t(count) * width;
+    if (bytes > available)
+        detail::npy_fail(path, "truncated data: the header announces " + std::to_string(count) + " elements (" +
+                                   std::to_string(bytes) + " bytes), the file holds " + std::to_string(available));
+    if (bytes < available)
+        detail::npy_fail(path, std::to_string(available - bytes) + " bytes after the data the header announces");
+    npy_data<T> out;
+    out.shape = h.shape;
     std::vector<char> raw(bytes);
-    if (bytes && !in.read(raw.data(), std::streamsize(bytes)))
-        detail::npy_fail(path, "truncated data: the header announces " + std::to_string(count) + " elements");
+    if (bytes && !in.read(raw.data(), std::streamsize(bytes))) detail::npy_fail(path, "truncated data");
     out.values.resize(count);
     for (std::size_t i = 0; i < count; ++i) {
         if (is_f4) {

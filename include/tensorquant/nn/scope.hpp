@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -110,11 +111,24 @@ public:
     static scope_map from_json(std::string_view text, std::string const& source, rng_key key = {})
     {
         nlohmann::json j;
+        std::vector<std::string> keys;
+        std::string duplicate;
         try {
-            j = nlohmann::json::parse(text);
-        } catch (nlohmann::json::parse_error const& e) {
+            // JSON allows a key twice and the parser would keep one: a map where one entry
+            // silently wins is a trap, so the keys of the top object are collected
+            j = nlohmann::json::parse(text, [&](int depth, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
+                if (event == nlohmann::json::parse_event_t::key && depth == 1) {
+                    auto k = parsed.get<std::string>();
+                    if (duplicate.empty() && std::find(keys.begin(), keys.end(), k) != keys.end()) duplicate = k;
+                    keys.push_back(std::move(k));
+                }
+                return true;
+            });
+        } catch (nlohmann::json::exception const& e) { // parse errors, and numbers out of range (1e999)
             throw file_error(source + ": not valid JSON: " + e.what());
         }
+        if (!duplicate.empty())
+            throw file_error(source + ": scope '" + duplicate + "' is given twice (only one entry would count)");
         if (!j.is_object())
             throw file_error(source + ": expected a JSON object mapping scopes to quantizer strings, got a " +
                              std::string(j.type_name()));

@@ -1,7 +1,9 @@
 // Identity, binary, ternary and sparse (threshold) quantizers (SPEC 1.2).
 // Parameters given as double are converted to T (round to nearest) before use.
-// Special values: NaN stays NaN everywhere; +-inf maps to +-m (binary, ternary) and is
-// kept (sparse). Statistics (mean |x|) ignore non-finite elements.
+// Special values: NaN stays NaN everywhere; +-inf maps to +-m (binary, and ternary
+// whenever the threshold is finite) and is kept (sparse). Statistics (mean |x|) ignore
+// non-finite elements; if they overflow (double data whose sum of |x| exceeds the double
+// range) TWN's threshold is +inf, and every element but NaN becomes +0.
 #pragma once
 
 #include "../config.hpp"
@@ -26,6 +28,13 @@ inline void check_non_negative(char const* what, double v)
 {
     if (!(v >= 0) || !std::isfinite(v))
         throw format_error(std::string(what) + " must be finite and >= 0, got " + std::to_string(v));
+}
+
+// +0, or x itself where x is NaN (an infinity below the threshold gives +0, not inf * 0).
+template <class V>
+inline V zero_or_nan(V const& x) noexcept
+{
+    return vselect(visnan(x), x, V(value_type_t<V>(0)));
 }
 
 template <class T>
@@ -72,7 +81,7 @@ struct ternary_kernel : kernel_calls<ternary_kernel<T>, T, false>
     template <class V>
     V apply(V const& x, V const&) const noexcept
     {
-        return vselect(vabs(x) > V(thr), vcopysign(V(m), x), x * V(T(0)) + V(T(0)));
+        return vselect(vabs(x) > V(thr), vcopysign(V(m), x), zero_or_nan(x));
     }
 };
 
@@ -84,7 +93,7 @@ struct sparse_kernel : kernel_calls<sparse_kernel<T>, T, false>
     template <class V>
     V apply(V const& x, V const&) const noexcept
     {
-        return vselect(vabs(x) > V(thr), x, x * V(T(0)) + V(T(0)));
+        return vselect(vabs(x) > V(thr), x, zero_or_nan(x));
     }
 };
 } // namespace detail
