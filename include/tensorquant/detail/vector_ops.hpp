@@ -100,7 +100,10 @@ inline xsimd::batch<T, A> vfloor(xsimd::batch<T, A> const& x) noexcept { return 
 template <class T, class A>
 inline xsimd::batch<T, A> vtrunc(xsimd::batch<T, A> const& x) noexcept
 {
-    if constexpr (std::is_same_v<T, double> && !std::is_base_of_v<xsimd::sse4_1, A>) {
+    // (xsimd 8 derives avx and avx512f from generic, not from sse4_1: all three round natively)
+    constexpr bool native = std::is_base_of_v<xsimd::sse4_1, A> || std::is_base_of_v<xsimd::avx, A> ||
+                            std::is_base_of_v<xsimd::avx512f, A>;
+    if constexpr (std::is_same_v<T, double> && !native) {
         using B = xsimd::batch<T, A>;
         const auto small = xsimd::abs(x) < B(0x1p52); // false for NaN
         return xsimd::select(small, xsimd::trunc(xsimd::select(small, x, B(0.0))), x);
