@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Sets up the machine, builds and runs the whole test suite: Release, then again under
-# AddressSanitizer and UndefinedBehaviorSanitizer, then installs the package into a
-# temporary prefix and builds a consumer project against it with find_package, once per
-# component.
+# AddressSanitizer and UndefinedBehaviorSanitizer; runs each fuzz target for a minute;
+# then installs the package into a temporary prefix and builds a consumer project against
+# it with find_package, once per component.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup-debian.sh
@@ -17,11 +17,14 @@ ctest --test-dir build/release --output-on-failure -j$jobs
 
 echo "== AddressSanitizer + UndefinedBehaviorSanitizer"
 # -O1 without debug info: instrumented template-heavy code compiles many times slower at -O2 -g
-cmake -S . -B build/sanitize -DCMAKE_BUILD_TYPE= -DCMAKE_CXX_FLAGS=-O1 -DTENSORQUANT_SANITIZE=address,undefined \
+cmake -S . -B build/sanitize -DCMAKE_BUILD_TYPE= -DCMAKE_CXX_FLAGS=-O1 -DTENSORQUANT_SANITIZE=address,undefined,float-cast-overflow \
       -DTENSORQUANT_TEST_ALL_ARCHES=OFF -DTENSORQUANT_BUILD_BENCHMARKS=OFF -DTENSORQUANT_BUILD_EXAMPLES=OFF \
       $launcher >/dev/null
 cmake --build build/sanitize -j$jobs
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --test-dir build/sanitize --output-on-failure -j$jobs
+
+echo "== Fuzzers: libFuzzer with clang++, ASan and UBSan, 60 s per target (scripts/fuzz.sh)"
+bash scripts/fuzz.sh 60
 
 echo "== Package: install, then find_package from a consumer project per component"
 prefix=$(mktemp -d)

@@ -2,6 +2,7 @@
 // behaviour (the sanitizer build runs these too).
 #include <tensorquant/train.hpp>
 
+#include "fuzz/targets.hpp"
 #include "temp_dir.hpp"
 
 #include <doctest/doctest.h>
@@ -52,12 +53,20 @@ TEST_CASE_TEMPLATE("ternary and sparse give no NaN for infinities", T, float, do
     tq::quantize(tq::ternary(1000, 1), x, y);
     CHECK(y[0] == 1);
     CHECK(y[1] == 0);
-    if constexpr (std::is_same_v<T, double>) {
-        // statistics that overflow: the threshold is +inf, everything but NaN becomes +0
-        std::vector<T> big{1e308, 1e308, inf, T(2)}, out(big.size());
-        tq::quantize(tq::ternary_twn{}, big, out);
-        for (T v : out) CHECK(v == 0);
-    }
+    // sums of |x| that overflow T (or double): the statistics are taken again scaled, so
+    // the magnitude is the true mean and stays finite
+    const T top = std::numeric_limits<T>::max() / 2;
+    std::vector<T> big(16, top), out(big.size());
+    big[3] = inf;
+    big[5] = T(2);
+    tq::quantize(tq::binary_mean{}, big, out);
+    CHECK(out[0] == doctest::Approx(double(top) / 15 * 14 + 2.0 / 15));
+    CHECK(std::isfinite(out[3]));
+    CHECK(out[3] == out[0]);
+    tq::quantize(tq::ternary_twn{}, big, out);
+    CHECK(out[0] == top);
+    CHECK(out[3] == top);
+    CHECK(out[5] == 0);
 }
 
 TEST_CASE("JSON maps reject numbers out of range and duplicate scopes")
@@ -116,4 +125,78 @@ TEST_CASE("npy headers are checked before anything is allocated")
     const std::string good = npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }", 8);
     std::ofstream(dir.path / "good.npy", std::ios::binary).write(good.data(), std::streamsize(good.size()));
     CHECK(tq::read_npy<float>(dir.path / "good.npy").values == std::vector<float>{0, 0});
+}
+
+TEST_CASE("a gzip stream must end exactly where the IDX data ends")
+{
+    const std::vector<std::uint8_t> img{0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 1, 0, 0, 0, 2, 10, 20, 30, 40};
+    const std::vector<std::uint8_t> lab{0, 0, 8, 1, 0, 0, 0, 2, 3, 4};
+    const auto gi = tqfuzz::gzip(img), gl = tqfuzz::gzip(lab);
+    SUBCASE("complete streams load")
+    {
+        const auto d = tq::data::parse_idx(gi, "i.gz", gl, "l.gz", 10);
+        CHECK(d.size() == 2);
+        CHECK(d.labels[1] == 4);
+        CHECK(d.images(1, 0, 1, 0) == doctest::Approx(40 / 255.0));
+        const auto plain = tq::data::parse_idx(img, "i", lab, "l", 10);
+        CHECK(plain.images == d.images);
+    }
+    SUBCASE("a labels stream cut short")
+    {
+        auto cut = gl;
+        cut.resize(cut.size() - 4); // inside the trailer: the data is all there, the CRC is not
+        CHECK_THROWS_WITH_AS(tq::data::parse_idx(gi, "i.gz", cut, "l.gz", 10), doctest::Contains("l.gz: the gzip stream is cut short"),
+                             tq::file_error);
+        cut.resize(cut.size() - 8); // inside the data
+        CHECK_THROWS_AS(tq::data::parse_idx(gi, "i.gz", cut, "l.gz", 10), tq::file_error);
+    }
+    SUBCASE("garbage after a full member")
+    {
+        auto junk = gl;
+        junk.insert(junk.end(), {'x', 'y', 'z'});
+        CHECK_THROWS_WITH_AS(tq::data::parse_idx(gi, "i.gz", junk, "l.gz", 10),
+                             doctest::Contains("l.gz: 3 bytes of garbage after the gzip data"), tq::file_error);
+    }
+    SUBCASE("a second member that adds data")
+    {
+        auto two = gl;
+        two.insert(two.end(), gl.begin(), gl.end());
+        CHECK_THROWS_WITH_AS(tq::data::parse_idx(gi, "i.gz", two, "l.gz", 10), doctest::Contains("l.gz: bytes after the 2 labels"),
+                             tq::file_error);
+    }
+    SUBCASE("a corrupt member")
+    {
+        auto bad = gl;
+        bad[bad.size() - 6] ^= 0x55; // the CRC
+        CHECK_THROWS_WITH_AS(tq::data::parse_idx(gi, "i.gz", bad, "l.gz", 10), doctest::Contains("corrupt gzip data"), tq::file_error);
+    }
+    SUBCASE("more data announced than the file can hold")
+    {
+        std::vector<std::uint8_t> big{0, 0, 8, 3, 0, 0, 0x10, 0, 0, 0, 1, 0, 0, 0, 1, 0};
+        CHECK_THROWS_WITH_AS(tq::data::parse_idx(tqfuzz::gzip(big), "b.gz", gl, "l.gz", 10),
+                             doctest::Contains("more than the file can hold"), tq::file_error);
+    }
+}
+
+TEST_CASE("the fuzz harness reports broken promises and undocumented exceptions")
+{
+    const tqfuzz::target broken{"broken", [](tqfuzz::bytes) { tqfuzz::require(false, "always"); }, nullptr, nullptr};
+    const tqfuzz::target foreign{"foreign", [](tqfuzz::bytes) { throw std::length_error("vector"); }, nullptr, nullptr};
+    const tqfuzz::target documented{"documented", [](tqfuzz::bytes) { throw tq::file_error("x: bad"); }, nullptr, nullptr};
+    CHECK(tqfuzz::run_one(broken, {}) == "broken promise: always");
+    CHECK(tqfuzz::run_one(foreign, {}).find("undocumented exception") == 0);
+    CHECK(tqfuzz::run_one(documented, {}) == "");
+}
+
+TEST_CASE("a magnitude of zero gives no negative zero")
+{
+    for (const char* spec : {"binary,-0", "binary,0", "binary_stochastic,-0", "ternary,0.5,-0", "sparse,-0"}) {
+        INFO(spec);
+        const auto q = tq::parse_quantizer(spec);
+        CHECK(q.to_string().find("-0") == std::string::npos);
+        std::vector<float> x{-2.f, -0.f, 0.f, 3.f}, y(x.size());
+        tq::quantize(q, x, y);
+        for (std::size_t i = 0; i < x.size(); ++i)
+            if (y[i] == 0 && x[i] != 0) CHECK(!std::signbit(y[i]));
+    }
 }

@@ -81,7 +81,7 @@ template <class M, class... Ts>
 constexpr std::optional<M> mode_from_name(type_list<Ts...>, std::string_view n) noexcept
 {
     std::optional<M> r;
-    ((Ts::name == n ? (r = Ts::mode, true) : false) || ...);
+    (void)((Ts::name == n ? (r = Ts::mode, true) : false) || ...);
     return r;
 }
 

@@ -19,19 +19,27 @@ namespace tensorquant::inline TENSORQUANT_ABI::detail {
 
 struct abs_sum
 {
-    double sum = 0;
+    double sum = 0; // of |x| 2^-exponent
     std::size_t count = 0;
-    double mean() const noexcept { return count ? sum / double(count) : 0.0; }
+    int exponent = 0;
+    double mean() const noexcept { return count ? std::ldexp(sum / double(count), exponent) : 0.0; }
 };
+
+// The scale of the last-resort pass: sums of finite values scaled by 2^-64 cannot overflow.
+inline constexpr int abs_sum_scale_exponent = 64;
 
 // Sum and count of |x| over finite x with |x| > threshold (threshold < 0: every finite x).
 // Lane j of 16 accumulates elements j, j + 16, ... in T over blocks of 8 elements, then
 // adds the block sum to a double; the order is fixed, so every SIMD width gives the same
 // result. The first try does not filter non-finite elements; if the sum comes out
 // non-finite, the filtered pass runs (same order, so the same result as filtering always).
-template <class Arch, bool Filter, bool Threshold, class T>
+// If the finite values themselves overflow the sum (in a block of 8 in T, or in double),
+// a last pass adds |x| 2^-64 instead (the comparisons still see |x|), so the mean of finite
+// values is always finite.
+template <class Arch, bool Filter, bool Threshold, bool Scaled = false, class T>
 abs_sum sum_abs_pass(std::span<T const> x, T thr) noexcept
 {
+    constexpr T scale = Scaled ? T(0x1p-64) : T(1);
     constexpr std::size_t L = 16, block = 8 * L;
     alignas(64) double acc[L] = {};
     alignas(64) double cnt[L] = {};
@@ -59,7 +67,7 @@ abs_sum sum_abs_pass(std::span<T const> x, T thr) noexcept
                     const B a = xsimd::abs(B::load_unaligned(p + i + g * B::size));
                     if constexpr (Filter || Threshold) {
                         const auto take = keep(a);
-                        s[g] += xsimd::select(take, a, B(T(0)));
+                        s[g] += xsimd::select(take, Scaled ? a * B(scale) : a, B(T(0)));
                         c[g] += xsimd::select(take, B(T(1)), B(T(0)));
                     } else {
                         s[g] += a;
@@ -73,7 +81,7 @@ abs_sum sum_abs_pass(std::span<T const> x, T thr) noexcept
                 const T a = std::fabs(p[i]);
                 bool take = true;
                 if constexpr (Filter || Threshold) take = keep(a);
-                bsum[(i - b) % L] += take ? a : T(0);
+                bsum[(i - b) % L] += take ? a * scale : T(0);
                 bcnt[(i - b) % L] += take ? T(1) : T(0);
             }
         }
@@ -87,7 +95,7 @@ abs_sum sum_abs_pass(std::span<T const> x, T thr) noexcept
             acc[j] += acc[j + w];
             cnt[j] += cnt[j + w];
         }
-    return {acc[0], static_cast<std::size_t>(cnt[0])};
+    return {acc[0], static_cast<std::size_t>(cnt[0]), Scaled ? abs_sum_scale_exponent : 0};
 }
 
 template <class Arch = xsimd::default_arch, class T>
@@ -95,11 +103,15 @@ abs_sum sum_abs_above(std::span<T const> x, double threshold = -1.0) noexcept
 {
     if (threshold < 0) {
         abs_sum r = sum_abs_pass<Arch, false, false>(x, T(0));
-        return std::isfinite(r.sum) ? r : sum_abs_pass<Arch, true, false>(x, T(0));
+        if (std::isfinite(r.sum)) return r;
+        r = sum_abs_pass<Arch, true, false>(x, T(0));
+        return std::isfinite(r.sum) ? r : sum_abs_pass<Arch, true, false, true>(x, T(0));
     }
     const T thr = static_cast<T>(threshold);
     abs_sum r = sum_abs_pass<Arch, false, true>(x, thr);
-    return std::isfinite(r.sum) ? r : sum_abs_pass<Arch, true, true>(x, thr);
+    if (std::isfinite(r.sum)) return r;
+    r = sum_abs_pass<Arch, true, true>(x, thr);
+    return std::isfinite(r.sum) ? r : sum_abs_pass<Arch, true, true, true>(x, thr);
 }
 
 } // namespace tensorquant::detail

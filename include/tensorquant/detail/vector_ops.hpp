@@ -92,24 +92,33 @@ inline xsimd::batch<T, A> vselect(xsimd::batch_bool<T, A> const& c, xsimd::batch
 {
     return xsimd::select(c, a, b);
 }
-template <class T, class A>
-inline xsimd::batch<T, A> vfloor(xsimd::batch<T, A> const& x) noexcept { return xsimd::floor(x); }
-// xsimd's trunc for double without SSE4.1 (and its generic fallback) converts lanes to
-// int64 in C++, which is undefined for NaN and |x| >= 2^63: such lanes are replaced by 0
-// before the conversion and restored after it (they are integral or NaN already).
-template <class T, class A>
-inline xsimd::batch<T, A> vtrunc(xsimd::batch<T, A> const& x) noexcept
+// xsimd's trunc and floor for double without SSE4.1 (and its generic fallback) convert
+// lanes to int64 in C++, which is undefined for NaN and |x| >= 2^63: such lanes are
+// replaced by 0 before the conversion and restored after it (they are integral or NaN
+// already). (xsimd 8 derives avx and avx512f from generic, not from sse4_1: all three round
+// natively.)
+template <class T, class A, class Round>
+inline xsimd::batch<T, A> round_guarded(xsimd::batch<T, A> const& x, Round round) noexcept
 {
-    // (xsimd 8 derives avx and avx512f from generic, not from sse4_1: all three round natively)
     constexpr bool native = std::is_base_of_v<xsimd::sse4_1, A> || std::is_base_of_v<xsimd::avx, A> ||
                             std::is_base_of_v<xsimd::avx512f, A>;
     if constexpr (std::is_same_v<T, double> && !native) {
         using B = xsimd::batch<T, A>;
         const auto small = xsimd::abs(x) < B(0x1p52); // false for NaN
-        return xsimd::select(small, xsimd::trunc(xsimd::select(small, x, B(0.0))), x);
+        return xsimd::select(small, round(xsimd::select(small, x, B(0.0))), x);
     } else {
-        return xsimd::trunc(x);
+        return round(x);
     }
+}
+template <class T, class A>
+inline xsimd::batch<T, A> vfloor(xsimd::batch<T, A> const& x) noexcept
+{
+    return round_guarded(x, [](auto const& v) { return xsimd::floor(v); });
+}
+template <class T, class A>
+inline xsimd::batch<T, A> vtrunc(xsimd::batch<T, A> const& x) noexcept
+{
+    return round_guarded(x, [](auto const& v) { return xsimd::trunc(v); });
 }
 template <class T, class A>
 inline xsimd::batch<T, A> vabs(xsimd::batch<T, A> const& x) noexcept { return xsimd::abs(x); }

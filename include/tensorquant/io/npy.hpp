@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <span>
 #include <string_view>
 #include <system_error>
 #include <string>
@@ -149,47 +150,39 @@ private:
 
 } // namespace detail
 
-// Reads a .npy file exactly as NumPy's format defines it (versions 1 to 3, little-endian
+// Reads .npy content exactly as NumPy's format defines it (versions 1 to 3, little-endian
 // float32 or float64, C order, the header padded to a multiple of 64 bytes and ending in
-// a newline, no bytes after the data). Every size is checked against the file's before
-// anything is allocated; every problem is a file_error naming the file.
+// a newline, no bytes after the data). Every size is checked against the content's before
+// anything is allocated; every problem is a file_error starting with name.
 template <class T>
-npy_data<T> read_npy(std::filesystem::path const& path)
+npy_data<T> parse_npy(std::span<unsigned char const> bytes, std::string const& name)
 {
     static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>);
     static_assert(std::endian::native == std::endian::little, ".npy reading assumes a little-endian machine");
-    std::ifstream in(path, std::ios::binary);
-    if (!in) detail::npy_fail(path, "cannot open the file");
-    std::error_code size_error;
-    const std::uintmax_t file_size = std::filesystem::file_size(path, size_error);
-    if (size_error) detail::npy_fail(path, "cannot read the file size");
-    char magic[8];
-    if (!in.read(magic, 8) || std::memcmp(magic, "\x93NUMPY", 6) != 0)
-        detail::npy_fail(path, "not a .npy file (bad magic string)");
-    const int major = static_cast<unsigned char>(magic[6]);
+    const std::filesystem::path path(name);
+    const std::size_t size = bytes.size();
+    auto at = [&](std::size_t i) { return std::uint32_t(bytes[i]); };
+    if (size < 8 || std::memcmp(bytes.data(), "\x93NUMPY", 6) != 0) detail::npy_fail(path, "not a .npy file (bad magic string)");
+    const unsigned major = at(6);
     std::uint32_t header_len = 0;
     std::size_t preamble = 0;
     if (major == 1) {
-        unsigned char b[2];
-        if (!in.read(reinterpret_cast<char*>(b), 2)) detail::npy_fail(path, "truncated header");
-        header_len = b[0] | (b[1] << 8);
         preamble = 10;
+        if (size < preamble) detail::npy_fail(path, "truncated header");
+        header_len = at(8) | (at(9) << 8);
     } else if (major == 2 || major == 3) {
-        unsigned char b[4];
-        if (!in.read(reinterpret_cast<char*>(b), 4)) detail::npy_fail(path, "truncated header");
-        header_len = b[0] | (b[1] << 8) | (b[2] << 16) | (std::uint32_t(b[3]) << 24);
         preamble = 12;
+        if (size < preamble) detail::npy_fail(path, "truncated header");
+        header_len = at(8) | (at(9) << 8) | (at(10) << 16) | (at(11) << 24);
     } else {
         detail::npy_fail(path, "unsupported .npy format version " + std::to_string(major));
     }
-    if (header_len > file_size - std::min<std::uintmax_t>(file_size, preamble))
+    if (header_len > size - preamble)
         detail::npy_fail(path, "truncated header: it announces " + std::to_string(header_len) + " bytes");
-    if ((preamble + header_len) % 64 != 0)
-        detail::npy_fail(path, "the header is not padded to a multiple of 64 bytes");
-    std::string header(header_len, '\0');
-    if (!in.read(header.data(), header_len)) detail::npy_fail(path, "truncated header");
+    if ((preamble + header_len) % 64 != 0) detail::npy_fail(path, "the header is not padded to a multiple of 64 bytes");
+    std::string_view header(reinterpret_cast<char const*>(bytes.data()) + preamble, header_len);
     if (header.empty() || header.back() != '\n') detail::npy_fail(path, "the header does not end in a newline");
-    header.pop_back();
+    header.remove_suffix(1);
     const auto h = detail::npy_dict_reader(header, path).read();
 
     const bool is_f4 = h.descr == "<f4", is_f8 = h.descr == "<f8";
@@ -197,11 +190,10 @@ npy_data<T> read_npy(std::filesystem::path const& path)
         detail::npy_fail(path, "element type '" + h.descr + "' is not supported (little-endian float32 '<f4' or float64 '<f8')");
     if (h.fortran_order) detail::npy_fail(path, "Fortran-order arrays are not supported (save a C-contiguous array)");
     const std::size_t width = is_f4 ? 4 : 8;
-    // element and byte counts, overflow-checked, against what the file holds
-    const std::uintmax_t available = file_size - (preamble + header_len);
+    // element and byte counts, overflow-checked, against what the content holds
+    const std::size_t available = size - (preamble + header_len);
     std::size_t count = 1;
-    bool zero = false;
-    for (auto d : h.shape) zero = zero || d == 0;
+    const bool zero = std::find(h.shape.begin(), h.shape.end(), std::size_t(0)) != h.shape.end();
     if (!zero)
         for (auto d : h.shape) {
             if (count > std::numeric_limits<std::size_t>::max() / width / d)
@@ -209,29 +201,43 @@ npy_data<T> read_npy(std::filesystem::path const& path)
             count *= d;
         }
     if (zero) count = 0;
-    const std::uintmax_t bytes = std::uintmax_t(count) * width;
-    if (bytes > available)
+    const std::size_t data_bytes = count * width;
+    if (data_bytes > available)
         detail::npy_fail(path, "truncated data: the header announces " + std::to_string(count) + " elements (" +
-                                   std::to_string(bytes) + " bytes), the file holds " + std::to_string(available));
-    if (bytes < available)
-        detail::npy_fail(path, std::to_string(available - bytes) + " bytes after the data the header announces");
+                                   std::to_string(data_bytes) + " bytes), the file holds " + std::to_string(available));
+    if (data_bytes < available)
+        detail::npy_fail(path, std::to_string(available - data_bytes) + " bytes after the data the header announces");
     npy_data<T> out;
     out.shape = h.shape;
-    std::vector<char> raw(bytes);
-    if (bytes && !in.read(raw.data(), std::streamsize(bytes))) detail::npy_fail(path, "truncated data");
     out.values.resize(count);
+    unsigned char const* raw = bytes.data() + preamble + header_len;
     for (std::size_t i = 0; i < count; ++i) {
         if (is_f4) {
             float v;
-            std::memcpy(&v, raw.data() + 4 * i, 4);
+            std::memcpy(&v, raw + 4 * i, 4);
             out.values[i] = static_cast<T>(v);
         } else {
             double v;
-            std::memcpy(&v, raw.data() + 8 * i, 8);
+            std::memcpy(&v, raw + 8 * i, 8);
             out.values[i] = static_cast<T>(v);
         }
     }
     return out;
+}
+
+// The same from a file.
+template <class T>
+npy_data<T> read_npy(std::filesystem::path const& path)
+{
+    std::error_code ec;
+    const std::uintmax_t size = std::filesystem::file_size(path, ec);
+    if (ec) detail::npy_fail(path, "cannot open the file (" + ec.message() + ")");
+    if (size > std::numeric_limits<std::size_t>::max()) detail::npy_fail(path, "the file does not fit in memory");
+    std::ifstream in(path, std::ios::binary);
+    if (!in) detail::npy_fail(path, "cannot open the file");
+    std::vector<unsigned char> bytes(static_cast<std::size_t>(size));
+    if (size && !in.read(reinterpret_cast<char*>(bytes.data()), std::streamsize(size))) detail::npy_fail(path, "cannot read the file");
+    return parse_npy<T>(bytes, path.string());
 }
 
 template <class T>

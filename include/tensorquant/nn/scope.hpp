@@ -133,7 +133,10 @@ public:
             throw file_error(source + ": expected a JSON object mapping scopes to quantizer strings, got a " +
                              std::string(j.type_name()));
         scope_map m;
-        for (auto const& [scope, value] : j.items()) {
+        for (auto const& item : j.items()) {
+            // (named copies: clang 14 cannot capture structured bindings)
+            std::string const& scope = item.key();
+            auto const& value = item.value();
             if (!value.is_string())
                 throw file_error(source + ": the value of '" + scope + "' must be a quantizer string such as " +
                                  "\"nearest,8,4\", got a " + std::string(value.type_name()));

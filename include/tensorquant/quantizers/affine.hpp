@@ -30,12 +30,22 @@ template <class T, class R>
 struct affine_kernel : kernel_calls<affine_kernel<T, R>, T, is_stochastic_rounding_v<R>>
 {
     T scale, inv_scale, zero_point, qmin, qmax;
+    T above_min, below_max; // qmin - zero_point - 1 and qmax - zero_point + 1 (any T near them will do)
     counter_rng rng;
 
     template <class V>
     V apply(V const& x, [[maybe_unused]] V const& u) const noexcept
     {
-        V r = round_to_integer<R>(V(x * V(inv_scale)), u) + V(zero_point);
+        // clamped to one step beyond the integer range first: x * (1 / scale) can overflow to
+        // an infinity, and an infinity has no remainder to round (NaN passes both compares)
+        V s = x * V(inv_scale);
+        if constexpr (std::is_arithmetic_v<V>) {
+            s = s > below_max ? below_max : s;
+            s = s < above_min ? above_min : s;
+        } else {
+            s = xsimd::max(V(above_min), xsimd::min(V(below_max), s));
+        }
+        V r = round_to_integer<R>(s, u) + V(zero_point);
         if constexpr (std::is_arithmetic_v<V>) {
             r = r > qmax ? V(qmax) : r;
             r = r < qmin ? V(qmin) : r;
@@ -67,7 +77,7 @@ affine_kernel<T, R> make_affine_kernel(double scale, int zero_point, int qmin, i
     if (std::abs(double(qmin)) > limit || std::abs(double(qmax)) > limit)
         throw format_error("affine: integer range [" + std::to_string(qmin) + ", " + std::to_string(qmax) +
                            "] is not exact in the storage type");
-    return {{}, s, inv, T(zero_point), T(qmin), T(qmax), key};
+    return {{}, s, inv, T(zero_point), T(qmin), T(qmax), T(double(qmin) - zero_point - 1), T(double(qmax) - zero_point + 1), key};
 }
 
 } // namespace detail

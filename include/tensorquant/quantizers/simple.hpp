@@ -2,8 +2,8 @@
 // Parameters given as double are converted to T (round to nearest) before use.
 // Special values: NaN stays NaN everywhere; +-inf maps to +-m (binary, and ternary
 // whenever the threshold is finite) and is kept (sparse). Statistics (mean |x|) ignore
-// non-finite elements; if they overflow (double data whose sum of |x| exceeds the double
-// range) TWN's threshold is +inf, and every element but NaN becomes +0.
+// non-finite elements and are always finite: a sum of |x| that would overflow is taken
+// again scaled by 2^-64 (detail/statistics.hpp).
 #pragma once
 
 #include "../config.hpp"
@@ -24,10 +24,12 @@
 namespace tensorquant::inline TENSORQUANT_ABI {
 
 namespace detail {
-inline void check_non_negative(char const* what, double v)
+// v itself, with -0 made +0 (so no result is -0 because a parameter was spelled "-0").
+inline double non_negative(char const* what, double v)
 {
     if (!(v >= 0) || !std::isfinite(v))
         throw format_error(std::string(what) + " must be finite and >= 0, got " + std::to_string(v));
+    return v + 0.0;
 }
 
 // +0, or x itself where x is NaN (an infinity below the threshold gives +0, not inf * 0).
@@ -45,7 +47,8 @@ struct identity_kernel
     xsimd::batch<T, A> operator()(xsimd::batch<T, A> const& x) const noexcept { return x; }
 };
 
-// +m for x >= 0 (-0 included), -m for x < 0.
+// +m for x >= 0 (-0 included), -m for x < 0. -m is computed as 0 - m, so a magnitude of
+// 0 (binary,0; or the mean of an all-zero tensor) gives +0, never -0.
 template <class T>
 struct binary_kernel : kernel_calls<binary_kernel<T>, T, false>
 {
@@ -53,7 +56,7 @@ struct binary_kernel : kernel_calls<binary_kernel<T>, T, false>
     template <class V>
     V apply(V const& x, V const&) const noexcept
     {
-        return vselect(x < V(T(0)), V(-m), vselect(x >= V(T(0)), V(m), x));
+        return vselect(x < V(T(0)), V(T(0) - m), vselect(x >= V(T(0)), V(m), x));
     }
 };
 
@@ -67,12 +70,12 @@ struct binary_stochastic_kernel : kernel_calls<binary_stochastic_kernel<T>, T, t
     template <class V>
     V apply(V const& x, V const& u) const noexcept
     {
-        V y = vselect(x > u + u - V(T(1)), V(m), V(-m));
+        V y = vselect(x > u + u - V(T(1)), V(m), V(T(0) - m));
         return vselect(visnan(x), x, y);
     }
 };
 
-// +m where x > thr, -m where x < -thr, else +0.
+// +m where x > thr, -m (as 0 - m: +0 when m = 0) where x < -thr, else +0.
 template <class T>
 struct ternary_kernel : kernel_calls<ternary_kernel<T>, T, false>
 {
@@ -81,7 +84,7 @@ struct ternary_kernel : kernel_calls<ternary_kernel<T>, T, false>
     template <class V>
     V apply(V const& x, V const&) const noexcept
     {
-        return vselect(vabs(x) > V(thr), vcopysign(V(m), x), zero_or_nan(x));
+        return vselect(vabs(x) > V(thr), vselect(x < V(T(0)), V(T(0) - m), V(m)), zero_or_nan(x));
     }
 };
 
@@ -119,7 +122,7 @@ struct binary : detail::descriptor_base<binary>
 {
     double magnitude = 1.0;
     binary() = default;
-    explicit binary(double m) : magnitude(m) { detail::check_non_negative("binary magnitude", m); }
+    explicit binary(double m) : magnitude(detail::non_negative("binary magnitude", m)) {}
     template <std::floating_point T, class Fn>
     decltype(auto) visit(Fn&& fn) const { return fn(detail::binary_kernel<T>{{}, static_cast<T>(magnitude)}); }
 
@@ -158,10 +161,7 @@ struct binary_stochastic : detail::descriptor_base<binary_stochastic>
     double magnitude = 1.0;
     rng_key key{};
     binary_stochastic() = default;
-    explicit binary_stochastic(double m, rng_key k = {}) : magnitude(m), key(k)
-    {
-        detail::check_non_negative("binary magnitude", m);
-    }
+    explicit binary_stochastic(double m, rng_key k = {}) : magnitude(detail::non_negative("binary magnitude", m)), key(k) {}
     template <std::floating_point T, class Fn>
     decltype(auto) visit(Fn&& fn) const
     {
@@ -190,10 +190,9 @@ struct ternary : detail::descriptor_base<ternary>
     double threshold = 0.5;
     double magnitude = 1.0;
     ternary() = default;
-    ternary(double thr, double m) : threshold(thr), magnitude(m)
+    ternary(double thr, double m)
+        : threshold(detail::non_negative("ternary threshold", thr)), magnitude(detail::non_negative("ternary magnitude", m))
     {
-        detail::check_non_negative("ternary threshold", thr);
-        detail::check_non_negative("ternary magnitude", m);
     }
     template <std::floating_point T, class Fn>
     decltype(auto) visit(Fn&& fn) const
@@ -241,7 +240,7 @@ struct ternary_twn
         r.at_most(2, "ternary_twn[,factor]");
         ternary_twn q;
         if (r.size() == 2) q.threshold_factor = r.number(1, "threshold factor");
-        r.build([&] { return (detail::check_non_negative("TWN threshold factor", q.threshold_factor), 0); });
+        r.build([&] { return q.threshold_factor = detail::non_negative("TWN threshold factor", q.threshold_factor); });
         return q;
     }
     std::string to_string() const
@@ -255,7 +254,7 @@ struct sparse : detail::descriptor_base<sparse>
 {
     double threshold = 0.0;
     sparse() = default;
-    explicit sparse(double thr) : threshold(thr) { detail::check_non_negative("sparse threshold", thr); }
+    explicit sparse(double thr) : threshold(detail::non_negative("sparse threshold", thr)) {}
     template <std::floating_point T, class Fn>
     decltype(auto) visit(Fn&& fn) const { return fn(detail::sparse_kernel<T>{{}, static_cast<T>(threshold)}); }
 

@@ -1,0 +1,550 @@
+// The fuzz targets: each takes arbitrary bytes, feeds them to a parser or reader, and
+// checks what the documentation promises. A documented error (anything derived from
+// tensorquant::error) is a correct answer to bad input; a broken promise throws
+// fuzz_failure; any other exception is a bug too. The libFuzzer drivers (fuzz_main.cpp)
+// and the regression replay in the normal test suite (test_fuzz_corpus.cpp) share them.
+#pragma once
+
+#include <tensorquant/data/idx.hpp>
+#include <tensorquant/io/npy.hpp>
+#include <tensorquant/nn/scope.hpp>
+#include <tensorquant/nn/zoo.hpp>
+#include <tensorquant/parse.hpp>
+
+#include <bit>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <vector>
+#include <zlib.h>
+
+namespace tqfuzz {
+
+namespace tq = tensorquant;
+using bytes = std::span<std::uint8_t const>;
+
+struct fuzz_failure : std::logic_error
+{
+    using std::logic_error::logic_error;
+};
+
+inline void require(bool ok, std::string const& what)
+{
+    if (!ok) throw fuzz_failure(what);
+}
+
+inline std::string as_text(bytes b) { return std::string(reinterpret_cast<char const*>(b.data()), b.size()); }
+inline std::vector<std::uint8_t> as_bytes(std::string_view s) { return {s.begin(), s.end()}; }
+
+template <class T>
+bool same_value(T a, T b)
+{
+    return (std::isnan(a) && std::isnan(b)) || std::bit_cast<std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>>(a) ==
+                                                    std::bit_cast<std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>>(b);
+}
+
+// ---- quantizer strings, then applying what they parse to ------------------------------
+// Input: flags byte (bit 0: double), the spec up to the first newline, then raw values.
+
+template <class T>
+std::vector<T> scalar_apply(tq::any_quantizer const& q, std::vector<T> const& x)
+{
+    std::vector<T> y(x.size());
+    q.visit<T>([&](auto const& k) {
+        using K = std::decay_t<decltype(k)>;
+        if constexpr (tq::TensorQuantizer<K, T>) {
+            const auto p = k.prepare(std::span<T const>(x));
+            for (std::size_t i = 0; i < x.size(); ++i) y[i] = tq::detail::call_at(p, x[i], i);
+        } else {
+            for (std::size_t i = 0; i < x.size(); ++i) y[i] = tq::detail::call_at(k, x[i], i);
+        }
+    });
+    return y;
+}
+
+template <class T>
+void check_results(tq::any_quantizer const& q, std::vector<T> const& x, std::vector<T> const& y)
+{
+    const std::string name = q.to_string();
+    std::visit(
+        [&](auto const& d) {
+            using D = std::decay_t<decltype(d)>;
+            constexpr bool tensor_wise = std::is_same_v<D, tq::binary_mean> || std::is_same_v<D, tq::ternary_twn>;
+            std::vector<T> again(y.size());
+            if constexpr (!tensor_wise) again = scalar_apply(tq::any_quantizer(d), y);
+            T magnitude = 0;
+            for (std::size_t i = 0; i < x.size(); ++i) {
+                const std::string at = name + ": element " + std::to_string(i) + " (" + std::to_string(double(x[i])) +
+                                       " -> " + std::to_string(double(y[i])) + ")";
+                if (std::isnan(x[i])) {
+                    require(std::isnan(y[i]), at + ": NaN must stay NaN");
+                    continue;
+                }
+                if (std::isnan(y[i])) {
+                    // the documented ways to NaN: an infinity under wrap; overflow of a
+                    // finite-only minifloat that is not saturating
+                    bool allowed = false;
+                    if constexpr (std::is_same_v<D, tq::fixed_point_rt>)
+                        allowed = std::isinf(x[i]) && d.overflow() == tq::overflow_mode::wrap;
+                    if constexpr (std::is_same_v<D, tq::minifloat>)
+                        allowed = !d.format.ieee_specials && d.overflow == tq::minifloat_overflow::to_infinity;
+                    require(allowed, at + ": NaN from a number");
+                    continue;
+                }
+                if (std::isinf(y[i])) {
+                    bool allowed = std::is_same_v<D, tq::identity> || std::is_same_v<D, tq::sparse>;
+                    if constexpr (std::is_same_v<D, tq::minifloat>)
+                        allowed = d.format.ieee_specials && d.overflow == tq::minifloat_overflow::to_infinity;
+                    require(allowed, at + ": an infinity the format does not have");
+                    if (std::is_same_v<D, tq::identity> || std::is_same_v<D, tq::sparse>)
+                        require(y[i] == x[i], at + ": an infinity that was not there");
+                    continue;
+                }
+                // (affine's range is the real one; its grid in T is checked below)
+                if constexpr (requires { d.range(); } && !std::is_same_v<D, tq::affine>) {
+                    const auto [lo, hi] = [&] {
+                        if constexpr (requires { d.template range<T>(); }) return d.template range<T>();
+                        else return d.range();
+                    }();
+                    // (the bounds are parameters in double; the kernel holds them in T)
+                    require(y[i] >= static_cast<T>(lo) && y[i] <= static_cast<T>(hi),
+                            at + ": outside the range [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+                }
+                if constexpr (std::is_same_v<D, tq::fixed_point_rt>)
+                    require(!(y[i] == 0 && std::signbit(y[i])), at + ": fixed-point results are never -0");
+                if constexpr (std::is_same_v<D, tq::affine>) {
+                    // on the grid: (n - zero_point) * scale for an n in [qmin, qmax]
+                    const T s = T(d.scale);
+                    const double n = std::nearbyint(double(y[i]) / double(s));
+                    require(T(n) * s == y[i] && n + d.zero_point >= d.qmin && n + d.zero_point <= d.qmax, at + ": off the grid");
+                } else if constexpr (tensor_wise) {
+                    // one magnitude for the whole tensor
+                    if (y[i] != 0) {
+                        if (magnitude == 0) magnitude = std::abs(y[i]);
+                        require(std::abs(y[i]) == magnitude, at + ": a second magnitude in a binary or ternary tensor");
+                    }
+                } else {
+                    bool idempotent = true;
+                    if constexpr (std::is_same_v<D, tq::ternary>) idempotent = d.magnitude > d.threshold;
+                    // BinaryConnect's probability reads x itself, so +-m is certain only for m >= 1
+                    if constexpr (std::is_same_v<D, tq::binary_stochastic>) idempotent = d.magnitude >= 1;
+                    // on the grid: quantizing a result again gives it back
+                    if (idempotent) require(same_value(again[i], y[i]), at + ": not on the grid (again gives " + std::to_string(double(again[i])) + ")");
+                }
+            }
+        },
+        q.get());
+}
+
+template <class T>
+void quantizer_values(tq::any_quantizer const& q, bytes raw)
+{
+    std::vector<T> x(raw.size() / sizeof(T));
+    if (!x.empty()) std::memcpy(x.data(), raw.data(), x.size() * sizeof(T));
+    std::vector<T> y(x.size());
+    tq::quantize(q, std::span<T const>(x), std::span<T>(y));
+    const auto s = scalar_apply(q, x);
+#if XSIMD_WITH_SSE2
+    std::vector<T> y2(x.size()); // the oldest x86 kernels too (double rounds without SSE4.1 there)
+    tq::quantize<xsimd::sse2>(q, std::span<T const>(x), std::span<T>(y2));
+    for (std::size_t i = 0; i < x.size(); ++i)
+        require(same_value(y2[i], s[i]), q.to_string() + ": SSE2 and scalar differ at element " + std::to_string(i));
+#endif
+    for (std::size_t i = 0; i < x.size(); ++i)
+        require(same_value(y[i], s[i]), q.to_string() + ": SIMD and scalar differ at element " + std::to_string(i));
+    // in two pieces, the second with its stream offset, for element-wise quantizers
+    const bool tensor_wise = std::holds_alternative<tq::binary_mean>(q.get()) || std::holds_alternative<tq::ternary_twn>(q.get());
+    if (!tensor_wise && x.size() > 1) {
+        const std::size_t half = x.size() / 2;
+        std::vector<T> z(x.size());
+        tq::quantize(q, std::span<T const>(x).first(half), std::span<T>(z).first(half));
+        tq::apply_options o;
+        o.index_offset = half;
+        tq::quantize(q, std::span<T const>(x).subspan(half), std::span<T>(z).subspan(half), o);
+        for (std::size_t i = 0; i < x.size(); ++i)
+            require(same_value(y[i], z[i]), q.to_string() + ": quantizing in pieces differs at element " + std::to_string(i));
+    }
+    check_results(q, x, y);
+    // the canonical spelling parses to the same quantizer
+    const auto back = tq::parse_quantizer(q.to_string(), {7, 3});
+    require(back.to_string() == q.to_string(), "to_string is not canonical: " + q.to_string() + " -> " + back.to_string());
+}
+
+inline void quantizer(bytes in)
+{
+    if (in.empty()) return;
+    const bool use_double = in[0] & 1;
+    in = in.subspan(1);
+    std::size_t end = 0;
+    while (end < in.size() && in[end] != '\n') ++end;
+    const std::string spec = as_text(in.first(end));
+    const bytes values = end < in.size() ? in.subspan(end + 1) : bytes{};
+    tq::any_quantizer q;
+    try {
+        q = tq::parse_quantizer(spec, {7, 3});
+    } catch (tq::parse_error const&) {
+        return;
+    } catch (tq::format_error const&) {
+        return;
+    }
+    // a format may exist for double but not for float (W > 24): a format_error then
+    try {
+        if (use_double) quantizer_values<double>(q, values);
+        else quantizer_values<float>(q, values);
+    } catch (tq::format_error const&) {
+    }
+}
+
+inline std::vector<std::vector<std::uint8_t>> quantizer_seeds()
+{
+    std::vector<std::vector<std::uint8_t>> seeds;
+    std::vector<double> dv{0.0, -0.0, 0.5, -0.5, 1.25, -3.75, 1e10, -1e-10, 2.5, 3.5, 127.9, -128.1};
+    dv.push_back(std::numeric_limits<double>::infinity());
+    dv.push_back(-std::numeric_limits<double>::infinity());
+    dv.push_back(std::numeric_limits<double>::quiet_NaN());
+    dv.push_back(std::numeric_limits<double>::denorm_min());
+    std::vector<float> fv(dv.begin(), dv.end());
+    auto add = [&](std::string_view spec) {
+        for (int type = 0; type < 2; ++type) {
+            std::vector<std::uint8_t> s{std::uint8_t(type)};
+            s.insert(s.end(), spec.begin(), spec.end());
+            s.push_back('\n');
+            auto const* p = type ? reinterpret_cast<std::uint8_t const*>(dv.data()) : reinterpret_cast<std::uint8_t const*>(fv.data());
+            s.insert(s.end(), p, p + (type ? dv.size() * 8 : fv.size() * 4));
+            seeds.push_back(std::move(s));
+        }
+    };
+    tq::detail::for_each_type(tq::quantizer_registry{}, [&](auto t) {
+        for (std::string_view e : decltype(t)::type::examples) add(e);
+    });
+    for (auto r : tq::detail::names_of(tq::rounding::all{})) add(std::string(r) + ",8,4");
+    add("nearest,8,4,wrap");
+    add("stochastic,24,30,symmetric");
+    add("minifloat,4,3,7,finite");
+    add("minifloat,3,2,saturate,no_subnormals");
+    add("nearest,8,4,"); // near-valid
+    add("minifloat,12,3");
+    return seeds;
+}
+
+inline std::string quantizer_dictionary()
+{
+    std::string d;
+    auto word = [&](std::string_view w) {
+        d += '"';
+        d += w;
+        d += "\"\n";
+    };
+    tq::detail::for_each_type(tq::quantizer_registry{}, [&](auto t) {
+        for (std::string_view e : decltype(t)::type::examples) {
+            word(e.substr(0, e.find(',')));
+        }
+    });
+    for (auto r : tq::detail::names_of(tq::rounding::all{})) word(r);
+    for (auto o : tq::detail::names_of(tq::overflow::all{})) word(o);
+    for (auto w : {"signed", "unsigned", "none", "floor", "nearest_even", "to_infinity", "saturate", "subnormals",
+                   "no_subnormals", "finite", "ieee", ",", "\\x0a"})
+        word(w);
+    return d;
+}
+
+// ---- JSON scope maps -------------------------------------------------------------------
+
+inline void scope_map_json(bytes in)
+{
+    const std::string text = as_text(in);
+    const auto m = tq::nn::scope_map::from_json(text, "fuzz.json");
+    for (auto const& e : m.entries()) {
+        require(!e.scope.empty() && e.scope.back() != '/', "scope '" + e.scope + "' kept a trailing slash");
+        auto const* hit = m.match(e.scope);
+        require(hit && hit->scope == e.scope, "scope '" + e.scope + "' does not match itself");
+        const auto again = tq::parse_quantizer(e.quantizer.to_string());
+        require(again.to_string() == e.quantizer.to_string(), "scope '" + e.scope + "': quantizer does not round-trip");
+    }
+}
+
+inline std::vector<std::vector<std::uint8_t>> scope_map_seeds()
+{
+    std::vector<std::vector<std::uint8_t>> s;
+    for (std::string_view t :
+         {R"({"LeNet": "nearest,8,4", "LeNet/fc5": "stochastic,16,8"})", R"({"ResNet/block1": "minifloat,4,3,7,finite"})",
+          R"({})", R"({"LeNet": 1e999})", R"({"LeNet": "nearest,8,4", "LeNet": "nearest,4,2"})", R"({"a/": "zero,4,2", "a": "down,4,2"})",
+          R"(["nearest,8,4"])", R"({"x": "logarithmic,nearest,-8,8"})", R"({"x": "affine,0.1,3,-128,127"})", R"({"x": null})",
+          R"({"x": "nearest,8,4")", "{\"\\u00e9\": \"nearest,8,4\"}"})
+        s.push_back(as_bytes(t));
+    return s;
+}
+
+inline std::string scope_map_dictionary()
+{
+    return "\"{\"\n\"}\"\n\"\\\"\"\n\":\"\n\",\"\n\"[\"\n\"]\"\n\"null\"\n\"true\"\n\"1e999\"\n\"\\\\u\"\n"
+           "\"\\\"LeNet\\\"\"\n\"\\\"LeNet/fc5\\\"\"\n\"\\\"nearest,8,4\\\"\"\n\"\\\"stochastic,16,8\\\"\"\n";
+}
+
+// ---- .npy ------------------------------------------------------------------------------
+
+inline std::string npy_file(std::string dict, std::size_t data_bytes, int version = 1, char fill = 0)
+{
+    const std::size_t preamble = version == 1 ? 10 : 12;
+    dict.append((64 - (preamble + dict.size() + 1) % 64) % 64, ' ');
+    dict += '\n';
+    std::string b = std::string("\x93NUMPY", 6) + char(version) + '\0';
+    for (std::size_t k = 0; k < preamble - 8; ++k) b += char((dict.size() >> (8 * k)) & 0xff);
+    return b + dict + std::string(data_bytes, fill);
+}
+
+inline void npy(bytes in)
+{
+    const auto f = tq::parse_npy<float>(in, "fuzz.npy");
+    std::size_t count = 1;
+    for (auto d : f.shape) count *= d;
+    require(f.values.size() == count, "the value count does not match the shape");
+    const auto d = tq::parse_npy<double>(in, "fuzz.npy");
+    require(d.shape == f.shape && d.values.size() == f.values.size(), "float and double reads disagree");
+    for (std::size_t i = 0; i < f.values.size(); ++i)
+        require(same_value(float(d.values[i]), f.values[i]) || std::isnan(f.values[i]), "float and double reads disagree at " + std::to_string(i));
+}
+
+inline std::vector<std::vector<std::uint8_t>> npy_seeds()
+{
+    std::vector<std::vector<std::uint8_t>> s;
+    for (std::string_view shape : {"(2,)", "(2, 3)", "()", "(0, 4)", "(1, 1, 1, 2)"}) {
+        std::size_t n = 1;
+        for (char c : shape)
+            if (c >= '0' && c <= '9') n *= std::size_t(c - '0');
+        if (shape == "()") n = 1;
+        s.push_back(as_bytes(npy_file("{'descr': '<f4', 'fortran_order': False, 'shape': " + std::string(shape) + ", }", 4 * n, 1, '\x3f')));
+        s.push_back(as_bytes(npy_file("{'descr': '<f8', 'fortran_order': False, 'shape': " + std::string(shape) + ", }", 8 * n, 2, '\x40')));
+    }
+    s.push_back(as_bytes(npy_file("{'descr': '<f4', 'fortran_order': False, 'shape': (429496796, 4), }", 0)));
+    s.push_back(as_bytes(npy_file("{'descr': '<f4', 'fortran_order': False, 'shape': (-1,), }", 0)));
+    s.push_back(as_bytes(npy_file("{'descr': '<f4', 'fortran_order': False, 'shape': (4611686018427387904, 4), }", 0)));
+    s.push_back(as_bytes(npy_file("{\"descr\": \"<f4\", \"shape\": (2,), \"fortran_order\": True}", 8, 3)));
+    s.push_back(as_bytes(npy_file("{'descr': '>f4', 'fortran_order': False, 'shape': (2,), }", 8)));
+    return s;
+}
+
+inline std::string npy_dictionary()
+{
+    return "\"\\x93NUMPY\"\n\"'descr'\"\n\"'fortran_order'\"\n\"'shape'\"\n\"'<f4'\"\n\"'<f8'\"\n\"True\"\n\"False\"\n\"(\"\n\")\"\n"
+           "\", \"\n\": \"\n\"{\"\n\"}\"\n\"\\x0a\"\n\"\\x01\\x00\"\n\"\\x02\\x00\"\n";
+}
+
+// ---- IDX (images and labels, gzip or plain) ----------------------------------------------
+// Input: a 4-byte little-endian length of the images file, the images file, the labels file.
+
+inline void idx(bytes in)
+{
+    if (in.size() < 4) return;
+    const std::size_t n = std::size_t(in[0]) | std::size_t(in[1]) << 8 | std::size_t(in[2]) << 16 | std::size_t(in[3]) << 24;
+    in = in.subspan(4);
+    if (n > in.size()) return;
+    const auto d = tq::data::parse_idx(in.first(n), "images.idx", in.subspan(n), "labels.idx", 10);
+    require(d.images.dimension() == 4 && d.images.shape(3) == 1, "images are not N x rows x cols x 1");
+    require(d.images.shape(0) == d.labels.size(), "image and label counts differ");
+    for (float v : d.images) require(v >= 0 && v <= 1, "a pixel outside [0, 1]");
+    for (auto l : d.labels) require(l < 10, "a label not below the class count");
+}
+
+inline std::vector<std::uint8_t> gzip(std::vector<std::uint8_t> const& plain)
+{
+    z_stream zs{};
+    deflateInit2(&zs, 6, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY);
+    std::vector<std::uint8_t> out(deflateBound(&zs, uLong(plain.size())) + 32);
+    zs.next_in = const_cast<Bytef*>(plain.data());
+    zs.avail_in = uInt(plain.size());
+    zs.next_out = out.data();
+    zs.avail_out = uInt(out.size());
+    deflate(&zs, Z_FINISH);
+    out.resize(zs.total_out);
+    deflateEnd(&zs);
+    return out;
+}
+
+inline std::vector<std::uint8_t> idx_input(std::vector<std::uint8_t> const& images, std::vector<std::uint8_t> const& labels)
+{
+    std::vector<std::uint8_t> s(4 + images.size() + labels.size());
+    for (int k = 0; k < 4; ++k) s[std::size_t(k)] = std::uint8_t(images.size() >> (8 * k));
+    std::copy(images.begin(), images.end(), s.begin() + 4);
+    std::copy(labels.begin(), labels.end(), s.begin() + 4 + std::ptrdiff_t(images.size()));
+    return s;
+}
+
+inline std::vector<std::vector<std::uint8_t>> idx_seeds()
+{
+    // 3 images of 2x2, labels 0 1 9
+    const std::vector<std::uint8_t> img{0, 0, 8, 3, 0, 0, 0, 3, 0, 0, 0, 2, 0, 0, 0, 2, 0, 1, 2, 3, 255, 128, 7, 9, 10, 11, 12, 13};
+    const std::vector<std::uint8_t> lab{0, 0, 8, 1, 0, 0, 0, 3, 0, 1, 9};
+    auto gz_img = gzip(img), gz_lab = gzip(lab);
+    std::vector<std::vector<std::uint8_t>> s{idx_input(img, lab), idx_input(gz_img, gz_lab), idx_input(gz_img, lab)};
+    auto cut = gz_lab;
+    cut.resize(cut.size() - 5); // a labels stream cut short
+    s.push_back(idx_input(gz_img, cut));
+    auto garbage = gz_lab;
+    garbage.insert(garbage.end(), {'j', 'u', 'n', 'k'}); // a full member, then garbage
+    s.push_back(idx_input(gz_img, garbage));
+    auto two = gz_lab; // two members: the second adds bytes after the data
+    two.insert(two.end(), gz_lab.begin(), gz_lab.end());
+    s.push_back(idx_input(gz_img, two));
+    s.push_back(idx_input({0, 0, 8, 3, 0, 0, 0, 0, 0xfc, 0xff, 0xff, 0xfa, 0xff, 0xff, 0xff, 0xfa}, {0, 0, 8, 1, 0, 0, 0, 0}));
+    return s;
+}
+
+inline std::string idx_dictionary()
+{
+    return "\"\\x00\\x00\\x08\\x03\"\n\"\\x00\\x00\\x08\\x01\"\n\"\\x1f\\x8b\\x08\\x00\"\n\"\\x00\\x00\\x00\\x02\"\n";
+}
+
+// ---- network::load ---------------------------------------------------------------------
+// Input: a byte choosing a parameter of a small network, then that parameter's .npy file;
+// the others are valid. A failed load must leave every parameter as it was; a successful
+// one must change exactly the chosen parameter, to the file's values.
+
+inline tq::nn::network small_network()
+{
+    tq::nn::initializer init(5);
+    tq::nn::network net("N");
+    net.add("conv", init.conv2d(3, 1, 2));
+    net.add("bn", tq::nn::initializer::batch_norm(2, tq::nn::activation::relu));
+    net.add("flatten", tq::nn::flatten_layer{});
+    net.add("fc", init.dense(8, 3));
+    return net;
+}
+
+inline std::vector<std::vector<float>> snapshot(tq::nn::network& net)
+{
+    std::vector<std::vector<float>> all;
+    for (auto const& n : net.nodes())
+        for (auto const& p : tq::nn::parameters_of(net.layer_at(n.name))) all.emplace_back(p.data, p.data + p.size());
+    return all;
+}
+
+struct load_fixture
+{
+    std::filesystem::path dir;
+    tq::nn::network net = small_network();
+    std::vector<std::filesystem::path> files;
+    std::vector<std::vector<float>> original;
+    load_fixture()
+    {
+        dir = std::filesystem::temp_directory_path() / ("tq_fuzz_load_" + std::to_string(std::random_device{}()));
+        std::filesystem::remove_all(dir);
+        net.save(dir);
+        for (auto const& n : net.nodes())
+            for (auto const& p : tq::nn::parameters_of(net.layer_at(n.name))) files.push_back(dir / n.name / (p.name + ".npy"));
+        original = snapshot(net);
+    }
+    ~load_fixture() { std::filesystem::remove_all(dir); }
+};
+
+inline void write_file(std::filesystem::path const& p, bytes b)
+{
+    std::ofstream out(p, std::ios::binary | std::ios::trunc);
+    out.write(reinterpret_cast<char const*>(b.data()), std::streamsize(b.size()));
+}
+
+inline void network_load(bytes in)
+{
+    static load_fixture fx;
+    if (in.empty()) return;
+    const std::size_t which = in[0] % fx.files.size();
+    const bytes file = in.subspan(1);
+    write_file(fx.files[which], file);
+    bool loaded = false;
+    std::string error;
+    try {
+        fx.net.load(fx.dir);
+        loaded = true;
+    } catch (tq::error const& e) {
+        error = e.what();
+    }
+    const auto now = snapshot(fx.net);
+    // put everything back for the next input before judging this one
+    fx.net.save(fx.dir);
+    for (std::size_t i = 0; i < now.size(); ++i) {
+        if (!loaded || i != which) {
+            require(now[i].size() == fx.original[i].size(), "a parameter changed size");
+            for (std::size_t k = 0; k < now[i].size(); ++k)
+                require(same_value(now[i][k], fx.original[i][k]),
+                        loaded ? "a parameter that was not in the file changed" : "a failed load changed parameter " + std::to_string(i) + " (" + error + ")");
+        }
+    }
+    if (loaded) {
+        const auto expect = tq::parse_npy<float>(file, "fuzz.npy");
+        for (std::size_t k = 0; k < expect.values.size(); ++k)
+            require(same_value(now[which][k], expect.values[k]), "the loaded parameter differs from its file");
+        // restore the original values in memory and on disk
+        std::size_t i = 0;
+        for (auto const& n : fx.net.nodes())
+            for (auto const& p : tq::nn::parameters_of(fx.net.layer_at(n.name))) {
+                std::copy(fx.original[i].begin(), fx.original[i].end(), p.data);
+                ++i;
+            }
+        fx.net.save(fx.dir);
+    }
+}
+
+inline std::vector<std::vector<std::uint8_t>> network_load_seeds()
+{
+    std::vector<std::vector<std::uint8_t>> s;
+    // conv weights 3x3x1x2 (the first parameter), valid and near-valid
+    auto with = [](std::uint8_t which, std::string const& file) {
+        std::vector<std::uint8_t> v(1 + file.size());
+        v[0] = which;
+        std::memcpy(v.data() + 1, file.data(), file.size());
+        return v;
+    };
+    s.push_back(with(0, npy_file("{'descr': '<f4', 'fortran_order': False, 'shape': (3, 3, 1, 2), }", 72, 1, '\x3e')));
+    s.push_back(with(0, npy_file("{'descr': '<f4', 'fortran_order': False, 'shape': (3, 3, 2, 1), }", 72)));
+    s.push_back(with(1, npy_file("{'descr': '<f8', 'fortran_order': False, 'shape': (2,), }", 16, 1, '\x3f')));
+    s.push_back(with(255, npy_file("{'descr': '<f4', 'fortran_order': False, 'shape': (3,), }", 11)));
+    s.push_back(with(2, npy_file("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }", 8, 1, '\x7f')));
+    return s;
+}
+
+// ---- the table of targets ---------------------------------------------------------------
+
+struct target
+{
+    char const* name;
+    void (*run)(bytes);
+    std::vector<std::vector<std::uint8_t>> (*seeds)();
+    std::string (*dictionary)();
+};
+
+inline std::vector<target> const& targets()
+{
+    static const std::vector<target> all{{"quantizer", quantizer, quantizer_seeds, quantizer_dictionary},
+                                         {"scope_map", scope_map_json, scope_map_seeds, scope_map_dictionary},
+                                         {"npy", npy, npy_seeds, npy_dictionary},
+                                         {"idx", idx, idx_seeds, idx_dictionary},
+                                         {"network_load", network_load, network_load_seeds, nullptr}};
+    return all;
+}
+
+// The outcome of one input: empty when the library kept its promises (a result, or a
+// documented error), else what went wrong.
+inline std::string run_one(target const& t, bytes in)
+{
+    try {
+        t.run(in);
+    } catch (tq::error const&) {
+    } catch (fuzz_failure const& f) {
+        return std::string("broken promise: ") + f.what();
+    } catch (std::exception const& e) {
+        return std::string("undocumented exception: ") + typeid(e).name() + ": " + e.what();
+    } catch (...) {
+        return "undocumented exception of unknown type";
+    }
+    return {};
+}
+
+} // namespace tqfuzz
