@@ -44,7 +44,8 @@ int main(int argc, char** argv)
         return double(c) / double(labels.size());
     };
     const double float_accuracy = truth.empty() ? 0 : correct(float_labels);
-    if (!truth.empty()) std::printf("float test accuracy: %.2f%% on %zu images\n\n", 100 * float_accuracy, truth.size());
+    if (!truth.empty())
+        std::printf("float test accuracy: %.2f%% on %zu images\n\n", 100 * float_accuracy, truth.size());
 
     std::printf("== Quantization maps from %s/{intrinsic,extrinsic,weights}.json\n", maps.c_str());
     net.set_quantization(nn::scope_map::from_json_file(maps + "/intrinsic.json"),
@@ -57,12 +58,14 @@ int main(int argc, char** argv)
     net.set_instrumentation(true);
     net.forward(x);
     for (auto const& s : net.stats())
-        std::printf("%-14s %-20s %9zu %10lld %9.1f\n", s.layer.c_str(), s.tensor.c_str(), s.count, s.saturated, s.sqnr_db);
+        std::printf("%-14s %-20s %9zu %10lld %9.1f\n", s.layer.c_str(), s.tensor.c_str(), s.count, s.saturated,
+                    s.sqnr_db);
     net.set_instrumentation(false);
 
     for (char const* kind : {"intrinsic", "extrinsic"}) {
         const bool intrinsic = kind[0] == 'i';
-        std::printf("\n== %s sweep: %s in fixed point (W, W/2), nearest rounding\n", intrinsic ? "Intrinsic" : "Extrinsic",
+        std::printf("\n== %s sweep: %s in fixed point (W, W/2), nearest rounding\n",
+                    intrinsic ? "Intrinsic" : "Extrinsic",
                     intrinsic ? "every operation of every layer" : "every layer output");
         std::printf("%4s %4s %12s %14s %16s %10s\n", "W", "F", "same class", "rel. accuracy", "max |logit err|", "ms");
         for (int w = 4; w <= 20; w += 2) {
@@ -80,8 +83,8 @@ int main(int argc, char** argv)
             }
             char rel[32] = "-";
             if (!truth.empty()) std::snprintf(rel, sizeof rel, "%.3f", correct(labels) / float_accuracy);
-            std::printf("%4d %4d %11.1f%% %14s %16.4f %10.1f\n", w, w / 2, 100.0 * double(same) / double(out.shape(0)), rel,
-                        double(xt::amax(xt::abs(out - float_out))()), ms);
+            std::printf("%4d %4d %11.1f%% %14s %16.4f %10.1f\n", w, w / 2, 100.0 * double(same) / double(out.shape(0)),
+                        rel, double(xt::amax(xt::abs(out - float_out))()), ms);
         }
     }
     return 0;

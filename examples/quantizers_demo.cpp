@@ -29,12 +29,28 @@ struct int4_symmetric
 int main()
 {
     const std::vector<float> values{-2.6f, -1.25f, -0.3f, 0.0f, 0.04f, 0.5f, 0.75f, 1.26f, 3.3f, 100.f};
-    const char* specs[] = {"nearest,8,4",          "nearest_even,8,4", "zero,8,4",      "down,8,4",
-                           "up,8,4",               "stochastic,8,4",   "nearest,8,4,wrap", "nearest,4,2,symmetric",
-                           "sparse,0.1",           "binary",           "binary,0.5",    "binary_stochastic",
-                           "ternary",              "ternary,0.4,1",    "logarithmic",   "logarithmic,nearest,-4,4",
-                           "fp16",                 "bf16",             "fp8_e4m3",      "fp8_e5m2",
-                           "affine,0.1,0,-128,127", "identity"};
+    const char* specs[] = {"nearest,8,4",
+                           "nearest_even,8,4",
+                           "zero,8,4",
+                           "down,8,4",
+                           "up,8,4",
+                           "stochastic,8,4",
+                           "nearest,8,4,wrap",
+                           "nearest,4,2,symmetric",
+                           "sparse,0.1",
+                           "binary",
+                           "binary,0.5",
+                           "binary_stochastic",
+                           "ternary",
+                           "ternary,0.4,1",
+                           "logarithmic",
+                           "logarithmic,nearest,-4,4",
+                           "fp16",
+                           "bf16",
+                           "fp8_e4m3",
+                           "fp8_e5m2",
+                           "affine,0.1,0,-128,127",
+                           "identity"};
 
     std::printf("%-24s", "input");
     for (float v : values) std::printf("%9.4g", v);

@@ -47,16 +47,24 @@ settings parse(int argc, char** argv)
             }
             return argv[++i];
         };
-        if (a == "--epochs") s.epochs = std::stoi(value());
-        else if (a == "--threads") s.threads = unsigned(std::stoul(value()));
-        else if (a == "--seed") s.seed = std::stoull(value());
-        else if (a == "--checkpoint") s.checkpoint = value();
-        else if (a == "--resume") s.resume = value();
-        else if (a == "--data") s.data = value();
-        else if (a == "--gradient-sweep") s.gradient_sweep = true;
+        if (a == "--epochs")
+            s.epochs = std::stoi(value());
+        else if (a == "--threads")
+            s.threads = unsigned(std::stoul(value()));
+        else if (a == "--seed")
+            s.seed = std::stoull(value());
+        else if (a == "--checkpoint")
+            s.checkpoint = value();
+        else if (a == "--resume")
+            s.resume = value();
+        else if (a == "--data")
+            s.data = value();
+        else if (a == "--gradient-sweep")
+            s.gradient_sweep = true;
         else {
-            std::fprintf(stderr, "usage: train_lenet [--epochs N] [--threads T] [--seed S] [--checkpoint DIR] [--resume DIR] "
-                                 "[--gradient-sweep] [--data DIR]\n");
+            std::fprintf(stderr,
+                         "usage: train_lenet [--epochs N] [--threads T] [--seed S] [--checkpoint DIR] [--resume DIR] "
+                         "[--gradient-sweep] [--data DIR]\n");
             std::exit(2);
         }
     }
@@ -82,9 +90,10 @@ struct progress
         if (!tty || (batch % 10 != 0 && batch != batches)) return;
         const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         const int width = 30, done = int(width * batch / batches);
-        std::fprintf(stderr, "\r%s epoch %d/%d [%s%s] batch %zu/%zu loss %.4f %6.0f img/s", label.c_str(), epoch + 1, epochs,
-                     std::string(std::size_t(done), '#').c_str(), std::string(std::size_t(width - done), '.').c_str(), batch,
-                     batches, loss, double(batch * batch_size) / std::max(s, 1e-9));
+        std::fprintf(stderr, "\r%s epoch %d/%d [%s%s] batch %zu/%zu loss %.4f %6.0f img/s", label.c_str(), epoch + 1,
+                     epochs, std::string(std::size_t(done), '#').c_str(),
+                     std::string(std::size_t(width - done), '.').c_str(), batch, batches, loss,
+                     double(batch * batch_size) / std::max(s, 1e-9));
     }
     void end(double loss, double accuracy) const
     {
@@ -142,13 +151,15 @@ int main(int argc, char** argv)
             std::printf("saved the weights to %s/LeNet/<layer>/<parameter>.npy\n", s.checkpoint.c_str());
         }
         if (s.gradient_sweep) {
-            std::printf("\nGradient quantization (fixed point, nearest), accuracy relative to float %.2f%%:\n", 100 * baseline);
+            std::printf("\nGradient quantization (fixed point, nearest), accuracy relative to float %.2f%%:\n",
+                        100 * baseline);
             std::vector<std::pair<int, int>> formats{{2, 1}, {4, 2}, {6, 3}, {8, 4}, {10, 5}, {12, 6}};
             std::vector<double> rel;
             for (auto [w, f] : formats) {
                 auto q = nn::lenet5(s.seed);
                 const std::string spec = "nearest," + std::to_string(w) + "," + std::to_string(f);
-                rel.push_back(train(s, train_set, test_set, q, "grad " + spec, nn::scope_map{{"LeNet", spec}}) / baseline);
+                rel.push_back(train(s, train_set, test_set, q, "grad " + spec, nn::scope_map{{"LeNet", spec}}) /
+                              baseline);
             }
             std::printf("\n(W,F)          ");
             for (auto [w, f] : formats) std::printf("%8s", (std::to_string(w) + "," + std::to_string(f)).c_str());

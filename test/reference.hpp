@@ -1,6 +1,6 @@
 // Exact references for the tests, written independently of the kernels: values are
 // turned into exact rationals m 2^e with Boost.Multiprecision integers, rounded in the
-// floor/remainder form of the SPEC, and compared exactly.
+// floor/remainder form of docs/reference.md §1.1, and compared exactly.
 #pragma once
 
 #include <tensorquant/tensorquant.hpp>
@@ -53,7 +53,7 @@ inline split_value split(exact_value v)
     return {fl, v.mant - fl * den, den};
 }
 
-// Rounds v (the exact value of x 2^F) to an integer as the SPEC defines each mode.
+// Rounds v (the exact value of x 2^F) to an integer as docs/reference.md §1.1 defines each mode.
 // u is the stochastic threshold as the rational unum / 2^ubits.
 inline big round_ref(tq::rounding_mode m, split_value const& v, bool negative, std::uint64_t unum = 0, int ubits = 24)
 {
@@ -62,14 +62,22 @@ inline big round_ref(tq::rounding_mode m, split_value const& v, bool negative, s
     const bool fl_even = (v.fl % 2) == 0;
     using R = tq::rounding_mode;
     switch (m) {
-    case R::nearest: return v.fl + ((gt_half || (tie && !negative)) ? 1 : 0);
-    case R::nearest_even: return v.fl + ((gt_half || (tie && !fl_even)) ? 1 : 0);
-    case R::nearest_up: return v.fl + ((gt_half || tie) ? 1 : 0);
-    case R::nearest_down: return v.fl + (gt_half ? 1 : 0);
-    case R::nearest_zero: return v.fl + ((gt_half || (tie && negative)) ? 1 : 0);
-    case R::zero: return v.fl + ((negative && frac) ? 1 : 0);
-    case R::down: return v.fl;
-    case R::up: return v.fl + (frac ? 1 : 0);
+    case R::nearest:
+        return v.fl + ((gt_half || (tie && !negative)) ? 1 : 0);
+    case R::nearest_even:
+        return v.fl + ((gt_half || (tie && !fl_even)) ? 1 : 0);
+    case R::nearest_up:
+        return v.fl + ((gt_half || tie) ? 1 : 0);
+    case R::nearest_down:
+        return v.fl + (gt_half ? 1 : 0);
+    case R::nearest_zero:
+        return v.fl + ((gt_half || (tie && negative)) ? 1 : 0);
+    case R::zero:
+        return v.fl + ((negative && frac) ? 1 : 0);
+    case R::down:
+        return v.fl;
+    case R::up:
+        return v.fl + (frac ? 1 : 0);
     case R::stochastic: {
         // on the magnitude: |v| = m + f, away from zero when f > u
         if (!negative) return v.fl + ((v.rem << ubits) > big(unum) * v.den ? 1 : 0);
@@ -87,7 +95,8 @@ inline big limit_ref(tq::overflow_mode o, tq::fixed_format f, big q)
     const big lo = f.is_signed ? big(-pow2(f.width - 1)) : big(0);
     const big hi = f.is_signed ? big(pow2(f.width - 1) - 1) : big(pow2(f.width) - 1);
     switch (o) {
-    case tq::overflow_mode::saturate: return q < lo ? lo : (q > hi ? hi : q);
+    case tq::overflow_mode::saturate:
+        return q < lo ? lo : (q > hi ? hi : q);
     case tq::overflow_mode::symmetric: {
         const big l = f.is_signed ? big(-hi) : lo;
         return q < l ? l : (q > hi ? hi : q);
@@ -141,7 +150,7 @@ std::uint64_t threshold_numerator(tq::rng_key key, std::uint64_t i)
     return static_cast<std::uint64_t>(std::ldexp(u, sizeof(T) == 4 ? 24 : 32));
 }
 
-// The integer R(num / den) of the SPEC's rounding, den > 0.
+// The integer R(num / den) of the rounding (docs/reference.md §1.1), den > 0.
 inline big round_rational(tq::rounding_mode m, big const& num, big const& den)
 {
     big fl = num / den; // truncates toward zero

@@ -122,7 +122,8 @@ TEST_CASE_TEMPLATE("SIMD equals scalar for every built-in quantizer in double", 
 TEST_CASE_TEMPLATE("results do not depend on thread count or SIMD width", T, float, double)
 {
     const auto x = test_data<T>(300007, 9);
-    for (const char* spec : {"stochastic,8,4", "binary_stochastic", "fp8_e5m2,stochastic", "binary", "ternary", "nearest,8,4"}) {
+    for (const char* spec :
+         {"stochastic,8,4", "binary_stochastic", "fp8_e5m2,stochastic", "binary", "ternary", "nearest,8,4"}) {
         INFO(std::string(spec));
         const auto q = tq::parse_quantizer(spec, {11, 0});
         tq::apply_options one, two, eight;
@@ -280,7 +281,8 @@ TEST_CASE("user-defined quantizers and composition")
     SUBCASE("a user quantizer composed with built-ins and runtime formats")
     {
         const auto c = tq::compose(clamp_unit{}, tq::parse_quantizer("nearest,6,4"), tq::fixed_point<6, 2>{});
-        for (float v : {0.3f, -2.0f, 0.91f}) CHECK(c(v) == tq::fixed_point<6, 2>{}(tq::fixed_point_rt(6, 4)(clamp_unit{}(v))));
+        for (float v : {0.3f, -2.0f, 0.91f})
+            CHECK(c(v) == tq::fixed_point<6, 2>{}(tq::fixed_point_rt(6, 4)(clamp_unit{}(v))));
     }
 }
 
@@ -293,7 +295,7 @@ TEST_CASE("quantizer strings")
         CHECK(tq::parse_quantizer("down,8,4")(-0.3f) == -0.3125f);
         CHECK(tq::parse_quantizer(" stochastic , 16 , 8 ")(0.5f) == 0.5f);
         CHECK(tq::parse_quantizer("sparse,0.01")(0.005f) == 0.0f);
-        CHECK(tq::parse_quantizer("binary")(0.3f) == 0.3f);      // mean |x| of a one-element tensor
+        CHECK(tq::parse_quantizer("binary")(0.3f) == 0.3f); // mean |x| of a one-element tensor
         CHECK(tq::parse_quantizer("ternary")(-2.0f) == -2.0f);
         CHECK(tq::parse_quantizer("logarithmic")(0.3f) == 0.25f);
     }
@@ -312,17 +314,23 @@ TEST_CASE("quantizer strings")
     SUBCASE("malformed strings quote the string and say what is wrong")
     {
         using doctest::Contains;
-        CHECK_THROWS_WITH_AS(tq::parse_quantizer("nearest,8"), Contains("\"nearest,8\": fixed point needs word size"), tq::parse_error);
-        CHECK_THROWS_WITH_AS(tq::parse_quantizer("nearest,8,x"), Contains("fractional bits F must be an integer, got \"x\""), tq::parse_error);
+        CHECK_THROWS_WITH_AS(tq::parse_quantizer("nearest,8"), Contains("\"nearest,8\": fixed point needs word size"),
+                             tq::parse_error);
+        CHECK_THROWS_WITH_AS(tq::parse_quantizer("nearest,8,x"),
+                             Contains("fractional bits F must be an integer, got \"x\""), tq::parse_error);
         CHECK_THROWS_WITH_AS(tq::parse_quantizer("nearest,0,0"), Contains("W=0 is outside"), tq::parse_error);
-        CHECK_THROWS_WITH_AS(tq::parse_quantizer("nearest,8,4,wobble"), Contains("unknown option \"wobble\""), tq::parse_error);
-        CHECK_THROWS_WITH_AS(tq::parse_quantizer("rounded,8,4"), Contains("unknown quantizer \"rounded\""), tq::parse_error);
+        CHECK_THROWS_WITH_AS(tq::parse_quantizer("nearest,8,4,wobble"), Contains("unknown option \"wobble\""),
+                             tq::parse_error);
+        CHECK_THROWS_WITH_AS(tq::parse_quantizer("rounded,8,4"), Contains("unknown quantizer \"rounded\""),
+                             tq::parse_error);
         CHECK_THROWS_WITH_AS(tq::parse_quantizer("sparse"), Contains("missing threshold T"), tq::parse_error);
-        CHECK_THROWS_WITH_AS(tq::parse_quantizer("sparse,-1"), Contains("sparse threshold must be finite and >= 0"), tq::parse_error);
+        CHECK_THROWS_WITH_AS(tq::parse_quantizer("sparse,-1"), Contains("sparse threshold must be finite and >= 0"),
+                             tq::parse_error);
         CHECK_THROWS_WITH_AS(tq::parse_quantizer("ternary,0.5"), Contains("ternary,T,m"), tq::parse_error);
         CHECK_THROWS_WITH_AS(tq::parse_quantizer("nearest,,4"), Contains("empty field"), tq::parse_error);
         CHECK_THROWS_WITH_AS(tq::parse_quantizer("fp16,up"), Contains("not sign-symmetric"), tq::parse_error);
-        CHECK_THROWS_WITH_AS(tq::parse_quantizer("logarithmic,nearest,3"), Contains("both e_min and e_max"), tq::parse_error);
+        CHECK_THROWS_WITH_AS(tq::parse_quantizer("logarithmic,nearest,3"), Contains("both e_min and e_max"),
+                             tq::parse_error);
         CHECK_THROWS_WITH_AS(tq::parse_quantizer("affine,0.1,0,-128"), Contains("affine needs scale"), tq::parse_error);
         CHECK_THROWS_WITH_AS(tq::parse_quantizer("binary,1,2"), Contains("unexpected field \"2\""), tq::parse_error);
     }

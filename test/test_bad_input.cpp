@@ -82,13 +82,14 @@ TEST_CASE("IDX dimensions whose product overflows are an error")
 {
     tqtest::temp_dir dir;
     auto write = [&](char const* name, std::vector<unsigned char> const& bytes) {
-        std::ofstream(dir.path / name, std::ios::binary).write(reinterpret_cast<char const*>(bytes.data()), std::streamsize(bytes.size()));
+        std::ofstream(dir.path / name, std::ios::binary)
+            .write(reinterpret_cast<char const*>(bytes.data()), std::streamsize(bytes.size()));
     };
     // images: N = 0, rows = 0xfcfffffa, cols = 0xfffffffa; labels: N = 0
     write("img", {0, 0, 8, 3, 0, 0, 0, 0, 0xfc, 0xff, 0xff, 0xfa, 0xff, 0xff, 0xff, 0xfa});
     write("lab", {0, 0, 8, 1, 0, 0, 0, 0});
-    CHECK_THROWS_WITH_AS(tq::data::load_idx(dir.path / "img", dir.path / "lab"), doctest::Contains("implausible IDX dimensions"),
-                         tq::file_error);
+    CHECK_THROWS_WITH_AS(tq::data::load_idx(dir.path / "img", dir.path / "lab"),
+                         doctest::Contains("implausible IDX dimensions"), tq::file_error);
 }
 
 namespace {
@@ -112,15 +113,21 @@ TEST_CASE("npy headers are checked before anything is allocated")
         std::ofstream(dir.path / name, std::ios::binary).write(bytes.data(), std::streamsize(bytes.size()));
         CHECK_THROWS_WITH_AS(tq::read_npy<float>(dir.path / name), doctest::Contains(message), tq::file_error);
     };
-    check("huge.npy", npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (429496796, 4), }", 0), "truncated data");
-    check("minus.npy", npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (-1,), }", 0), "negative dimension");
+    check("huge.npy", npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (429496796, 4), }", 0),
+          "truncated data");
+    check("minus.npy", npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (-1,), }", 0),
+          "negative dimension");
     check("wrapping.npy", npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (4611686018427387904, 4), }", 0),
           "overflows");
-    check("mixed.npy", npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (3, -2), }", 24), "negative dimension");
-    check("trailing.npy", npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }", 12), "4 bytes after the data");
+    check("mixed.npy", npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (3, -2), }", 24),
+          "negative dimension");
+    check("trailing.npy", npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }", 12),
+          "4 bytes after the data");
     check("unpadded.npy", npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }", 8, false), "padded");
-    check("junk.npy", npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), 'extra': 1, }", 8), "unexpected key");
-    check("twice.npy", npy_bytes("{'descr': '<f4', 'descr': '<f4', 'fortran_order': False, 'shape': (2,), }", 8), "twice");
+    check("junk.npy", npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), 'extra': 1, }", 8),
+          "unexpected key");
+    check("twice.npy", npy_bytes("{'descr': '<f4', 'descr': '<f4', 'fortran_order': False, 'shape': (2,), }", 8),
+          "twice");
     check("missing.npy", npy_bytes("{'descr': '<f4', 'shape': (2,), }", 8), "lacks 'fortran_order'");
     const std::string good = npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }", 8);
     std::ofstream(dir.path / "good.npy", std::ios::binary).write(good.data(), std::streamsize(good.size()));
@@ -145,8 +152,8 @@ TEST_CASE("a gzip stream must end exactly where the IDX data ends")
     {
         auto cut = gl;
         cut.resize(cut.size() - 4); // inside the trailer: the data is all there, the CRC is not
-        CHECK_THROWS_WITH_AS(tq::data::parse_idx(gi, "i.gz", cut, "l.gz", 10), doctest::Contains("l.gz: the gzip stream is cut short"),
-                             tq::file_error);
+        CHECK_THROWS_WITH_AS(tq::data::parse_idx(gi, "i.gz", cut, "l.gz", 10),
+                             doctest::Contains("l.gz: the gzip stream is cut short"), tq::file_error);
         cut.resize(cut.size() - 8); // inside the data
         CHECK_THROWS_AS(tq::data::parse_idx(gi, "i.gz", cut, "l.gz", 10), tq::file_error);
     }
@@ -161,14 +168,15 @@ TEST_CASE("a gzip stream must end exactly where the IDX data ends")
     {
         auto two = gl;
         two.insert(two.end(), gl.begin(), gl.end());
-        CHECK_THROWS_WITH_AS(tq::data::parse_idx(gi, "i.gz", two, "l.gz", 10), doctest::Contains("l.gz: bytes after the 2 labels"),
-                             tq::file_error);
+        CHECK_THROWS_WITH_AS(tq::data::parse_idx(gi, "i.gz", two, "l.gz", 10),
+                             doctest::Contains("l.gz: bytes after the 2 labels"), tq::file_error);
     }
     SUBCASE("a corrupt member")
     {
         auto bad = gl;
         bad[bad.size() - 6] ^= 0x55; // the CRC
-        CHECK_THROWS_WITH_AS(tq::data::parse_idx(gi, "i.gz", bad, "l.gz", 10), doctest::Contains("corrupt gzip data"), tq::file_error);
+        CHECK_THROWS_WITH_AS(tq::data::parse_idx(gi, "i.gz", bad, "l.gz", 10), doctest::Contains("corrupt gzip data"),
+                             tq::file_error);
     }
     SUBCASE("more data announced than the file can hold")
     {
@@ -182,7 +190,8 @@ TEST_CASE("the fuzz harness reports broken promises and undocumented exceptions"
 {
     const tqfuzz::target broken{"broken", [](tqfuzz::bytes) { tqfuzz::require(false, "always"); }, nullptr, nullptr};
     const tqfuzz::target foreign{"foreign", [](tqfuzz::bytes) { throw std::length_error("vector"); }, nullptr, nullptr};
-    const tqfuzz::target documented{"documented", [](tqfuzz::bytes) { throw tq::file_error("x: bad"); }, nullptr, nullptr};
+    const tqfuzz::target documented{"documented", [](tqfuzz::bytes) { throw tq::file_error("x: bad"); }, nullptr,
+                                    nullptr};
     CHECK(tqfuzz::run_one(broken, {}) == "broken promise: always");
     CHECK(tqfuzz::run_one(foreign, {}).find("undocumented exception") == 0);
     CHECK(tqfuzz::run_one(documented, {}) == "");
@@ -198,5 +207,18 @@ TEST_CASE("a magnitude of zero gives no negative zero")
         tq::quantize(q, x, y);
         for (std::size_t i = 0; i < x.size(); ++i)
             if (y[i] == 0 && x[i] != 0) CHECK(!std::signbit(y[i]));
+    }
+}
+
+TEST_CASE("a magnitude beyond the element type is a format error")
+{
+    for (const char* spec : {"binary,1e100", "binary_stochastic,1e100", "ternary,0.5,1e100"}) {
+        INFO(spec);
+        const auto q = tq::parse_quantizer(spec);
+        std::vector<float> xf{1.f, -1.f}, yf(2);
+        CHECK_THROWS_WITH_AS(tq::quantize(q, xf, yf), doctest::Contains("beyond the range of float"), tq::format_error);
+        std::vector<double> xd{1.0, -1.0}, yd(2);
+        tq::quantize(q, xd, yd);
+        CHECK(yd[0] == 1e100);
     }
 }

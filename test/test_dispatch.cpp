@@ -34,9 +34,12 @@ TEST_CASE_TEMPLATE("dispatched quantizers equal the direct ones bit for bit", T,
     });
     MESSAGE("dispatched to: " << used);
     const auto a = xsimd::available_architectures();
-    if (a.avx512bw && a.avx512dq && a.avx512cd) CHECK(used == "avx512");
-    else if (a.avx2 && a.fma3_avx2) CHECK(used == "avx2");
-    else CHECK(used == "baseline");
+    if (a.avx512bw && a.avx512dq && a.avx512cd)
+        CHECK(used == "avx512");
+    else if (a.avx2 && a.fma3_avx2)
+        CHECK(used == "avx2");
+    else
+        CHECK(used == "baseline");
     SUBCASE("a user quantizer runs where it was compiled")
     {
         const tq::dispatched_quantizer dq(tq::user_quantizer([](T v) { return v * T(2); }));

@@ -63,7 +63,8 @@ std::size_t check_format(tq::fixed_point_rt const& q, std::span<T const> x, bool
         const std::uint64_t unum = tqtest::threshold_numerator<T>(q.key(), i);
         const big ref = tqtest::fixed_ref(f, q.rounding(), q.overflow(), x[i], unum);
         bool ok = q.encode(x[i], i) == tqtest::word_of(ref, f.width);
-        if (check_value) ok = ok && tqtest::equals_fixed(bulk[i], ref, f.frac) && tqtest::equals_fixed(q(x[i], i), ref, f.frac);
+        if (check_value)
+            ok = ok && tqtest::equals_fixed(bulk[i], ref, f.frac) && tqtest::equals_fixed(q(x[i], i), ref, f.frac);
         if (!ok && bad++ == 0) {
             std::ostringstream s;
             s.precision(17);
@@ -107,13 +108,17 @@ std::vector<T> random_inputs(tq::fixed_format f, std::size_t n, std::mt19937_64&
     std::uniform_real_distribution<double> mant(0.5, 1.0);
     const int top = f.width - f.frac + (f.is_signed ? 0 : 1);
     std::uniform_int_distribution<int> ex(-f.frac - 6, top + 3);
-    std::uniform_int_distribution<std::int64_t> word(f.is_signed ? -(std::int64_t(1) << (std::min(f.width, 52) - 1)) : 0,
-                                                     (std::int64_t(1) << (std::min(f.width, 52) - (f.is_signed ? 1 : 0))) - 1);
+    std::uniform_int_distribution<std::int64_t> word(
+        f.is_signed ? -(std::int64_t(1) << (std::min(f.width, 52) - 1)) : 0,
+        (std::int64_t(1) << (std::min(f.width, 52) - (f.is_signed ? 1 : 0))) - 1);
     for (auto& v : x) {
         const int k = kind(g);
-        if (k == 0) v = static_cast<T>(std::ldexp(double(word(g)) + 0.5, -f.frac)); // tie (when representable)
-        else if (k == 1) v = static_cast<T>(std::ldexp(double(word(g)), -f.frac));   // on the grid
-        else v = static_cast<T>(std::ldexp(mant(g), ex(g))) * (g() & 1 ? T(1) : T(-1));
+        if (k == 0)
+            v = static_cast<T>(std::ldexp(double(word(g)) + 0.5, -f.frac)); // tie (when representable)
+        else if (k == 1)
+            v = static_cast<T>(std::ldexp(double(word(g)), -f.frac)); // on the grid
+        else
+            v = static_cast<T>(std::ldexp(mant(g), ex(g))) * (g() & 1 ? T(1) : T(-1));
     }
     return x;
 }
@@ -280,9 +285,15 @@ TEST_CASE("results are never negative zero")
 
 namespace {
 template <int W, int F>
-concept fixed_exists = requires { typename tq::fixed_point<W, F>; };
+concept fixed_exists = requires
+{
+    typename tq::fixed_point<W, F>;
+};
 template <int W, int F>
-concept unsigned_exists = requires { typename tq::ufixed_point<W, F>; };
+concept unsigned_exists = requires
+{
+    typename tq::ufixed_point<W, F>;
+};
 } // namespace
 
 TEST_CASE("impossible formats are rejected")
@@ -330,8 +341,9 @@ TEST_CASE("compile-time and runtime formats give identical results")
     CHECK(same(tq::fixed_point<8, 4>{}, tq::fixed_point_rt(8, 4)));
     CHECK(same(tq::fixed_point<12, 6, tq::rounding::stochastic, tq::overflow::wrap>{tq::rng_key{5, 1}},
                tq::fixed_point_rt(12, 6, tq::rounding_mode::stochastic, tq::overflow_mode::wrap, {5, 1})));
-    CHECK(same(tq::ufixed_point<6, 2, tq::rounding::down, tq::overflow::symmetric>{},
-               tq::fixed_point_rt(tq::fixed_format{6, 2, false}, tq::rounding_mode::down, tq::overflow_mode::symmetric)));
+    CHECK(
+        same(tq::ufixed_point<6, 2, tq::rounding::down, tq::overflow::symmetric>{},
+             tq::fixed_point_rt(tq::fixed_format{6, 2, false}, tq::rounding_mode::down, tq::overflow_mode::symmetric)));
     CHECK(same(tq::fixed_point<4, -2, tq::rounding::up>{}, tq::fixed_point_rt(4, -2, tq::rounding_mode::up)));
 }
 

@@ -27,7 +27,8 @@ std::vector<T> sample(std::size_t n)
     std::normal_distribution<double> d(0, 4);
     std::vector<T> x(n);
     for (auto& v : x) v = T(d(g));
-    x[0] = T(0.5), x[1] = T(-0.5), x[2] = std::numeric_limits<T>::quiet_NaN(), x[3] = std::numeric_limits<T>::infinity();
+    x[0] = T(0.5), x[1] = T(-0.5), x[2] = std::numeric_limits<T>::quiet_NaN(),
+    x[3] = std::numeric_limits<T>::infinity();
     return x;
 }
 
@@ -108,12 +109,14 @@ TEST_CASE("every registered spelling round-trips through to_string")
         CHECK(tq::parse_quantizer("fp8_e4m3,nearest_even,to_infinity").to_string() == "fp8_e4m3");
         CHECK(tq::parse_quantizer("ternary_twn,0.7").to_string() == "ternary");
         CHECK(tq::parse_quantizer("binary_stochastic,1").to_string() == "binary_stochastic");
-        CHECK(tq::to_string(tq::fixed_point<8, 4, tq::rounding::zero, tq::overflow::wrap, false>{}) == "zero,8,4,wrap,unsigned");
+        CHECK(tq::to_string(tq::fixed_point<8, 4, tq::rounding::zero, tq::overflow::wrap, false>{}) ==
+              "zero,8,4,wrap,unsigned");
     }
     SUBCASE("each quantizer gives its range")
     {
         using range = std::pair<double, double>;
-        CHECK(tq::fixed_point_rt(8, 4, tq::rounding_mode::nearest, tq::overflow_mode::symmetric).range() == range(-7.9375, 7.9375));
+        CHECK(tq::fixed_point_rt(8, 4, tq::rounding_mode::nearest, tq::overflow_mode::symmetric).range() ==
+              range(-7.9375, 7.9375));
         CHECK(tq::fixed_point<8, 4>::range() == range(-8, 7.9375));
         CHECK(tq::minifloat(tq::minifloats::fp8_e4m3).range() == range(-448, 448));
         CHECK(tq::minifloat(tq::minifloats::fp8_e5m2).range() == range(-57344, 57344));
@@ -129,20 +132,20 @@ TEST_CASE("a user-defined rounding policy works in the format and the number typ
     using Q = tq::fixed_point<8, 3, nearest_odd>;
     static_assert(tq::RoundingPolicy<nearest_odd>);
     // ties go to the odd neighbour, everything else to the nearest
-    CHECK(Q{}(0.0625f) == 0.125f);    // 0.5 steps -> 1
-    CHECK(Q{}(0.1875f) == 0.125f);    // 1.5 steps -> 1
-    CHECK(Q{}(-0.3125f) == -0.375f);  // -2.5 steps -> -3
-    CHECK(Q{}(0.2f) == 0.25f);        // 1.6 steps -> 2
+    CHECK(Q{}(0.0625f) == 0.125f);   // 0.5 steps -> 1
+    CHECK(Q{}(0.1875f) == 0.125f);   // 1.5 steps -> 1
+    CHECK(Q{}(-0.3125f) == -0.375f); // -2.5 steps -> -3
+    CHECK(Q{}(0.2f) == 0.25f);       // 1.6 steps -> 2
     std::vector<float> x = sample<float>(1000), a(x.size()), b(x.size());
     tq::quantize(Q{}, x, a);
     for (std::size_t i = 0; i < x.size(); ++i) b[i] = Q{}(x[i]);
     CHECK(same_bits(a, b)); // SIMD equals scalar
     using q8 = tq::quantized<float, Q>;
-    CHECK(float(q8(0.125f) * q8(0.25f)) == 0.0f);     // 0.25 steps, below half
-    CHECK(float(q8(0.375f) * q8(1.0f / 6)) == 0.0f);  // 1/6 -> 0.125 (1 step), 0.375 * 0.125 = 0.375 steps
-    CHECK(float(q8(0.5f) * q8(0.125f)) == 0.125f);    // 0.5 steps: a tie, to odd 1
-    CHECK(float(q8(1.5f) * q8(0.125f)) == 0.125f);    // 1.5 steps -> 1 (odd)
-    CHECK(float(q8(2.5f) * q8(0.125f)) == 0.375f);    // 2.5 steps -> 3
+    CHECK(float(q8(0.125f) * q8(0.25f)) == 0.0f);    // 0.25 steps, below half
+    CHECK(float(q8(0.375f) * q8(1.0f / 6)) == 0.0f); // 1/6 -> 0.125 (1 step), 0.375 * 0.125 = 0.375 steps
+    CHECK(float(q8(0.5f) * q8(0.125f)) == 0.125f);   // 0.5 steps: a tie, to odd 1
+    CHECK(float(q8(1.5f) * q8(0.125f)) == 0.125f);   // 1.5 steps -> 1 (odd)
+    CHECK(float(q8(2.5f) * q8(0.125f)) == 0.375f);   // 2.5 steps -> 3
 }
 
 TEST_CASE("a user-defined overflow policy works in the format and the number type")
@@ -192,8 +195,9 @@ TEST_CASE("every documented error derives from tensorquant::error")
     CHECK(kind([] { tq::fixed_point_rt(0, 0); }) == "format");
     CHECK(kind([] { tq::minifloat(tq::minifloat_format{0, 3, 7}); }) == "format");
     CHECK(kind([] { tq::parse_quantizer("nearest,8"); }) == "parse");
-    CHECK(kind([] { nn::add(nn::tensor4<float>::from_shape({1, 1, 1, 2}), nn::tensor4<float>::from_shape({1, 1, 1, 3})); }) ==
-          "shape");
+    CHECK(kind([] {
+              nn::add(nn::tensor4<float>::from_shape({1, 1, 1, 2}), nn::tensor4<float>::from_shape({1, 1, 1, 3}));
+          }) == "shape");
     CHECK(kind([] { tq::read_npy<float>("/nonexistent/x.npy"); }) == "file");
     CHECK(kind([] { nn::scope_map{{"a", "nearest,8,4"}, {"a", "zero,8,4"}}; }) == "config");
     CHECK(kind([] { nn::lenet5().set_quantization({{"Other", "nearest,8,4"}}, {}, {}); }) == "config");
@@ -289,12 +293,14 @@ TEST_CASE("a failed network load changes nothing")
     CHECK_THROWS_WITH_AS(net.load(dir.path), doctest::Contains("LeNet/fc5"), tq::shape_error);
     std::size_t k = 0;
     for (auto const& n : net.nodes())
-        for (auto const& p : net.parameters(n.name)) CHECK(std::vector<float>(p.data, p.data + p.size()) == before[k++]);
+        for (auto const& p : net.parameters(n.name))
+            CHECK(std::vector<float>(p.data, p.data + p.size()) == before[k++]);
     SUBCASE("a whole checkpoint loads")
     {
         saved.save(dir.path);
         net.load(dir.path);
-        CHECK(std::vector<float>(net.parameters("LeNet/conv1")[0].data, net.parameters("LeNet/conv1")[0].data + 150) ==
-              std::vector<float>(saved.parameters("LeNet/conv1")[0].data, saved.parameters("LeNet/conv1")[0].data + 150));
+        CHECK(
+            std::vector<float>(net.parameters("LeNet/conv1")[0].data, net.parameters("LeNet/conv1")[0].data + 150) ==
+            std::vector<float>(saved.parameters("LeNet/conv1")[0].data, saved.parameters("LeNet/conv1")[0].data + 150));
     }
 }

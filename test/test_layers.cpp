@@ -38,7 +38,7 @@ xt::xtensor<To, N> convert(xt::xtensor<From, N> const& x)
 }
 
 // Naive convolution: fn(n, oy, ox, oc, visit) where visit(x index, w index) is called for
-// every (kh, kw, ic) inside the image, in that order. Padding from the SPEC's formulas.
+// every (kh, kw, ic) inside the image, in that order. Padding as the README's layer section defines it.
 struct naive_conv
 {
     std::size_t n, h, w, c, kh, kw, cg, oc, oh, ow;
@@ -75,7 +75,8 @@ struct naive_conv
                         for (std::size_t i = 0; i < kh; ++i)
                             for (std::size_t j = 0; j < kw; ++j)
                                 for (std::size_t k = 0; k < cg; ++k) {
-                                    const long iy = long(y) * sh + long(i) * dh - pt, ix = long(x) * sw + long(j) * dw - pl;
+                                    const long iy = long(y) * sh + long(i) * dh - pt,
+                                               ix = long(x) * sw + long(j) * dw - pl;
                                     if (iy < 0 || ix < 0 || iy >= long(h) || ix >= long(w)) continue;
                                     terms.push_back({((b * h + std::size_t(iy)) * w + std::size_t(ix)) * c + g * cg + k,
                                                      ((i * kw + j) * cg + k) * oc + o});
@@ -148,7 +149,8 @@ TEST_CASE("conv2d float equals a naive reference on shape edge cases")
         double worst = 0;
         ref.each_output([&](std::size_t out, std::size_t o, auto const& terms) {
             double s = b(o), mag = std::abs(b(o));
-            for (auto [xi, wi] : terms) s += double(x.data()[xi]) * w.data()[wi], mag += std::abs(double(x.data()[xi]) * w.data()[wi]);
+            for (auto [xi, wi] : terms)
+                s += double(x.data()[xi]) * w.data()[wi], mag += std::abs(double(x.data()[xi]) * w.data()[wi]);
             worst = std::max(worst, std::abs(y.data()[out] - s) / (mag + 1e-30));
         });
         CHECK(worst < 1e-6); // float accumulation, relative to the sum of magnitudes
@@ -169,7 +171,8 @@ TEST_CASE("intrinsic conv2d and dense equal quantized<T Q> and an exact referenc
     nn::tensor1<float> db = nn::tensor1<float>::from_shape({11});
     fill_random(dx, 4, -3, 3), fill_random(dw, 5), fill_random(db, 6);
 
-    auto check_against_reference = [&](tq::fixed_point_rt const& q, nn::tensor4<float> const& y, nn::tensor2<float> const& dy) {
+    auto check_against_reference = [&](tq::fixed_point_rt const& q, nn::tensor4<float> const& y,
+                                       nn::tensor2<float> const& dy) {
         const intrinsic_reference ref{q.format(), q.rounding(), q.overflow(), q.key()};
         // operands are quantized at their own stream blocks (nn/kernels/intrinsic.hpp)
         const auto xq = nn::kernels::quantized_copy(q, x, nn::kernels::intrinsic_operand_offset(0));
@@ -192,7 +195,8 @@ TEST_CASE("intrinsic conv2d and dense equal quantized<T Q> and an exact referenc
                     continue;
                 }
                 auto [xi, wi] = terms[t++];
-                acc = ref.sum(acc, ref.product(ref.word(xq.data()[xi]), ref.word(wq.data()[wi]), (row * K + kk) * 10 + oc));
+                acc = ref.sum(acc,
+                              ref.product(ref.word(xq.data()[xi]), ref.word(wq.data()[wi]), (row * K + kk) * 10 + oc));
             }
             acc = ref.sum(acc, ref.word(bq(oc)));
             wrong += !equals_word(y.data()[out], acc, q.format().frac);
@@ -214,9 +218,11 @@ TEST_CASE("intrinsic conv2d and dense equal quantized<T Q> and an exact referenc
     SUBCASE("deterministic formats")
     {
         const std::vector<tq::fixed_point_rt> formats = {
-            tq::fixed_point_rt(16, 8), tq::fixed_point_rt(8, 4, tq::rounding_mode::down, tq::overflow_mode::wrap),
+            tq::fixed_point_rt(16, 8),
+            tq::fixed_point_rt(8, 4, tq::rounding_mode::down, tq::overflow_mode::wrap),
             tq::fixed_point_rt(12, 6, tq::rounding_mode::nearest_even, tq::overflow_mode::symmetric),
-            tq::fixed_point_rt(24, 12, tq::rounding_mode::zero), tq::fixed_point_rt(6, -1, tq::rounding_mode::up),
+            tq::fixed_point_rt(24, 12, tq::rounding_mode::zero),
+            tq::fixed_point_rt(6, -1, tq::rounding_mode::up),
             tq::fixed_point_rt(5, 3, tq::rounding_mode::nearest, tq::overflow_mode::saturate)};
         for (auto const& q : formats) {
             CAPTURE(q.format().width);
@@ -246,7 +252,8 @@ TEST_CASE("intrinsic conv2d and dense equal quantized<T Q> and an exact referenc
     }
     SUBCASE("stochastic products use the documented thresholds")
     {
-        const tq::fixed_point_rt q(10, 3, tq::rounding_mode::stochastic, tq::overflow_mode::saturate, tq::rng_key{9, 4});
+        const tq::fixed_point_rt q(10, 3, tq::rounding_mode::stochastic, tq::overflow_mode::saturate,
+                                   tq::rng_key{9, 4});
         const auto y = nn::conv2d_intrinsic(x, w, b, o, q);
         const auto dy = nn::dense_intrinsic(dx, dw, db, q);
         CHECK(check_against_reference(q, y, dy) == 0);
@@ -296,17 +303,22 @@ TEST_CASE("pooling batch norm and element-wise layers")
         big s = 0;
         for (std::size_t iy = 0; iy < 2; ++iy)
             for (std::size_t ix = 0; ix < 2; ++ix) s = ref.sum(s, ref.word(xr(0, iy, ix, 1).value()));
-        CHECK(equals_word(a(0, 0, 0, 1).value(), tqtest::limit_ref(q.overflow(), q.format(), tqtest::round_rational(q.rounding(), s, 4)), 3));
+        CHECK(equals_word(a(0, 0, 0, 1).value(),
+                          tqtest::limit_ref(q.overflow(), q.format(), tqtest::round_rational(q.rounding(), s, 4)), 3));
     }
     SUBCASE("batch norm")
     {
-        nn::tensor1<float> gamma{1.5f, 0.5f, 2.0f}, beta{0.1f, -0.2f, 0.3f}, mean{0.5f, -0.5f, 0.0f}, var{4.0f, 0.25f, 1.0f};
+        nn::tensor1<float> gamma{1.5f, 0.5f, 2.0f}, beta{0.1f, -0.2f, 0.3f}, mean{0.5f, -0.5f, 0.0f},
+            var{4.0f, 0.25f, 1.0f};
         const auto y = nn::batch_norm(x, gamma, beta, mean, var, 1e-3f);
         for (std::size_t c = 0; c < 3; ++c)
-            CHECK(y(1, 2, 3, c) == doctest::Approx((x(1, 2, 3, c) - mean(c)) / std::sqrt(var(c) + 1e-3) * gamma(c) + beta(c)).epsilon(1e-5));
+            CHECK(y(1, 2, 3, c) ==
+                  doctest::Approx((x(1, 2, 3, c) - mean(c)) / std::sqrt(var(c) + 1e-3) * gamma(c) + beta(c))
+                      .epsilon(1e-5));
         // intrinsic: each of TensorQuant's steps rounds, checked on one element by hand
         using V = tq::quantized<float, tq::fixed_point<12, 6>>;
-        const auto yq = nn::batch_norm(convert<V>(x), convert<V>(gamma), convert<V>(beta), convert<V>(mean), convert<V>(var), V(1e-3f));
+        const auto yq = nn::batch_norm(convert<V>(x), convert<V>(gamma), convert<V>(beta), convert<V>(mean),
+                                       convert<V>(var), V(1e-3f));
         V inv = V(1) / sqrt(V(var(0)) + V(1e-3f));
         inv = inv * V(gamma(0));
         const V rest = V(beta(0)) - V(mean(0)) * inv;
@@ -346,11 +358,13 @@ TEST_CASE("shape errors name the layer shapes")
     nn::tensor4<float> w = nn::tensor4<float>::from_shape({3, 3, 2, 4});
     CHECK_THROWS_WITH_AS(nn::conv2d(x, w, nn::tensor1<float>{}), doctest::Contains("[3, 3, 2, 4]"), tq::shape_error);
     nn::tensor4<float> big_w = nn::tensor4<float>::from_shape({7, 7, 3, 4});
-    CHECK_THROWS_WITH_AS(nn::conv2d(x, big_w, nn::tensor1<float>{}), doctest::Contains("does not fit"), tq::shape_error);
+    CHECK_THROWS_WITH_AS(nn::conv2d(x, big_w, nn::tensor1<float>{}), doctest::Contains("does not fit"),
+                         tq::shape_error);
     nn::window_options bad;
     bad.stride = {0, 1};
-    CHECK_THROWS_AS(nn::conv2d(x, nn::tensor4<float>(nn::tensor4<float>::from_shape({3, 3, 3, 4})), nn::tensor1<float>{}, bad),
-                    tq::shape_error);
+    CHECK_THROWS_AS(
+        nn::conv2d(x, nn::tensor4<float>(nn::tensor4<float>::from_shape({3, 3, 3, 4})), nn::tensor1<float>{}, bad),
+        tq::shape_error);
     CHECK_THROWS_WITH_AS(nn::dense(nn::tensor2<float>(nn::tensor2<float>::from_shape({2, 3})),
                                    nn::tensor2<float>(nn::tensor2<float>::from_shape({4, 5})), nn::tensor1<float>{}),
                          doctest::Contains("[4, 5]"), tq::shape_error);
@@ -366,20 +380,22 @@ TEST_CASE("scope maps use the most specific scope and report unknown keys")
     CHECK_THROWS_AS(nn::scope_map({{"a", "nearest,8,4"}, {"a/", "zero,8,4"}}), tq::config_error);
 
     auto net = nn::lenet5();
-    CHECK_THROWS_WITH_AS(net.set_quantization({}, {{"LeNet/conv9", "nearest,8,4"}}, {}), doctest::Contains("LeNet/conv9"),
-                         tq::config_error);
+    CHECK_THROWS_WITH_AS(net.set_quantization({}, {{"LeNet/conv9", "nearest,8,4"}}, {}),
+                         doctest::Contains("LeNet/conv9"), tq::config_error);
     CHECK_THROWS_WITH_AS(net.set_quantization({{"LeNet/fc3", "binary"}}, {}, {}), doctest::Contains("fixed-point"),
                          tq::config_error);
     auto res = nn::small_resnet();
-    CHECK_THROWS_WITH_AS(res.set_quantization({{"ResNet/stem", "stochastic,8,4"}}, {}, {}), doctest::Contains("ResNet/stem/bn"),
-                         tq::config_error);
+    CHECK_THROWS_WITH_AS(res.set_quantization({{"ResNet/stem", "stochastic,8,4"}}, {}, {}),
+                         doctest::Contains("ResNet/stem/bn"), tq::config_error);
     net.set_quantization({{"LeNet/fc3", "nearest,16,8"}}, {{"LeNet", "nearest,8,4"}, {"LeNet/fc5", "nearest,12,6"}},
                          {{"LeNet/conv1", "nearest,4,2"}});
     const auto report = net.quantization_report();
-    CHECK(report.find("LeNet/fc3: intrinsic nearest,16,8 (from LeNet/fc3), extrinsic nearest,8,4 (from LeNet), weights -") !=
+    CHECK(report.find(
+              "LeNet/fc3: intrinsic nearest,16,8 (from LeNet/fc3), extrinsic nearest,8,4 (from LeNet), weights -") !=
           std::string::npos);
     CHECK(report.find("LeNet/fc5: intrinsic -, extrinsic nearest,12,6 (from LeNet/fc5)") != std::string::npos);
-    CHECK(report.find("LeNet/conv1: intrinsic -, extrinsic nearest,8,4 (from LeNet), weights nearest,4,2 (from LeNet/conv1)") !=
+    CHECK(report.find(
+              "LeNet/conv1: intrinsic -, extrinsic nearest,8,4 (from LeNet), weights nearest,4,2 (from LeNet/conv1)") !=
           std::string::npos);
 }
 
@@ -388,11 +404,12 @@ TEST_CASE("JSON quantizer maps")
     const auto m = nn::scope_map::from_json(R"({"LeNet": "nearest,8,4", "LeNet/fc3": "stochastic,16,8"})", "x.json");
     CHECK(m.entries().size() == 2);
     CHECK(m.match("LeNet/fc3")->spec == "stochastic,16,8");
-    CHECK_THROWS_WITH_AS(nn::scope_map::from_json("{\"a\": ", "bad.json"), doctest::Contains("bad.json: not valid JSON"), tq::file_error);
-    CHECK_THROWS_WITH_AS(nn::scope_map::from_json("[1]", "arr.json"), doctest::Contains("arr.json: expected a JSON object"),
-                         tq::file_error);
-    CHECK_THROWS_WITH_AS(nn::scope_map::from_json(R"({"LeNet": 8})", "num.json"), doctest::Contains("'LeNet' must be a quantizer"),
-                         tq::file_error);
+    CHECK_THROWS_WITH_AS(nn::scope_map::from_json("{\"a\": ", "bad.json"),
+                         doctest::Contains("bad.json: not valid JSON"), tq::file_error);
+    CHECK_THROWS_WITH_AS(nn::scope_map::from_json("[1]", "arr.json"),
+                         doctest::Contains("arr.json: expected a JSON object"), tq::file_error);
+    CHECK_THROWS_WITH_AS(nn::scope_map::from_json(R"({"LeNet": 8})", "num.json"),
+                         doctest::Contains("'LeNet' must be a quantizer"), tq::file_error);
     CHECK_THROWS_WITH_AS(nn::scope_map::from_json(R"({"LeNet": "nearst,8,4"})", "typo.json"),
                          doctest::Contains("typo.json: scope 'LeNet'"), tq::parse_error);
     CHECK_THROWS_WITH_AS(nn::scope_map::from_json_file("/nonexistent/q.json"), doctest::Contains("/nonexistent/q.json"),
@@ -424,7 +441,8 @@ TEST_CASE("npy files and network parameters")
     SUBCASE("malformed files")
     {
         write_bytes(dir.path / "magic.npy", "NOTNUMPY");
-        CHECK_THROWS_WITH_AS(tq::read_npy<float>(dir.path / "magic.npy"), doctest::Contains("bad magic"), tq::file_error);
+        CHECK_THROWS_WITH_AS(tq::read_npy<float>(dir.path / "magic.npy"), doctest::Contains("bad magic"),
+                             tq::file_error);
         std::vector<float> v(10, 1.0f);
         tq::write_npy(dir.path / "t.npy", v.data(), {10});
         std::string bytes;
@@ -433,16 +451,19 @@ TEST_CASE("npy files and network parameters")
             bytes.assign(std::istreambuf_iterator<char>(in), {});
         }
         write_bytes(dir.path / "trunc.npy", bytes.substr(0, bytes.size() - 5));
-        CHECK_THROWS_WITH_AS(tq::read_npy<float>(dir.path / "trunc.npy"), doctest::Contains("truncated data"), tq::file_error);
+        CHECK_THROWS_WITH_AS(tq::read_npy<float>(dir.path / "trunc.npy"), doctest::Contains("truncated data"),
+                             tq::file_error);
         std::string ints = bytes;
         ints.replace(ints.find("<f4"), 3, "<i4");
         write_bytes(dir.path / "int.npy", ints);
-        CHECK_THROWS_WITH_AS(tq::read_npy<float>(dir.path / "int.npy"), doctest::Contains("'<i4' is not supported"), tq::file_error);
+        CHECK_THROWS_WITH_AS(tq::read_npy<float>(dir.path / "int.npy"), doctest::Contains("'<i4' is not supported"),
+                             tq::file_error);
         std::string fortran = bytes;
         fortran.replace(fortran.find("False"), 5, "True ");
         write_bytes(dir.path / "f.npy", fortran);
         CHECK_THROWS_WITH_AS(tq::read_npy<float>(dir.path / "f.npy"), doctest::Contains("Fortran"), tq::file_error);
-        CHECK_THROWS_WITH_AS(tq::read_npy<float>(dir.path / "none.npy"), doctest::Contains("none.npy: cannot open"), tq::file_error);
+        CHECK_THROWS_WITH_AS(tq::read_npy<float>(dir.path / "none.npy"), doctest::Contains("none.npy: cannot open"),
+                             tq::file_error);
     }
     SUBCASE("networks save and load by scoped layer name")
     {
@@ -455,10 +476,12 @@ TEST_CASE("npy files and network parameters")
         b.load(dir.path);
         CHECK(a.forward(x) == b.forward(x));
         std::filesystem::remove(dir.path / "LeNet" / "fc4" / "bias.npy");
-        CHECK_THROWS_WITH_AS(b.load(dir.path), doctest::Contains("layer 'LeNet/fc4': parameter 'bias' is missing"), tq::file_error);
+        CHECK_THROWS_WITH_AS(b.load(dir.path), doctest::Contains("layer 'LeNet/fc4': parameter 'bias' is missing"),
+                             tq::file_error);
         std::vector<float> wrong(12, 0.0f);
         tq::write_npy(dir.path / "LeNet" / "fc4" / "bias.npy", wrong.data(), {12});
-        CHECK_THROWS_WITH_AS(b.load(dir.path), doctest::Contains("holds shape [12] but bias has shape [84]"), tq::shape_error);
+        CHECK_THROWS_WITH_AS(b.load(dir.path), doctest::Contains("holds shape [12] but bias has shape [84]"),
+                             tq::shape_error);
     }
 }
 
@@ -502,7 +525,8 @@ TEST_CASE("networks run float extrinsic and intrinsic")
         const auto yf = net.forward(x);
         CHECK(yf.shape(3) == 10);
         CHECK(net.stats().empty());
-        net.set_quantization({{"ResNet", "nearest,16,8"}}, {{"ResNet/fc", "nearest,4,1"}}, {{"ResNet/block2", "nearest,2,2"}});
+        net.set_quantization({{"ResNet", "nearest,16,8"}}, {{"ResNet/fc", "nearest,4,1"}},
+                             {{"ResNet/block2", "nearest,2,2"}});
         net.set_instrumentation(true);
         const auto yi = net.forward(x);
         CHECK(net.forward(x) == yi); // deterministic
@@ -529,7 +553,8 @@ TEST_CASE("networks run float extrinsic and intrinsic")
         t.forward(in);
         REQUIRE(t.stats().size() == 1);
         CHECK(t.stats()[0].saturated == 2);
-        CHECK(t.stats()[0].sqnr_db == doctest::Approx(10 * std::log10((25 + 1 + 20.25 + 3.4 * 3.4) / (2.25 + 0.25 + 0.1 * 0.1))).epsilon(1e-4));
+        CHECK(t.stats()[0].sqnr_db ==
+              doctest::Approx(10 * std::log10((25 + 1 + 20.25 + 3.4 * 3.4) / (2.25 + 0.25 + 0.1 * 0.1))).epsilon(1e-4));
         net.set_instrumentation(false);
         net.clear_stats();
         net.forward(x);

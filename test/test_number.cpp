@@ -16,10 +16,10 @@ using tqtest::big;
 
 namespace {
 
-constexpr std::array deterministic_roundings = {
-    tq::rounding_mode::nearest,      tq::rounding_mode::nearest_even, tq::rounding_mode::nearest_up,
-    tq::rounding_mode::nearest_down, tq::rounding_mode::nearest_zero, tq::rounding_mode::zero,
-    tq::rounding_mode::down,         tq::rounding_mode::up};
+constexpr std::array deterministic_roundings = {tq::rounding_mode::nearest,      tq::rounding_mode::nearest_even,
+                                                tq::rounding_mode::nearest_up,   tq::rounding_mode::nearest_down,
+                                                tq::rounding_mode::nearest_zero, tq::rounding_mode::zero,
+                                                tq::rounding_mode::down,         tq::rounding_mode::up};
 constexpr std::array overflows = {tq::overflow_mode::saturate, tq::overflow_mode::symmetric, tq::overflow_mode::wrap};
 
 // Words of the format: value = word 2^-F.
@@ -85,8 +85,9 @@ bool same_word(T got, big const& want, int frac)
 TEST_CASE("quantized_rt matches the exact reference exhaustively on small formats")
 {
     using V = tq::quantized_rt<float>;
-    const std::array formats = {tq::fixed_format{5, 2, true}, tq::fixed_format{5, -1, true}, tq::fixed_format{4, 6, true},
-                                tq::fixed_format{6, 0, true}, tq::fixed_format{5, 2, false}, tq::fixed_format{1, 0, true}};
+    const std::array formats = {tq::fixed_format{5, 2, true},  tq::fixed_format{5, -1, true},
+                                tq::fixed_format{4, 6, true},  tq::fixed_format{6, 0, true},
+                                tq::fixed_format{5, 2, false}, tq::fixed_format{1, 0, true}};
     long long checked = 0, wrong = 0;
     for (auto f : formats)
         for (auto r : deterministic_roundings)
@@ -99,14 +100,15 @@ TEST_CASE("quantized_rt matches the exact reference exhaustively on small format
                     if (!same_word(got, want, f.frac)) {
                         if (++wrong <= 5)
                             FAIL_CHECK(op << " W=" << f.width << " F=" << f.frac << (f.is_signed ? "" : " unsigned")
-                                          << " " << tq::to_string(r) << " overflow " << int(o) << ": words " << a << ", "
-                                          << b << " gave " << got << ", want word " << want);
+                                          << " " << tq::to_string(r) << " overflow " << int(o) << ": words " << a
+                                          << ", " << b << " gave " << got << ", want word " << want);
                     }
                 };
                 for (auto a : words) {
                     const V va = V::from_raw(value_of_word<float>(a, f.frac));
                     if (a >= 0) check(sqrt(va).value(), ref.sqrt(a), "sqrt", a, 0);
-                    for (std::int64_t n = 1; n <= 5; ++n) check(divide(va, n).value(), ref.div_int(a, n), "divide", a, n);
+                    for (std::int64_t n = 1; n <= 5; ++n)
+                        check(divide(va, n).value(), ref.div_int(a, n), "divide", a, n);
                     for (auto b : words) {
                         const V vb = V::from_raw(value_of_word<float>(b, f.frac));
                         check((va + vb).value(), ref.add(a, b), "+", a, b);
@@ -131,7 +133,8 @@ TEST_CASE("quantized_rt matches the exact reference on random words of wide form
                 const tq::number_scope scope(tq::fixed_point_rt(f, r, o));
                 const op_reference ref{f, r, o};
                 const std::int64_t lo = f.is_signed ? -(std::int64_t(1) << (f.width - 1)) : 0;
-                const std::int64_t hi = f.is_signed ? (std::int64_t(1) << (f.width - 1)) - 1 : (std::int64_t(1) << f.width) - 1;
+                const std::int64_t hi =
+                    f.is_signed ? (std::int64_t(1) << (f.width - 1)) - 1 : (std::int64_t(1) << f.width) - 1;
                 std::uniform_int_distribution<std::int64_t> full(lo, hi), small(-64, 64);
                 int wrong = 0;
                 for (int i = 0; i < 400; ++i) {
@@ -139,7 +142,8 @@ TEST_CASE("quantized_rt matches the exact reference on random words of wide form
                     const std::int64_t a = i % 3 == 0 ? small(gen) : full(gen);
                     const std::int64_t b = i % 2 == 0 ? small(gen) : full(gen);
                     if (!f.is_signed && (a < 0 || b < 0)) continue;
-                    const V va = V::from_raw(value_of_word<T>(a, f.frac)), vb = V::from_raw(value_of_word<T>(b, f.frac));
+                    const V va = V::from_raw(value_of_word<T>(a, f.frac)),
+                            vb = V::from_raw(value_of_word<T>(b, f.frac));
                     wrong += !same_word((va + vb).value(), ref.add(a, b), f.frac);
                     wrong += !same_word((va - vb).value(), ref.sub(a, b), f.frac);
                     wrong += !same_word((va * vb).value(), ref.mul(a, b), f.frac);
@@ -157,26 +161,29 @@ TEST_CASE("quantized_rt matches the exact reference on random words of wide form
     run(double{}, tq::fixed_format{40, 60, true});
 }
 
-using fixed_types = std::tuple<tq::quantized<float, tq::fixed_point<8, 4>>,
-                               tq::quantized<float, tq::fixed_point<12, 6, tq::rounding::nearest_even, tq::overflow::symmetric>>,
-                               tq::quantized<float, tq::fixed_point<24, 12, tq::rounding::down, tq::overflow::wrap>>,
-                               tq::quantized<double, tq::fixed_point<53, 20, tq::rounding::zero>>,
-                               tq::quantized<float, tq::ufixed_point<6, 2, tq::rounding::up>>>;
+using fixed_types =
+    std::tuple<tq::quantized<float, tq::fixed_point<8, 4>>,
+               tq::quantized<float, tq::fixed_point<12, 6, tq::rounding::nearest_even, tq::overflow::symmetric>>,
+               tq::quantized<float, tq::fixed_point<24, 12, tq::rounding::down, tq::overflow::wrap>>,
+               tq::quantized<double, tq::fixed_point<53, 20, tq::rounding::zero>>,
+               tq::quantized<float, tq::ufixed_point<6, 2, tq::rounding::up>>>;
 
-TEST_CASE_TEMPLATE_DEFINE("quantized with a compile-time format equals quantized_rt bit for bit", V, compile_time_equals_runtime)
+TEST_CASE_TEMPLATE_DEFINE("quantized with a compile-time format equals quantized_rt bit for bit", V,
+                          compile_time_equals_runtime)
 {
     using T = typename V::value_type;
     using Q = typename V::quantizer_type;
     static_assert(sizeof(V) == sizeof(T));
     static_assert(std::is_trivially_copyable_v<V> && std::is_standard_layout_v<V>);
-    const tq::number_scope scope(
-        tq::fixed_point_rt(Q::format, tq::rounding_mode_of<typename Q::rounding_policy>(),
-                           std::is_same_v<typename Q::overflow_policy, tq::overflow::saturate>    ? tq::overflow_mode::saturate
-                           : std::is_same_v<typename Q::overflow_policy, tq::overflow::symmetric> ? tq::overflow_mode::symmetric
-                                                                                                  : tq::overflow_mode::wrap));
+    const tq::number_scope scope(tq::fixed_point_rt(
+        Q::format, tq::rounding_mode_of<typename Q::rounding_policy>(),
+        std::is_same_v<typename Q::overflow_policy, tq::overflow::saturate>    ? tq::overflow_mode::saturate
+        : std::is_same_v<typename Q::overflow_policy, tq::overflow::symmetric> ? tq::overflow_mode::symmetric
+                                                                               : tq::overflow_mode::wrap));
     using R = tq::quantized_rt<T>;
     std::mt19937_64 gen(7);
-    std::uniform_real_distribution<T> dist(T(-3) * T(std::numeric_limits<V>::max()), T(3) * T(std::numeric_limits<V>::max()));
+    std::uniform_real_distribution<T> dist(T(-3) * T(std::numeric_limits<V>::max()),
+                                           T(3) * T(std::numeric_limits<V>::max()));
     int wrong = 0;
     for (int i = 0; i < 3000; ++i) {
         const T x = dist(gen) / (i % 4 == 0 ? T(1) : T(1 << (i % 9))), y = dist(gen) / T(1 << (i % 7));
@@ -195,19 +202,21 @@ TEST_CASE_TEMPLATE_DEFINE("quantized with a compile-time format equals quantized
 }
 TEST_CASE_TEMPLATE_APPLY(compile_time_equals_runtime, fixed_types);
 
-using integer_types = std::tuple<tq::quantized<std::int64_t, tq::fixed_point<64, 32>>,
-                                 tq::quantized<std::int64_t, tq::fixed_point<64, -8, tq::rounding::nearest_even>>,
-                                 tq::quantized<std::int64_t, tq::fixed_point<64, 64, tq::rounding::down, tq::overflow::wrap>>,
-                                 tq::quantized<std::int64_t, tq::ufixed_point<63, 10, tq::rounding::nearest_up>>,
-                                 tq::quantized<std::int64_t, tq::fixed_point<40, 20, tq::rounding::zero, tq::overflow::symmetric>>>;
+using integer_types =
+    std::tuple<tq::quantized<std::int64_t, tq::fixed_point<64, 32>>,
+               tq::quantized<std::int64_t, tq::fixed_point<64, -8, tq::rounding::nearest_even>>,
+               tq::quantized<std::int64_t, tq::fixed_point<64, 64, tq::rounding::down, tq::overflow::wrap>>,
+               tq::quantized<std::int64_t, tq::ufixed_point<63, 10, tq::rounding::nearest_up>>,
+               tq::quantized<std::int64_t, tq::fixed_point<40, 20, tq::rounding::zero, tq::overflow::symmetric>>>;
 
 TEST_CASE_TEMPLATE_DEFINE("quantized with integer storage is exact up to 64 bits", V, integer_storage)
 {
     using Q = typename V::quantizer_type;
     constexpr tq::fixed_format f = Q::format;
-    constexpr tq::overflow_mode o = std::is_same_v<typename Q::overflow_policy, tq::overflow::saturate>    ? tq::overflow_mode::saturate
-                                    : std::is_same_v<typename Q::overflow_policy, tq::overflow::symmetric> ? tq::overflow_mode::symmetric
-                                                                                                            : tq::overflow_mode::wrap;
+    constexpr tq::overflow_mode o =
+        std::is_same_v<typename Q::overflow_policy, tq::overflow::saturate>    ? tq::overflow_mode::saturate
+        : std::is_same_v<typename Q::overflow_policy, tq::overflow::symmetric> ? tq::overflow_mode::symmetric
+                                                                               : tq::overflow_mode::wrap;
     const op_reference ref{f, tq::rounding_mode_of<typename Q::rounding_policy>(), o};
     static_assert(sizeof(V) == 8);
     const std::int64_t lo = std::numeric_limits<V>::lowest().raw(), hi = std::numeric_limits<V>::max().raw();
@@ -235,7 +244,8 @@ TEST_CASE_TEMPLATE_DEFINE("quantized with integer storage is exact up to 64 bits
     // construction: doubles are quantized exactly (encode), integers convert exactly
     const double x = -12345.678901;
     CHECK(big(V(x).raw()) == tqtest::fixed_ref(f, ref.r, o, x));
-    CHECK(big(V(std::int64_t(3)).raw()) == expected(f, ref.r, o, f.frac >= 0 ? big(3) << f.frac : big(3), f.frac >= 0 ? big(1) : tqtest::pow2(-f.frac)));
+    CHECK(big(V(std::int64_t(3)).raw()) ==
+          expected(f, ref.r, o, f.frac >= 0 ? big(3) << f.frac : big(3), f.frac >= 0 ? big(1) : tqtest::pow2(-f.frac)));
     CHECK_THROWS_AS(V(1.0) / V(0.0), tq::arithmetic_error);
     CHECK_THROWS_AS(V(std::nan("")), tq::arithmetic_error);
 }
@@ -243,7 +253,7 @@ TEST_CASE_TEMPLATE_APPLY(integer_storage, integer_types);
 
 TEST_CASE("quantized tie and saturation cases")
 {
-    using N = tq::quantized<float, tq::fixed_point<8, 1>>;                                  // step 0.5, range [-64, 63.5]
+    using N = tq::quantized<float, tq::fixed_point<8, 1>>; // step 0.5, range [-64, 63.5]
     using E = tq::quantized<float, tq::fixed_point<8, 1, tq::rounding::nearest_even>>;
     using D = tq::quantized<float, tq::fixed_point<8, 1, tq::rounding::down>>;
     using W = tq::quantized<float, tq::fixed_point<8, 1, tq::rounding::nearest, tq::overflow::wrap>>;
@@ -305,9 +315,9 @@ TEST_CASE("quantized special values and mixing rules")
     SUBCASE("a plain operand is quantized first, in the wider type")
     {
         const N a(1.0f);
-        CHECK(float(a * 0.1) == float(N(0.1)));       // double constant, quantized once in double
-        CHECK(float(a + 0.001f) == 1.0f);             // 0.001 quantizes to 0 with F = 8
-        CHECK(float(N(3)) == 3.0f);                   // integers convert exactly when representable
+        CHECK(float(a * 0.1) == float(N(0.1)));                // double constant, quantized once in double
+        CHECK(float(a + 0.001f) == 1.0f);                      // 0.001 quantizes to 0 with F = 8
+        CHECK(float(N(3)) == 3.0f);                            // integers convert exactly when representable
         CHECK(float(divide(N(1.0f), 3)) == float(N(1.0 / 3))); // exact integer divisor
         static_assert(!std::is_convertible_v<N, float>, "conversion back to float is explicit");
         static_assert(std::is_convertible_v<float, N>);

@@ -70,7 +70,8 @@ TEST_CASE_TEMPLATE("binary ternary sparse and identity", T, float, double)
         alpha /= n;
         auto y = bulk(tq::ternary_twn{}, x);
         for (std::size_t i = 0; i < x.size(); ++i) {
-            if (std::fabs(x[i]) > thr * T(1.0001)) CHECK(std::fabs(double(y[i])) == doctest::Approx(alpha).epsilon(1e-6));
+            if (std::fabs(x[i]) > thr * T(1.0001))
+                CHECK(std::fabs(double(y[i])) == doctest::Approx(alpha).epsilon(1e-6));
             if (std::fabs(x[i]) < thr * T(0.9999)) CHECK(y[i] == T(0));
             if (y[i] != 0) CHECK(std::signbit(y[i]) == std::signbit(x[i]));
         }
@@ -81,10 +82,7 @@ TEST_CASE_TEMPLATE("binary ternary sparse and identity", T, float, double)
         for (std::size_t i = 0; i < x.size(); ++i) CHECK(y[i] == (std::fabs(x[i]) > T(0.3) ? x[i] : T(0)));
         CHECK(!std::signbit(y[6]));
     }
-    SUBCASE("identity")
-    {
-        CHECK(bulk(tq::identity{}, x) == x);
-    }
+    SUBCASE("identity") { CHECK(bulk(tq::identity{}, x) == x); }
     SUBCASE("stochastic binary: P(+1) is clip((x+1)/2)")
     {
         const tq::binary_stochastic q(1.0, {5, 6});
@@ -113,8 +111,10 @@ TEST_CASE_TEMPLATE("logarithmic equals the exact reference", T, float, double)
             auto v = tqtest::exact(std::fabs(x)); // |x| = mant 2^exp
             const int lhs_shift = 2 * v.exp - (2 * e + 1);
             big lhs = v.mant * v.mant, rhs = 1;
-            if (lhs_shift >= 0) lhs <<= lhs_shift;
-            else rhs <<= -lhs_shift;
+            if (lhs_shift >= 0)
+                lhs <<= lhs_shift;
+            else
+                rhs <<= -lhs_shift;
             if (lhs >= rhs) ++e;
         }
         if (e < e_min) return std::copysign(T(0), x);
@@ -157,8 +157,8 @@ TEST_CASE_TEMPLATE("logarithmic equals the exact reference", T, float, double)
     {
         CHECK_THROWS_WITH_AS(tq::logarithmic(tq::log_rounding::floor, 3, 1), doctest::Contains("above e_max"),
                              tq::format_error);
-        CHECK_THROWS_WITH_AS(tq::logarithmic(tq::log_rounding::floor, -2000, 0)(T(1)), doctest::Contains("must lie within"),
-                             tq::format_error);
+        CHECK_THROWS_WITH_AS(tq::logarithmic(tq::log_rounding::floor, -2000, 0)(T(1)),
+                             doctest::Contains("must lie within"), tq::format_error);
     }
 }
 
@@ -172,8 +172,10 @@ std::vector<double> minifloat_values(tq::minifloat_format f)
         for (int mf = 0; mf < (1 << M); ++mf) {
             if (f.ieee_specials && ef == top_field) continue;
             if (!f.ieee_specials && ef == top_field && mf == (1 << M) - 1) continue; // NaN code
-            if (ef == 0) v.push_back(std::ldexp(double(mf), f.min_exponent() - M));
-            else v.push_back(std::ldexp(double((1 << M) + mf), ef - f.bias - M));
+            if (ef == 0)
+                v.push_back(std::ldexp(double(mf), f.min_exponent() - M));
+            else
+                v.push_back(std::ldexp(double((1 << M) + mf), ef - f.bias - M));
         }
     return v;
 }
@@ -185,21 +187,31 @@ T minifloat_ref(std::vector<double> const& vals, tq::minifloat const& q, T x, do
     const double a = std::fabs(double(x));
     const double max = vals.back();
     const double ulp_max = std::ldexp(1.0, q.format.max_exponent() - q.format.mantissa_bits);
-    const T over = q.overflow == tq::minifloat_overflow::saturate
-                       ? T(max)
-                       : (q.format.ieee_specials ? std::numeric_limits<T>::infinity() : std::numeric_limits<T>::quiet_NaN());
+    const T over =
+        q.overflow == tq::minifloat_overflow::saturate
+            ? T(max)
+            : (q.format.ieee_specials ? std::numeric_limits<T>::infinity() : std::numeric_limits<T>::quiet_NaN());
     double r;
     if (std::isinf(a) || a >= max + ulp_max) return std::copysign(over, x);
     auto it = std::upper_bound(vals.begin(), vals.end(), a);
     const std::size_t k = std::size_t(it - vals.begin()) - 1; // vals[k] <= a
     const double lo = vals[k], hi = k + 1 < vals.size() ? vals[k + 1] : max + ulp_max;
-    if (a == lo) r = lo;
+    if (a == lo)
+        r = lo;
     else {
         switch (q.rounding) {
-        case tq::rounding_mode::zero: r = lo; break;
-        case tq::rounding_mode::nearest: r = 2 * a >= lo + hi ? hi : lo; break;
-        case tq::rounding_mode::stochastic: r = (a - lo) > u * (hi - lo) ? hi : lo; break;
-        default: r = 2 * a > lo + hi ? hi : (2 * a < lo + hi ? lo : (k % 2 == 0 ? lo : hi)); break;
+        case tq::rounding_mode::zero:
+            r = lo;
+            break;
+        case tq::rounding_mode::nearest:
+            r = 2 * a >= lo + hi ? hi : lo;
+            break;
+        case tq::rounding_mode::stochastic:
+            r = (a - lo) > u * (hi - lo) ? hi : lo;
+            break;
+        default:
+            r = 2 * a > lo + hi ? hi : (2 * a < lo + hi ? lo : (k % 2 == 0 ? lo : hi));
+            break;
         }
     }
     if (r > max) return std::copysign(over, x);
@@ -228,7 +240,8 @@ void check_minifloat(tq::minifloat const& q, std::size_t random_count)
     x.push_back(std::numeric_limits<T>::quiet_NaN());
     std::mt19937_64 g(11);
     std::uniform_real_distribution<double> m(1, 2);
-    std::uniform_int_distribution<int> e(q.format.min_exponent() - q.format.mantissa_bits - 2, q.format.max_exponent() + 1);
+    std::uniform_int_distribution<int> e(q.format.min_exponent() - q.format.mantissa_bits - 2,
+                                         q.format.max_exponent() + 1);
     for (std::size_t i = 0; i < random_count; ++i) x.push_back(T(std::ldexp(m(g), e(g))) * (i % 2 ? T(1) : T(-1)));
     const auto y = bulk(q, x);
     std::size_t bad = 0;
@@ -248,18 +261,20 @@ void check_minifloat(tq::minifloat const& q, std::size_t random_count)
 
 TEST_CASE_TEMPLATE("minifloat equals the exact reference", T, float, double)
 {
-    const tq::rounding_mode modes[] = {tq::rounding_mode::nearest_even, tq::rounding_mode::nearest, tq::rounding_mode::zero,
-                                       tq::rounding_mode::stochastic};
+    const tq::rounding_mode modes[] = {tq::rounding_mode::nearest_even, tq::rounding_mode::nearest,
+                                       tq::rounding_mode::zero, tq::rounding_mode::stochastic};
     for (auto fmt : {tq::minifloats::fp8_e4m3, tq::minifloats::fp8_e5m2, tq::minifloats::fp16, tq::minifloats::bf16,
                      tq::minifloat_format{3, 2, 3, false, true}})
         for (auto r : modes)
             for (auto o : {tq::minifloat_overflow::to_infinity, tq::minifloat_overflow::saturate}) {
-                INFO(tq::detail::describe(fmt) << " " << tq::to_string(r) << (o == tq::minifloat_overflow::saturate ? " saturate" : ""));
+                INFO(tq::detail::describe(fmt)
+                     << " " << tq::to_string(r) << (o == tq::minifloat_overflow::saturate ? " saturate" : ""));
                 check_minifloat<T>(tq::minifloat(fmt, r, o, {3, 4}), 20000);
             }
     SUBCASE("presets")
     {
-        CHECK(tq::minifloat(tq::minifloats::fp8_e4m3, tq::rounding_mode::nearest_even, tq::minifloat_overflow::saturate)(T(1000)) == T(448));
+        CHECK(tq::minifloat(tq::minifloats::fp8_e4m3, tq::rounding_mode::nearest_even,
+                            tq::minifloat_overflow::saturate)(T(1000)) == T(448));
         CHECK(std::isnan(tq::minifloat(tq::minifloats::fp8_e4m3)(T(1000))));
         CHECK(tq::minifloat(tq::minifloats::fp8_e5m2)(T(57344)) == T(57344));
         CHECK(std::isinf(tq::minifloat(tq::minifloats::fp16)(T(65520))));
@@ -270,9 +285,10 @@ TEST_CASE_TEMPLATE("minifloat equals the exact reference", T, float, double)
     }
     SUBCASE("bad formats")
     {
-        CHECK_THROWS_WITH_AS(tq::minifloat(tq::minifloat_format{0, 3, 7}), doctest::Contains("exponent bits"), tq::format_error);
-        CHECK_THROWS_WITH_AS(tq::minifloat(tq::minifloats::fp16, tq::rounding_mode::up), doctest::Contains("not sign-symmetric"),
+        CHECK_THROWS_WITH_AS(tq::minifloat(tq::minifloat_format{0, 3, 7}), doctest::Contains("exponent bits"),
                              tq::format_error);
+        CHECK_THROWS_WITH_AS(tq::minifloat(tq::minifloats::fp16, tq::rounding_mode::up),
+                             doctest::Contains("not sign-symmetric"), tq::format_error);
         if constexpr (sizeof(T) == 4)
             CHECK_THROWS_WITH_AS(tq::minifloat(tq::minifloat_format{11, 30, 1023})(T(1)),
                                  doctest::Contains("not exactly representable in float"), tq::format_error);

@@ -39,19 +39,18 @@ dvar weighted_sum(dtape& t, dvar out, std::uint64_t seed)
     auto r = random_tensor(std::vector<std::size_t>(t.value(out).shape().begin(), t.value(out).shape().end()), seed);
     xt::xarray<double> s = xt::xarray<double>::from_shape({1});
     s(0) = xt::sum(t.value(out) * r)();
-    return t.record(
-        std::move(s),
-        [out, r](dtape& tp, dvar o) {
-            const double g = tp.grad(o)(0);
-            auto& d = tp.grad(out);
-            for (std::size_t i = 0; i < d.size(); ++i) d.data()[i] += g * r.data()[i];
-        },
-        {out});
+    return t.record(std::move(s),
+                    [out, r](dtape& tp, dvar o) {
+                        const double g = tp.grad(o)(0);
+                        auto& d = tp.grad(out);
+                        for (std::size_t i = 0; i < d.size(); ++i) d.data()[i] += g * r.data()[i];
+                    },
+                    {out});
 }
 
 // Compares the tape's gradient of every input with central differences.
-void check_gradients(std::vector<xt::xarray<double>> inputs, std::function<dvar(dtape&, std::vector<dvar> const&)> const& op,
-                     double tolerance = 1e-6)
+void check_gradients(std::vector<xt::xarray<double>> inputs,
+                     std::function<dvar(dtape&, std::vector<dvar> const&)> const& op, double tolerance = 1e-6)
 {
     auto evaluate = [&](std::vector<xt::xarray<double>> const& in, std::vector<xt::xarray<double>>* grads) {
         dtape t;
@@ -77,7 +76,8 @@ void check_gradients(std::vector<xt::xarray<double>> inputs, std::function<dvar(
             worst = std::max(worst, std::abs(numeric - analytic[k].data()[i]));
             scale = std::max(scale, std::abs(numeric));
         }
-        CHECK_MESSAGE(worst / scale < tolerance, "input " << k << ": worst difference " << worst << " for gradients up to " << scale);
+        CHECK_MESSAGE(worst / scale < tolerance,
+                      "input " << k << ": worst difference " << worst << " for gradients up to " << scale);
     }
 }
 
@@ -113,19 +113,24 @@ TEST_CASE("layer gradients equal finite differences")
     {
         nn::pool_options same;
         same.padding = nn::padding_mode::same;
-        check_gradients({random_tensor({2, 5, 5, 3}, 7)}, [same](dtape& t, auto const& v) { return tr::max_pool(t, v[0], same); });
+        check_gradients({random_tensor({2, 5, 5, 3}, 7)},
+                        [same](dtape& t, auto const& v) { return tr::max_pool(t, v[0], same); });
         // 2x2 windows with stride 2 and no padding take a path of their own
-        check_gradients({random_tensor({2, 6, 4, 3}, 27)}, [](dtape& t, auto const& v) { return tr::max_pool(t, v[0]); });
-        check_gradients({random_tensor({2, 5, 5, 3}, 8)}, [same](dtape& t, auto const& v) { return tr::avg_pool(t, v[0], same); });
-        check_gradients({random_tensor({2, 4, 3, 3}, 9)}, [](dtape& t, auto const& v) { return tr::global_avg_pool(t, v[0]); });
+        check_gradients({random_tensor({2, 6, 4, 3}, 27)},
+                        [](dtape& t, auto const& v) { return tr::max_pool(t, v[0]); });
+        check_gradients({random_tensor({2, 5, 5, 3}, 8)},
+                        [same](dtape& t, auto const& v) { return tr::avg_pool(t, v[0], same); });
+        check_gradients({random_tensor({2, 4, 3, 3}, 9)},
+                        [](dtape& t, auto const& v) { return tr::global_avg_pool(t, v[0]); });
     }
     SUBCASE("batch norm in training and inference form")
     {
         check_gradients({random_tensor({3, 2, 2, 4}, 10), random_tensor({4}, 11, 0.5, 1.5), random_tensor({4}, 12)},
                         [](dtape& t, auto const& v) { return tr::batch_norm(t, v[0], v[1], v[2], 1e-3); });
         const std::vector<double> mean{0.1, -0.2, 0.3, 0.0}, var{0.5, 1.5, 2.0, 0.8};
-        check_gradients({random_tensor({3, 2, 2, 4}, 13), random_tensor({4}, 14), random_tensor({4}, 15)},
-                        [&](dtape& t, auto const& v) { return tr::batch_norm_inference(t, v[0], v[1], v[2], mean, var, 1e-3); });
+        check_gradients(
+            {random_tensor({3, 2, 2, 4}, 13), random_tensor({4}, 14), random_tensor({4}, 15)},
+            [&](dtape& t, auto const& v) { return tr::batch_norm_inference(t, v[0], v[1], v[2], mean, var, 1e-3); });
     }
     SUBCASE("activations add concat flatten")
     {
@@ -138,18 +143,23 @@ TEST_CASE("layer gradients equal finite differences")
         check_gradients({random_tensor({2, 3, 3, 2}, 17), random_tensor({2, 3, 3, 2}, 18)},
                         [](dtape& t, auto const& v) { return tr::add(t, v[0], v[1]); });
         check_gradients({random_tensor({2, 3, 3, 2}, 19), random_tensor({2, 3, 3, 3}, 20)},
-                        [](dtape& t, auto const& v) { return tr::concat(t, std::vector<dvar>{v[0], v[1]}); });
-        check_gradients({random_tensor({2, 3, 3, 2}, 21)}, [](dtape& t, auto const& v) { return tr::flatten(t, v[0]); });
+                        [](dtape& t, auto const& v) {
+                            return tr::concat(t, std::vector<dvar>{v[0], v[1]});
+                        });
+        check_gradients({random_tensor({2, 3, 3, 2}, 21)},
+                        [](dtape& t, auto const& v) { return tr::flatten(t, v[0]); });
     }
     SUBCASE("softmax, softmax cross-entropy and L2 weight decay")
     {
-        check_gradients({random_tensor({3, 1, 1, 5}, 26, -3, 3)}, [](dtape& t, auto const& v) { return tr::softmax(t, v[0]); });
+        check_gradients({random_tensor({3, 1, 1, 5}, 26, -3, 3)},
+                        [](dtape& t, auto const& v) { return tr::softmax(t, v[0]); });
         const std::vector<int> labels{2, 0, 4};
         check_gradients({random_tensor({3, 1, 1, 5}, 22, -3, 3)},
                         [&](dtape& t, auto const& v) { return tr::softmax_cross_entropy(t, v[0], labels); });
-        check_gradients({random_tensor({1}, 23), random_tensor({3, 4}, 24), random_tensor({5}, 25)}, [](dtape& t, auto const& v) {
-            return tr::l2_penalty(t, v[0], std::vector<dvar>{v[1], v[2]}, 0.01);
-        });
+        check_gradients({random_tensor({1}, 23), random_tensor({3, 4}, 24), random_tensor({5}, 25)},
+                        [](dtape& t, auto const& v) {
+                            return tr::l2_penalty(t, v[0], std::vector<dvar>{v[1], v[2]}, 0.01);
+                        });
     }
 }
 
@@ -212,7 +222,8 @@ TEST_CASE("TQT forward and gradients follow the paper's formulas")
         std::vector<float> v{-4.0f, 1.0f, 2.0f, 1.0f};
         CHECK(tr::tqt_initial_log2<float>(v, tr::tqt_init::max_abs) == doctest::Approx(2.0));
         // mean 0, sigma sqrt(5.5): t = 3 sqrt(5.5)
-        CHECK(tr::tqt_initial_log2<float>(v, tr::tqt_init::mean_three_sigma) == doctest::Approx(std::log2(3 * std::sqrt(5.5))));
+        CHECK(tr::tqt_initial_log2<float>(v, tr::tqt_init::mean_three_sigma) ==
+              doctest::Approx(std::log2(3 * std::sqrt(5.5))));
         CHECK_THROWS_AS(tr::tqt_initial_log2<float>({}, tr::tqt_init::max_abs), tq::shape_error);
     }
 }
@@ -226,7 +237,8 @@ void write_gz(std::filesystem::path const& p, std::vector<unsigned char> const& 
     gzwrite(f, bytes.data(), unsigned(bytes.size()));
     gzclose(f);
 }
-std::vector<unsigned char> idx(std::uint32_t magic, std::vector<std::uint32_t> dims, std::size_t data_bytes, unsigned char fill = 7)
+std::vector<unsigned char> idx(std::uint32_t magic, std::vector<std::uint32_t> dims, std::size_t data_bytes,
+                               unsigned char fill = 7)
 {
     std::vector<unsigned char> b;
     auto put = [&](std::uint32_t v) {
@@ -260,19 +272,22 @@ TEST_CASE("IDX loader")
                              doctest::Contains("dataset-fashion-mnist"), tq::file_error);
         write_gz(dir.path / "t10k-images-idx3-ubyte.gz", idx(0x803, {3, 4, 5}, 60));
         write_gz(dir.path / "t10k-labels-idx1-ubyte.gz", idx(0x801, {3}, 3));
-        CHECK_THROWS_WITH_AS(tq::data::load_fashion_mnist(tq::data::split::test, dir.path), doctest::Contains("28x28, this file has 4x5"),
-                             tq::file_error);
+        CHECK_THROWS_WITH_AS(tq::data::load_fashion_mnist(tq::data::split::test, dir.path),
+                             doctest::Contains("28x28, this file has 4x5"), tq::file_error);
         write_gz(dir.path / "magic.gz", idx(0x802, {3, 4, 5}, 60));
-        CHECK_THROWS_WITH_AS(tq::data::load_idx(dir.path / "magic.gz", labels), doctest::Contains("bad magic number 0x00000802"),
-                             tq::file_error);
+        CHECK_THROWS_WITH_AS(tq::data::load_idx(dir.path / "magic.gz", labels),
+                             doctest::Contains("bad magic number 0x00000802"), tq::file_error);
         write_gz(dir.path / "short.gz", idx(0x803, {3, 4, 5}, 59));
-        CHECK_THROWS_WITH_AS(tq::data::load_idx(dir.path / "short.gz", labels), doctest::Contains("truncated"), tq::file_error);
-        write_gz(dir.path / "head.gz", std::vector<unsigned char>{0, 0, 8, 3, 0, 0});
-        CHECK_THROWS_WITH_AS(tq::data::load_idx(dir.path / "head.gz", labels), doctest::Contains("truncated IDX header"), tq::file_error);
-        write_gz(dir.path / "two.gz", idx(0x801, {2}, 2));
-        CHECK_THROWS_WITH_AS(tq::data::load_idx(images, dir.path / "two.gz"), doctest::Contains("2 labels for the 3 images"),
+        CHECK_THROWS_WITH_AS(tq::data::load_idx(dir.path / "short.gz", labels), doctest::Contains("truncated"),
                              tq::file_error);
-        CHECK_THROWS_WITH_AS(tq::data::load_idx(images, labels, "", 5), doctest::Contains("is not below 5"), tq::file_error);
+        write_gz(dir.path / "head.gz", std::vector<unsigned char>{0, 0, 8, 3, 0, 0});
+        CHECK_THROWS_WITH_AS(tq::data::load_idx(dir.path / "head.gz", labels),
+                             doctest::Contains("truncated IDX header"), tq::file_error);
+        write_gz(dir.path / "two.gz", idx(0x801, {2}, 2));
+        CHECK_THROWS_WITH_AS(tq::data::load_idx(images, dir.path / "two.gz"),
+                             doctest::Contains("2 labels for the 3 images"), tq::file_error);
+        CHECK_THROWS_WITH_AS(tq::data::load_idx(images, labels, "", 5), doctest::Contains("is not below 5"),
+                             tq::file_error);
         {
             std::ofstream(dir.path / "bad.gz", std::ios::binary) << "\x1f\x8b\x08garbage-that-is-not-deflate";
         }
@@ -280,7 +295,8 @@ TEST_CASE("IDX loader")
     }
     SUBCASE("seeded shuffling")
     {
-        const auto a = tr::shuffled_order(1000, 7, 3), b = tr::shuffled_order(1000, 7, 3), c = tr::shuffled_order(1000, 7, 4);
+        const auto a = tr::shuffled_order(1000, 7, 3), b = tr::shuffled_order(1000, 7, 3),
+                   c = tr::shuffled_order(1000, 7, 4);
         CHECK(a == b);
         CHECK(a != c);
         CHECK(std::set<std::size_t>(a.begin(), a.end()).size() == 1000);
@@ -424,7 +440,8 @@ TEST_CASE("training is reproducible and learns")
         tr::trainer t(net, o);
         t.add_tqt({"Small", tr::tqt_format{6, true}, true, false, tr::tqt_init::max_abs, 1.0f});
         t.add_tqt({"Small/conv", tr::tqt_format{6, false}, false, true, tr::tqt_init::mean_three_sigma, 1.0f});
-        CHECK_THROWS_AS(t.add_tqt({"Other", tr::tqt_format{}, true, false, tr::tqt_init::max_abs, 1.0f}), tq::config_error);
+        CHECK_THROWS_AS(t.add_tqt({"Other", tr::tqt_format{}, true, false, tr::tqt_init::max_abs, 1.0f}),
+                        tq::config_error);
         std::vector<float> before;
         for (auto const& p : t.parameters())
             if (p.name.ends_with("log2t")) before.push_back(p.value[0]);

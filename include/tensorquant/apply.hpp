@@ -84,7 +84,8 @@ void run_elementwise(K const& k, T const* in, T* out, std::size_t n, apply_optio
     std::vector<std::thread> pool;
     for (unsigned t = 1; t < threads; ++t) {
         const std::size_t b = std::min(n, t * chunk), e = std::min(n, b + chunk);
-        if (b < e) pool.emplace_back([&, b, e] { run_range<A>(k, in + b, out + b, e - b, opt.index_offset + b, stream); });
+        if (b < e)
+            pool.emplace_back([&, b, e] { run_range<A>(k, in + b, out + b, e - b, opt.index_offset + b, stream); });
     }
     run_range<A>(k, in, out, std::min(n, chunk), opt.index_offset, stream);
     for (auto& th : pool) th.join();
@@ -103,8 +104,10 @@ void resolve_and_run(Q const& q, T const* in, T* out, std::size_t n, apply_optio
     } else if constexpr (TensorQuantizer<Q, T>) {
         // the statistics pass runs on the same architecture as the loop
         const std::span<T const> data(in, n);
-        if constexpr (requires { q.template prepare<A>(data); }) resolve_and_run<A>(q.template prepare<A>(data), in, out, n, opt);
-        else resolve_and_run<A>(q.prepare(data), in, out, n, opt);
+        if constexpr (requires { q.template prepare<A>(data); })
+            resolve_and_run<A>(q.template prepare<A>(data), in, out, n, opt);
+        else
+            resolve_and_run<A>(q.prepare(data), in, out, n, opt);
     } else {
         run_elementwise<A>(q, in, out, n, opt);
     }
@@ -116,29 +119,36 @@ constexpr void require_quantizer()
 {
     static_assert(std::floating_point<T>, "quantize: the elements must be float or double");
     if constexpr (requires { Q::template fits<T>; }) {
-        static_assert(Q::template fits<T>, "quantize: this fixed-point format has more bits than the element type holds "
-                                           "exactly (W <= 24 for float, W <= 53 for double); quantize double data, or "
-                                           "use encode() for the W-bit word");
+        static_assert(Q::template fits<T>,
+                      "quantize: this fixed-point format has more bits than the element type holds "
+                      "exactly (W <= 24 for float, W <= 53 for double); quantize double data, or "
+                      "use encode() for the W-bit word");
     }
-    constexpr bool const_call = requires(Q const& q, T x) { q(x); } || requires(Q const& q, T x, std::uint64_t i) { q(x, i); };
-    constexpr bool mutable_call = requires(Q& q, T x) { q(x); } || requires(Q& q, T x, std::uint64_t i) { q(x, i); };
-    static_assert(const_call || !mutable_call, "quantize: the quantizer's call operator must be const (a lambda must not "
-                                               "be mutable): results may not depend on the order of calls");
+    constexpr bool const_call = requires(Q const& q, T x) { q(x); }
+    || requires(Q const& q, T x, std::uint64_t i) { q(x, i); };
+    constexpr bool mutable_call = requires(Q & q, T x) { q(x); }
+    || requires(Q & q, T x, std::uint64_t i) { q(x, i); };
+    static_assert(const_call || !mutable_call,
+                  "quantize: the quantizer's call operator must be const (a lambda must not "
+                  "be mutable): results may not depend on the order of calls");
     static_assert(!const_call || ScalarQuantizer<Q, T> || DispatchingQuantizer<Q, T> || TensorQuantizer<Q, T>,
                   "quantize: q(x) must return exactly the element type (a quantizer for float given double data, or "
                   "one that returns another type, would narrow silently)");
-    static_assert(Quantizer<Q, T> || requires(Q const& q, T const* p, T* o, apply_options const& a) {
-        q.quantize_bulk(p, o, std::size_t(0), a);
-    }, "quantize: not a quantizer for this element type: it needs q(x) or q(x, index) returning T, prepare(span), or "
-                  "visit<T>(fn)");
+    static_assert(
+        Quantizer<Q, T> || requires(Q const& q, T const* p, T* o,
+                                    apply_options const& a) { q.quantize_bulk(p, o, std::size_t(0), a); },
+        "quantize: not a quantizer for this element type: it needs q(x) or q(x, index) returning T, prepare(span), or "
+        "visit<T>(fn)");
 }
 
 // Contiguous storage with data() and size() (std::vector, std::array, spans, C arrays).
 template <class R>
-concept float_contiguous_range = requires(R& r) {
+concept float_contiguous_range = requires(R& r)
+{
     std::data(r);
     std::size(r);
-} && std::is_pointer_v<decltype(std::data(std::declval<R&>()))> &&
+}
+&&std::is_pointer_v<decltype(std::data(std::declval<R&>()))>&&
     std::floating_point<std::remove_cvref_t<decltype(*std::data(std::declval<R&>()))>>;
 
 template <class R>
@@ -150,13 +160,19 @@ concept writable_float_range =
 
 // An xtensor expression: a container, a view or a lazy expression.
 template <class E>
-concept xtensor_expression = requires { typename std::decay_t<E>::expression_tag; };
+concept xtensor_expression = requires
+{
+    typename std::decay_t<E>::expression_tag;
+};
 // A container owns contiguous storage: it is its own temporary type (an adaptor or a view
 // is not).
 template <class E>
 concept xtensor_container = xtensor_expression<E> &&
-                            std::same_as<typename std::decay_t<E>::temporary_type, std::decay_t<E>> &&
-                            requires(std::decay_t<E>& e) { e.data(); e.size(); };
+    std::same_as<typename std::decay_t<E>::temporary_type, std::decay_t<E>> && requires(std::decay_t<E>& e)
+{
+    e.data();
+    e.size();
+};
 
 // Row-major strides of a shape (dimensions of size 1 may have any stride).
 template <class E>
@@ -174,9 +190,10 @@ bool is_row_major(E const& e)
 
 // Out of place: out[i] = Q(in[i]) over contiguous ranges (std::vector, std::array, spans
 // of either extent). in and out may be the same memory, not overlap otherwise.
-template <class Arch = xsimd::default_arch, class Q, detail::float_contiguous_range In, detail::writable_float_range Out>
-    requires(std::same_as<detail::range_value_t<In>, detail::range_value_t<Out>> &&
-             !detail::xtensor_expression<In> && !detail::xtensor_expression<Out>)
+template <class Arch = xsimd::default_arch, class Q, detail::float_contiguous_range In,
+          detail::writable_float_range Out>
+    requires(std::same_as<detail::range_value_t<In>, detail::range_value_t<Out>> && !detail::xtensor_expression<In> &&
+             !detail::xtensor_expression<Out>)
 void quantize(Q const& q, In&& in, Out&& out, apply_options const& opt = {})
 {
     using T = detail::range_value_t<In>;
@@ -244,7 +261,7 @@ void quantize_per_channel(affine_per_channel const& q, std::span<T const> in, st
     const std::size_t C = q.channels();
     if (in.size() != out.size() || in.size() != outer * C * inner)
         throw usage_error("quantize_per_channel: " + std::to_string(in.size()) + " elements do not form (" +
-                                    std::to_string(outer) + ", " + std::to_string(C) + ", " + std::to_string(inner) + ")");
+                          std::to_string(outer) + ", " + std::to_string(C) + ", " + std::to_string(inner) + ")");
     std::vector<affine> per;
     for (std::size_t c = 0; c < C; ++c) per.push_back(q.channel(c));
     apply_options o = opt;
@@ -265,11 +282,10 @@ auto quantize_per_channel(affine_per_channel const& q, E const& e, std::size_t a
     const auto& shape = out.shape();
     if (axis >= shape.size())
         throw usage_error("quantize_per_channel: axis " + std::to_string(axis) + " of a " +
-                                    std::to_string(shape.size()) + "-d tensor");
+                          std::to_string(shape.size()) + "-d tensor");
     if (shape[axis] != q.channels())
-        throw usage_error("quantize_per_channel: axis " + std::to_string(axis) + " has " +
-                                    std::to_string(shape[axis]) + " channels, the quantizer " +
-                                    std::to_string(q.channels()));
+        throw usage_error("quantize_per_channel: axis " + std::to_string(axis) + " has " + std::to_string(shape[axis]) +
+                          " channels, the quantizer " + std::to_string(q.channels()));
     if (!detail::is_row_major(out)) throw usage_error("quantize_per_channel: needs a row-major tensor");
     std::size_t outer = 1, inner = 1;
     for (std::size_t d = 0; d < axis; ++d) outer *= shape[d];
@@ -279,4 +295,4 @@ auto quantize_per_channel(affine_per_channel const& q, E const& e, std::size_t a
     return out;
 }
 
-} // namespace tensorquant
+} // namespace tensorquant::inline TENSORQUANT_ABI

@@ -48,9 +48,12 @@ inline rng_key key_of(any_quantizer const& q)
 {
     return std::visit(
         [](auto const& x) -> rng_key {
-            if constexpr (requires { x.key(); }) return x.key();
-            else if constexpr (requires { x.key; }) return x.key;
-            else return {};
+            if constexpr (requires { x.key(); })
+                return x.key();
+            else if constexpr (requires { x.key; })
+                return x.key;
+            else
+                return {};
         },
         q.get());
 }
@@ -93,8 +96,10 @@ public:
             quantize(q_, in, out, opt);
             return;
         }
-        if constexpr (sizeof(T) == 4) table_->run_float(handle_.get(), in.data(), out.data(), in.size(), opt.index_offset, opt.threads);
-        else table_->run_double(handle_.get(), in.data(), out.data(), in.size(), opt.index_offset, opt.threads);
+        if constexpr (sizeof(T) == 4)
+            table_->run_float(handle_.get(), in.data(), out.data(), in.size(), opt.index_offset, opt.threads);
+        else
+            table_->run_double(handle_.get(), in.data(), out.data(), in.size(), opt.index_offset, opt.threads);
     }
 
 private:

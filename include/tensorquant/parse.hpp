@@ -54,12 +54,17 @@ using quantizer_registry = type_list<identity, fixed_point_rt, sparse, binary, b
 // A quantizer's own to_string() (built-ins), else its name() (user-defined ones may have
 // one), else a generic description.
 template <class Q>
-std::string to_string(Q const& q)
-    requires requires { q.to_string(); } || requires { q.name(); } || std::is_class_v<Q>
+std::string to_string(Q const& q) requires requires
 {
-    if constexpr (requires { q.to_string(); }) return q.to_string();
-    else if constexpr (requires { q.name(); }) return std::string(q.name());
-    else return "user-defined quantizer";
+    q.to_string();
+} || requires { q.name(); } || std::is_class_v<Q>
+{
+    if constexpr (requires { q.to_string(); })
+        return q.to_string();
+    else if constexpr (requires { q.name(); })
+        return std::string(q.name());
+    else
+        return "user-defined quantizer";
 }
 
 namespace detail {
@@ -86,13 +91,20 @@ struct erased_holder final : erased_quantizer
     template <class T>
     void run_typed(T const* in, T* out, std::size_t n, apply_options const& o) const
     {
-        if constexpr (Quantizer<Q, T>) resolve_and_run<xsimd::default_arch>(q, in, out, n, o);
+        if constexpr (Quantizer<Q, T>)
+            resolve_and_run<xsimd::default_arch>(q, in, out, n, o);
         else
             throw format_error(name() + " does not quantize " + (sizeof(T) == 4 ? "float" : "double") +
                                " values (it is not a Quantizer for that type)");
     }
-    void run(float const* in, float* out, std::size_t n, apply_options const& o) const override { run_typed(in, out, n, o); }
-    void run(double const* in, double* out, std::size_t n, apply_options const& o) const override { run_typed(in, out, n, o); }
+    void run(float const* in, float* out, std::size_t n, apply_options const& o) const override
+    {
+        run_typed(in, out, n, o);
+    }
+    void run(double const* in, double* out, std::size_t n, apply_options const& o) const override
+    {
+        run_typed(in, out, n, o);
+    }
     std::string name() const override { return tensorquant::to_string(q); }
 };
 
@@ -105,9 +117,7 @@ class user_quantizer
 public:
     template <class Q>
         requires(Quantizer<Q, float> || Quantizer<Q, double>)
-    explicit user_quantizer(Q q) : p_(std::make_shared<detail::erased_holder<Q> const>(std::move(q)))
-    {
-    }
+    explicit user_quantizer(Q q) : p_(std::make_shared<detail::erased_holder<Q> const>(std::move(q))) {}
 
     std::string name() const { return p_->name(); }
 
@@ -145,45 +155,46 @@ public:
 
     any_quantizer() = default;
     template <class Q>
-        requires std::is_constructible_v<variant_type, Q>
-    any_quantizer(Q q) : q_(std::move(q))
-    {
-    }
+        requires std::is_constructible_v<variant_type, Q> any_quantizer(Q q) : q_(std::move(q)) {}
 
-    variant_type const& get() const noexcept { return q_; }
+        variant_type const& get() const noexcept { return q_; }
 
-    // Calls fn with the typed kernel, or with the quantizer itself when it needs tensor
-    // statistics first (binary_mean, ternary_twn) or is user-defined (its bulk form).
-    template <std::floating_point T, class Fn>
-    decltype(auto) visit(Fn&& fn) const
-    {
-        return std::visit(
-            [&](auto const& q) -> decltype(auto) {
-                using Q = std::decay_t<decltype(q)>;
-                if constexpr (DispatchingQuantizer<Q, T>) return q.template visit<T>(fn);
-                else return fn(q);
-            },
-            q_);
-    }
+        // Calls fn with the typed kernel, or with the quantizer itself when it needs tensor
+        // statistics first (binary_mean, ternary_twn) or is user-defined (its bulk form).
+        template <std::floating_point T, class Fn>
+        decltype(auto) visit(Fn&& fn) const
+        {
+            return std::visit(
+                [&](auto const& q) -> decltype(auto) {
+                    using Q = std::decay_t<decltype(q)>;
+                    if constexpr (DispatchingQuantizer<Q, T>)
+                        return q.template visit<T>(fn);
+                    else
+                        return fn(q);
+                },
+                q_);
+        }
 
-    // One element; a tensor-statistics quantizer sees a tensor of that one element.
-    template <std::floating_point T>
-    T operator()(T x, std::uint64_t i = 0) const
-    {
-        return visit<T>([&](auto const& k) -> T {
-            using K = std::decay_t<decltype(k)>;
-            if constexpr (TensorQuantizer<K, T>) return detail::call_at(k.prepare(std::span<T const>(&x, 1)), x, i);
-            else return detail::call_at(k, x, i);
-        });
-    }
+        // One element; a tensor-statistics quantizer sees a tensor of that one element.
+        template <std::floating_point T>
+        T operator()(T x, std::uint64_t i = 0) const
+        {
+            return visit<T>([&](auto const& k) -> T {
+                using K = std::decay_t<decltype(k)>;
+                if constexpr (TensorQuantizer<K, T>)
+                    return detail::call_at(k.prepare(std::span<T const>(&x, 1)), x, i);
+                else
+                    return detail::call_at(k, x, i);
+            });
+        }
 
-    std::string to_string() const
-    {
-        return std::visit([](auto const& q) { return tensorquant::to_string(q); }, q_);
-    }
+        std::string to_string() const
+        {
+            return std::visit([](auto const& q) { return tensorquant::to_string(q); }, q_);
+        }
 
-private:
-    variant_type q_{identity{}};
+    private:
+        variant_type q_{identity{}};
 };
 
 namespace detail {
@@ -199,8 +210,11 @@ template <class Q, class... Rest>
 any_quantizer parse_with(type_list<Q, Rest...>, spec_reader const& r, rng_key key)
 {
     if (Q::accepts(r)) return Q::parse(r, key);
-    if constexpr (sizeof...(Rest) > 0) return parse_with(type_list<Rest...>{}, r, key);
-    else r.fail("unknown quantizer \"" + std::string(r.kind()) + "\"; expected one of: " + registry_forms(quantizer_registry{}));
+    if constexpr (sizeof...(Rest) > 0)
+        return parse_with(type_list<Rest...>{}, r, key);
+    else
+        r.fail("unknown quantizer \"" + std::string(r.kind()) +
+               "\"; expected one of: " + registry_forms(quantizer_registry{}));
 }
 } // namespace detail
 
@@ -211,4 +225,4 @@ inline any_quantizer parse_quantizer(std::string_view text, rng_key key = {})
     return detail::parse_with(quantizer_registry{}, r, key);
 }
 
-} // namespace tensorquant
+} // namespace tensorquant::inline TENSORQUANT_ABI

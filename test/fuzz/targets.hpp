@@ -47,8 +47,9 @@ inline std::vector<std::uint8_t> as_bytes(std::string_view s) { return {s.begin(
 template <class T>
 bool same_value(T a, T b)
 {
-    return (std::isnan(a) && std::isnan(b)) || std::bit_cast<std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>>(a) ==
-                                                    std::bit_cast<std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>>(b);
+    return (std::isnan(a) && std::isnan(b)) ||
+           std::bit_cast<std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>>(a) ==
+               std::bit_cast<std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>>(b);
 }
 
 // ---- quantizer strings, then applying what they parse to ------------------------------
@@ -111,8 +112,10 @@ void check_results(tq::any_quantizer const& q, std::vector<T> const& x, std::vec
                 // (affine's range is the real one; its grid in T is checked below)
                 if constexpr (requires { d.range(); } && !std::is_same_v<D, tq::affine>) {
                     const auto [lo, hi] = [&] {
-                        if constexpr (requires { d.template range<T>(); }) return d.template range<T>();
-                        else return d.range();
+                        if constexpr (requires { d.template range<T>(); })
+                            return d.template range<T>();
+                        else
+                            return d.range();
                     }();
                     // (the bounds are parameters in double; the kernel holds them in T)
                     require(y[i] >= static_cast<T>(lo) && y[i] <= static_cast<T>(hi),
@@ -124,7 +127,8 @@ void check_results(tq::any_quantizer const& q, std::vector<T> const& x, std::vec
                     // on the grid: (n - zero_point) * scale for an n in [qmin, qmax]
                     const T s = T(d.scale);
                     const double n = std::nearbyint(double(y[i]) / double(s));
-                    require(T(n) * s == y[i] && n + d.zero_point >= d.qmin && n + d.zero_point <= d.qmax, at + ": off the grid");
+                    require(T(n) * s == y[i] && n + d.zero_point >= d.qmin && n + d.zero_point <= d.qmax,
+                            at + ": off the grid");
                 } else if constexpr (tensor_wise) {
                     // one magnitude for the whole tensor
                     if (y[i] != 0) {
@@ -137,7 +141,9 @@ void check_results(tq::any_quantizer const& q, std::vector<T> const& x, std::vec
                     // BinaryConnect's probability reads x itself, so +-m is certain only for m >= 1
                     if constexpr (std::is_same_v<D, tq::binary_stochastic>) idempotent = d.magnitude >= 1;
                     // on the grid: quantizing a result again gives it back
-                    if (idempotent) require(same_value(again[i], y[i]), at + ": not on the grid (again gives " + std::to_string(double(again[i])) + ")");
+                    if (idempotent)
+                        require(same_value(again[i], y[i]),
+                                at + ": not on the grid (again gives " + std::to_string(double(again[i])) + ")");
                 }
             }
         },
@@ -161,7 +167,8 @@ void quantizer_values(tq::any_quantizer const& q, bytes raw)
     for (std::size_t i = 0; i < x.size(); ++i)
         require(same_value(y[i], s[i]), q.to_string() + ": SIMD and scalar differ at element " + std::to_string(i));
     // in two pieces, the second with its stream offset, for element-wise quantizers
-    const bool tensor_wise = std::holds_alternative<tq::binary_mean>(q.get()) || std::holds_alternative<tq::ternary_twn>(q.get());
+    const bool tensor_wise =
+        std::holds_alternative<tq::binary_mean>(q.get()) || std::holds_alternative<tq::ternary_twn>(q.get());
     if (!tensor_wise && x.size() > 1) {
         const std::size_t half = x.size() / 2;
         std::vector<T> z(x.size());
@@ -170,12 +177,14 @@ void quantizer_values(tq::any_quantizer const& q, bytes raw)
         o.index_offset = half;
         tq::quantize(q, std::span<T const>(x).subspan(half), std::span<T>(z).subspan(half), o);
         for (std::size_t i = 0; i < x.size(); ++i)
-            require(same_value(y[i], z[i]), q.to_string() + ": quantizing in pieces differs at element " + std::to_string(i));
+            require(same_value(y[i], z[i]),
+                    q.to_string() + ": quantizing in pieces differs at element " + std::to_string(i));
     }
     check_results(q, x, y);
     // the canonical spelling parses to the same quantizer
     const auto back = tq::parse_quantizer(q.to_string(), {7, 3});
-    require(back.to_string() == q.to_string(), "to_string is not canonical: " + q.to_string() + " -> " + back.to_string());
+    require(back.to_string() == q.to_string(),
+            "to_string is not canonical: " + q.to_string() + " -> " + back.to_string());
 }
 
 inline void quantizer(bytes in)
@@ -197,8 +206,10 @@ inline void quantizer(bytes in)
     }
     // a format may exist for double but not for float (W > 24): a format_error then
     try {
-        if (use_double) quantizer_values<double>(q, values);
-        else quantizer_values<float>(q, values);
+        if (use_double)
+            quantizer_values<double>(q, values);
+        else
+            quantizer_values<float>(q, values);
     } catch (tq::format_error const&) {
     }
 }
@@ -217,7 +228,8 @@ inline std::vector<std::vector<std::uint8_t>> quantizer_seeds()
             std::vector<std::uint8_t> s{std::uint8_t(type)};
             s.insert(s.end(), spec.begin(), spec.end());
             s.push_back('\n');
-            auto const* p = type ? reinterpret_cast<std::uint8_t const*>(dv.data()) : reinterpret_cast<std::uint8_t const*>(fv.data());
+            auto const* p = type ? reinterpret_cast<std::uint8_t const*>(dv.data())
+                                 : reinterpret_cast<std::uint8_t const*>(fv.data());
             s.insert(s.end(), p, p + (type ? dv.size() * 8 : fv.size() * 4));
             seeds.push_back(std::move(s));
         }
@@ -275,10 +287,11 @@ inline std::vector<std::vector<std::uint8_t>> scope_map_seeds()
 {
     std::vector<std::vector<std::uint8_t>> s;
     for (std::string_view t :
-         {R"({"LeNet": "nearest,8,4", "LeNet/fc5": "stochastic,16,8"})", R"({"ResNet/block1": "minifloat,4,3,7,finite"})",
-          R"({})", R"({"LeNet": 1e999})", R"({"LeNet": "nearest,8,4", "LeNet": "nearest,4,2"})", R"({"a/": "zero,4,2", "a": "down,4,2"})",
-          R"(["nearest,8,4"])", R"({"x": "logarithmic,nearest,-8,8"})", R"({"x": "affine,0.1,3,-128,127"})", R"({"x": null})",
-          R"({"x": "nearest,8,4")", "{\"\\u00e9\": \"nearest,8,4\"}"})
+         {R"({"LeNet": "nearest,8,4", "LeNet/fc5": "stochastic,16,8"})",
+          R"({"ResNet/block1": "minifloat,4,3,7,finite"})", R"({})", R"({"LeNet": 1e999})",
+          R"({"LeNet": "nearest,8,4", "LeNet": "nearest,4,2"})", R"({"a/": "zero,4,2", "a": "down,4,2"})",
+          R"(["nearest,8,4"])", R"({"x": "logarithmic,nearest,-8,8"})", R"({"x": "affine,0.1,3,-128,127"})",
+          R"({"x": null})", R"({"x": "nearest,8,4")", "{\"\\u00e9\": \"nearest,8,4\"}"})
         s.push_back(as_bytes(t));
     return s;
 }
@@ -310,7 +323,8 @@ inline void npy(bytes in)
     const auto d = tq::parse_npy<double>(in, "fuzz.npy");
     require(d.shape == f.shape && d.values.size() == f.values.size(), "float and double reads disagree");
     for (std::size_t i = 0; i < f.values.size(); ++i)
-        require(same_value(float(d.values[i]), f.values[i]) || std::isnan(f.values[i]), "float and double reads disagree at " + std::to_string(i));
+        require(same_value(float(d.values[i]), f.values[i]) || std::isnan(f.values[i]),
+                "float and double reads disagree at " + std::to_string(i));
 }
 
 inline std::vector<std::vector<std::uint8_t>> npy_seeds()
@@ -321,8 +335,10 @@ inline std::vector<std::vector<std::uint8_t>> npy_seeds()
         for (char c : shape)
             if (c >= '0' && c <= '9') n *= std::size_t(c - '0');
         if (shape == "()") n = 1;
-        s.push_back(as_bytes(npy_file("{'descr': '<f4', 'fortran_order': False, 'shape': " + std::string(shape) + ", }", 4 * n, 1, '\x3f')));
-        s.push_back(as_bytes(npy_file("{'descr': '<f8', 'fortran_order': False, 'shape': " + std::string(shape) + ", }", 8 * n, 2, '\x40')));
+        s.push_back(as_bytes(npy_file("{'descr': '<f4', 'fortran_order': False, 'shape': " + std::string(shape) + ", }",
+                                      4 * n, 1, '\x3f')));
+        s.push_back(as_bytes(npy_file("{'descr': '<f8', 'fortran_order': False, 'shape': " + std::string(shape) + ", }",
+                                      8 * n, 2, '\x40')));
     }
     s.push_back(as_bytes(npy_file("{'descr': '<f4', 'fortran_order': False, 'shape': (429496796, 4), }", 0)));
     s.push_back(as_bytes(npy_file("{'descr': '<f4', 'fortran_order': False, 'shape': (-1,), }", 0)));
@@ -334,7 +350,8 @@ inline std::vector<std::vector<std::uint8_t>> npy_seeds()
 
 inline std::string npy_dictionary()
 {
-    return "\"\\x93NUMPY\"\n\"'descr'\"\n\"'fortran_order'\"\n\"'shape'\"\n\"'<f4'\"\n\"'<f8'\"\n\"True\"\n\"False\"\n\"(\"\n\")\"\n"
+    return "\"\\x93NUMPY\"\n\"'descr'\"\n\"'fortran_order'\"\n\"'shape'\"\n\"'<f4'\"\n\"'<f8'"
+           "\"\n\"True\"\n\"False\"\n\"(\"\n\")\"\n"
            "\", \"\n\": \"\n\"{\"\n\"}\"\n\"\\x0a\"\n\"\\x01\\x00\"\n\"\\x02\\x00\"\n";
 }
 
@@ -344,7 +361,8 @@ inline std::string npy_dictionary()
 inline void idx(bytes in)
 {
     if (in.size() < 4) return;
-    const std::size_t n = std::size_t(in[0]) | std::size_t(in[1]) << 8 | std::size_t(in[2]) << 16 | std::size_t(in[3]) << 24;
+    const std::size_t n =
+        std::size_t(in[0]) | std::size_t(in[1]) << 8 | std::size_t(in[2]) << 16 | std::size_t(in[3]) << 24;
     in = in.subspan(4);
     if (n > in.size()) return;
     const auto d = tq::data::parse_idx(in.first(n), "images.idx", in.subspan(n), "labels.idx", 10);
@@ -369,7 +387,8 @@ inline std::vector<std::uint8_t> gzip(std::vector<std::uint8_t> const& plain)
     return out;
 }
 
-inline std::vector<std::uint8_t> idx_input(std::vector<std::uint8_t> const& images, std::vector<std::uint8_t> const& labels)
+inline std::vector<std::uint8_t> idx_input(std::vector<std::uint8_t> const& images,
+                                           std::vector<std::uint8_t> const& labels)
 {
     std::vector<std::uint8_t> s(4 + images.size() + labels.size());
     for (int k = 0; k < 4; ++k) s[std::size_t(k)] = std::uint8_t(images.size() >> (8 * k));
@@ -381,7 +400,8 @@ inline std::vector<std::uint8_t> idx_input(std::vector<std::uint8_t> const& imag
 inline std::vector<std::vector<std::uint8_t>> idx_seeds()
 {
     // 3 images of 2x2, labels 0 1 9
-    const std::vector<std::uint8_t> img{0, 0, 8, 3, 0, 0, 0, 3, 0, 0, 0, 2, 0, 0, 0, 2, 0, 1, 2, 3, 255, 128, 7, 9, 10, 11, 12, 13};
+    const std::vector<std::uint8_t> img{0, 0, 8, 3, 0, 0, 0,   3,   0, 0, 0,  2,  0,  0,
+                                        0, 2, 0, 1, 2, 3, 255, 128, 7, 9, 10, 11, 12, 13};
     const std::vector<std::uint8_t> lab{0, 0, 8, 1, 0, 0, 0, 3, 0, 1, 9};
     auto gz_img = gzip(img), gz_lab = gzip(lab);
     std::vector<std::vector<std::uint8_t>> s{idx_input(img, lab), idx_input(gz_img, gz_lab), idx_input(gz_img, lab)};
@@ -394,7 +414,8 @@ inline std::vector<std::vector<std::uint8_t>> idx_seeds()
     auto two = gz_lab; // two members: the second adds bytes after the data
     two.insert(two.end(), gz_lab.begin(), gz_lab.end());
     s.push_back(idx_input(gz_img, two));
-    s.push_back(idx_input({0, 0, 8, 3, 0, 0, 0, 0, 0xfc, 0xff, 0xff, 0xfa, 0xff, 0xff, 0xff, 0xfa}, {0, 0, 8, 1, 0, 0, 0, 0}));
+    s.push_back(
+        idx_input({0, 0, 8, 3, 0, 0, 0, 0, 0xfc, 0xff, 0xff, 0xfa, 0xff, 0xff, 0xff, 0xfa}, {0, 0, 8, 1, 0, 0, 0, 0}));
     return s;
 }
 
@@ -439,7 +460,8 @@ struct load_fixture
         std::filesystem::remove_all(dir);
         net.save(dir);
         for (auto const& n : net.nodes())
-            for (auto const& p : tq::nn::parameters_of(net.layer_at(n.name))) files.push_back(dir / n.name / (p.name + ".npy"));
+            for (auto const& p : tq::nn::parameters_of(net.layer_at(n.name)))
+                files.push_back(dir / n.name / (p.name + ".npy"));
         original = snapshot(net);
     }
     ~load_fixture() { std::filesystem::remove_all(dir); }
@@ -474,7 +496,8 @@ inline void network_load(bytes in)
             require(now[i].size() == fx.original[i].size(), "a parameter changed size");
             for (std::size_t k = 0; k < now[i].size(); ++k)
                 require(same_value(now[i][k], fx.original[i][k]),
-                        loaded ? "a parameter that was not in the file changed" : "a failed load changed parameter " + std::to_string(i) + " (" + error + ")");
+                        loaded ? "a parameter that was not in the file changed"
+                               : "a failed load changed parameter " + std::to_string(i) + " (" + error + ")");
         }
     }
     if (loaded) {

@@ -19,25 +19,18 @@ namespace tensorquant::inline TENSORQUANT_ABI::detail {
 template <class Derived, class T, bool Stochastic>
 struct kernel_calls
 {
-    T operator()(T x) const noexcept
-        requires(!Stochastic)
-    {
-        return self().apply(x, T(0));
-    }
-    T operator()(T x, std::uint64_t i) const noexcept
-        requires(Stochastic)
+    T operator()(T x) const noexcept requires(!Stochastic) { return self().apply(x, T(0)); }
+    T operator()(T x, std::uint64_t i) const noexcept requires(Stochastic)
     {
         return self().apply(x, self().rng.template uniform<T>(i));
     }
     template <class A>
-    xsimd::batch<T, A> operator()(xsimd::batch<T, A> const& x) const noexcept
-        requires(!Stochastic)
+    xsimd::batch<T, A> operator()(xsimd::batch<T, A> const& x) const noexcept requires(!Stochastic)
     {
         return self().apply(x, xsimd::batch<T, A>(T(0)));
     }
     template <class A>
-    xsimd::batch<T, A> operator()(xsimd::batch<T, A> const& x, std::uint64_t i) const noexcept
-        requires(Stochastic)
+    xsimd::batch<T, A> operator()(xsimd::batch<T, A> const& x, std::uint64_t i) const noexcept requires(Stochastic)
     {
         return self().apply(x, self().rng.uniform(i, static_cast<xsimd::batch<T, A> const*>(nullptr)));
     }
@@ -50,15 +43,23 @@ private:
 template <class K, class T>
 inline T call_at(K const& k, T x, std::uint64_t i)
 {
-    if constexpr (IndexedQuantizer<K, T>) return static_cast<T>(k(x, i));
-    else return static_cast<T>(k(x));
+    if constexpr (IndexedQuantizer<K, T>)
+        return static_cast<T>(k(x, i));
+    else
+        return static_cast<T>(k(x));
 }
 
 template <class K, class T, class A>
 inline xsimd::batch<T, A> call_at(K const& k, xsimd::batch<T, A> const& x, std::uint64_t i)
 {
-    if constexpr (requires { { k(x, i) } -> std::same_as<xsimd::batch<T, A>>; }) return k(x, i);
-    else return k(x);
+    if constexpr (requires {
+                      {
+                          k(x, i)
+                          } -> std::same_as<xsimd::batch<T, A>>;
+                  })
+        return k(x, i);
+    else
+        return k(x);
 }
 
 template <class Derived>
@@ -70,8 +71,9 @@ struct descriptor_base
     template <std::floating_point T>
     T operator()(T x, std::uint64_t i = 0) const
     {
-        return static_cast<Derived const&>(*this).template visit<T>([&](auto const& k) -> T { return call_at(k, x, i); });
+        return static_cast<Derived const&>(*this).template visit<T>(
+            [&](auto const& k) -> T { return call_at(k, x, i); });
     }
 };
 
-} // namespace tensorquant::detail
+} // namespace tensorquant::inline TENSORQUANT_ABI::detail

@@ -102,4 +102,4 @@ decltype(auto) with_error_context(std::string const& context, Fn&& fn)
 }
 } // namespace detail
 
-} // namespace tensorquant
+} // namespace tensorquant::inline TENSORQUANT_ABI

@@ -67,4 +67,4 @@ inline void check_fixed_fits(fixed_format f)
 }
 
 } // namespace detail
-} // namespace tensorquant
+} // namespace tensorquant::inline TENSORQUANT_ABI

@@ -77,10 +77,17 @@ using all = type_list<saturate, symmetric, wrap>;
 // A policy: a name, range(format) within the format's words, and modular. A modular
 // policy's range must be every word (a residue modulo 2^W is one of them).
 template <class O>
-concept OverflowPolicy = requires(fixed_format f) {
-    { O::name } -> std::convertible_to<std::string_view>;
-    { O::modular } -> std::convertible_to<bool>;
-    { O::range(f) } -> std::same_as<word_range>;
+concept OverflowPolicy = requires(fixed_format f)
+{
+    {
+        O::name
+        } -> std::convertible_to<std::string_view>;
+    {
+        O::modular
+        } -> std::convertible_to<bool>;
+    {
+        O::range(f)
+        } -> std::same_as<word_range>;
 };
 
 namespace detail {
@@ -95,8 +102,10 @@ constexpr int128 fit_word(N const& n, fixed_format f)
     if constexpr (O::modular) {
         const uint128 mask = f.width == 64 ? ~uint128(0) >> 64 : (uint128(1) << f.width) - 1;
         uint128 m;
-        if constexpr (std::is_same_v<N, int128>) m = uint128(n) & mask;
-        else m = static_cast<uint128>(static_cast<int128>(N(n & ((N(1) << f.width) - 1)))); // bigint residue
+        if constexpr (std::is_same_v<N, int128>)
+            m = uint128(n) & mask;
+        else
+            m = static_cast<uint128>(static_cast<int128>(N(n & ((N(1) << f.width) - 1)))); // bigint residue
         const bool negative = f.is_signed && (m >> (f.width - 1)) & 1;
         return negative ? int128(m) - (int128(1) << f.width) : int128(m);
     } else {
@@ -110,28 +119,21 @@ constexpr int128 fit_word(N const& n, fixed_format f)
 template <class F>
 decltype(auto) visit_overflow(overflow_mode m, F&& f)
 {
-    return visit_by_mode(overflow::all{}, m, f, [m] {
-        throw format_error("unknown overflow mode " + std::to_string(static_cast<int>(m)));
-    });
+    return visit_by_mode(overflow::all{}, m, f,
+                         [m] { throw format_error("unknown overflow mode " + std::to_string(static_cast<int>(m))); });
 }
 
 } // namespace detail
 
 template <class O>
     requires requires { O::mode; }
-constexpr overflow_mode overflow_mode_of() noexcept
-{
-    return O::mode;
-}
+constexpr overflow_mode overflow_mode_of() noexcept { return O::mode; }
 
-constexpr std::string_view to_string(overflow_mode m) noexcept
-{
-    return detail::name_of_mode(overflow::all{}, m);
-}
+constexpr std::string_view to_string(overflow_mode m) noexcept { return detail::name_of_mode(overflow::all{}, m); }
 
 inline std::optional<overflow_mode> overflow_from_name(std::string_view n) noexcept
 {
     return detail::mode_from_name<overflow_mode>(overflow::all{}, n);
 }
 
-} // namespace tensorquant
+} // namespace tensorquant::inline TENSORQUANT_ABI

@@ -67,8 +67,10 @@ template <class U>
 inline U low32(U v) noexcept
 {
     using E = value_type_t<U>;
-    if constexpr (sizeof(E) == 8) return U(v & U(E(0xffffffffu)));
-    else return v;
+    if constexpr (sizeof(E) == 8)
+        return U(v & U(E(0xffffffffu)));
+    else
+        return v;
 }
 
 // Two multiply-xor-shift rounds (the constants of Wellons' lowbias32 hash) over
@@ -81,8 +83,10 @@ inline U random_bits_of_sum(std::uint32_t b, U s) noexcept
     U x = low32(s * U(E(0x7feb352du))); // the low 32 bits of a product need only those of s
     x = (x ^ (x >> 15)) ^ U(E(b));
     x = low32(x * U(E(0x846ca68bu)));
-    if constexpr (TopBitsOnly) return x;
-    else return x ^ (x >> 16);
+    if constexpr (TopBitsOnly)
+        return x;
+    else
+        return x ^ (x >> 16);
 }
 
 // Uniform threshold in [0, 1) on a grid of 2^-24 (float) or 2^-32 (double); the
@@ -90,8 +94,10 @@ inline U random_bits_of_sum(std::uint32_t b, U s) noexcept
 template <class T>
 inline T uniform_from_bits(std::uint32_t bits) noexcept
 {
-    if constexpr (sizeof(T) == 4) return static_cast<T>(static_cast<std::int32_t>(bits >> 8)) * T(0x1p-24);
-    else return static_cast<T>(bits) * T(0x1p-32);
+    if constexpr (sizeof(T) == 4)
+        return static_cast<T>(static_cast<std::int32_t>(bits >> 8)) * T(0x1p-24);
+    else
+        return static_cast<T>(bits) * T(0x1p-32);
 }
 
 template <class T, std::size_t N>
@@ -145,14 +151,15 @@ struct counter_rng
         const UB bits = random_bits_of_sum<sizeof(T) == 4>(k.b, sums);
         if constexpr (sizeof(T) == 4)
             return simd::convert<T>(simd::bit_cast<std::int32_t>(bits >> 8)) * B(T(0x1p-24));
-        else return simd::convert<T>(simd::bit_cast<std::int64_t>(bits)) * B(T(0x1p-32));
+        else
+            return simd::convert<T>(simd::bit_cast<std::int64_t>(bits)) * B(T(0x1p-32));
     }
 
 private:
     // Lanes straddling a block boundary: rare, kept out of the hot loop.
     template <class T, class A>
     [[gnu::noinline, gnu::cold]] xsimd::batch<T, A> uniform_elsewhere(std::uint64_t index,
-                                                                       xsimd::batch<T, A> const*) const noexcept
+                                                                      xsimd::batch<T, A> const*) const noexcept
     {
         using B = xsimd::batch<T, A>;
         alignas(64) std::array<T, B::size> u;
@@ -170,4 +177,4 @@ inline T uniform_at(rng_key key, std::uint64_t index) noexcept
 } // namespace detail
 
 using detail::splitmix64;
-} // namespace tensorquant
+} // namespace tensorquant::inline TENSORQUANT_ABI

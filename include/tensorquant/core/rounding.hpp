@@ -26,8 +26,7 @@ namespace tensorquant::inline TENSORQUANT_ABI {
 
 // Runtime names of the built-in policies, for formats chosen at run time; the order is
 // that of rounding::all.
-enum class rounding_mode : std::uint8_t
-{
+enum class rounding_mode : std::uint8_t {
     nearest,
     nearest_even,
     nearest_up,
@@ -155,15 +154,24 @@ using all = type_list<nearest, nearest_even, nearest_up, nearest_down, nearest_z
 
 // A stochastic policy takes the threshold u as a third argument.
 template <class R>
-inline constexpr bool is_stochastic_rounding_v = requires(double t, double e, double u) {
-    { R::apply(t, e, u) } -> std::convertible_to<double>;
+inline constexpr bool is_stochastic_rounding_v = requires(double t, double e, double u)
+{
+    {
+        R::apply(t, e, u)
+        } -> std::convertible_to<double>;
 };
 
 template <class R>
-concept RoundingPolicy = requires {
-    { R::name } -> std::convertible_to<std::string_view>;
-} && (is_stochastic_rounding_v<R> || requires(double t, double e) {
-    { R::apply(t, e) } -> std::convertible_to<double>;
+concept RoundingPolicy = requires
+{
+    {
+        R::name
+        } -> std::convertible_to<std::string_view>;
+}
+&&(is_stochastic_rounding_v<R> || requires(double t, double e) {
+    {
+        R::apply(t, e)
+        } -> std::convertible_to<double>;
 });
 
 namespace detail {
@@ -174,9 +182,8 @@ static_assert(modes_in_list_order(rounding::all{}), "rounding::all must list the
 template <class F>
 decltype(auto) visit_rounding(rounding_mode m, F&& f)
 {
-    return visit_by_mode(rounding::all{}, m, f, [m] {
-        throw format_error("unknown rounding mode " + std::to_string(static_cast<int>(m)));
-    });
+    return visit_by_mode(rounding::all{}, m, f,
+                         [m] { throw format_error("unknown rounding mode " + std::to_string(static_cast<int>(m))); });
 }
 
 // The one rounding step of every kernel: v rounded to an integer-valued V by policy R,
@@ -186,8 +193,10 @@ inline V round_to_integer(V const& v, [[maybe_unused]] V const& u) noexcept
 {
     const V t = vtrunc(v);
     const V e = v - t;
-    if constexpr (is_stochastic_rounding_v<R>) return R::apply(t, e, u);
-    else return R::apply(t, e);
+    if constexpr (is_stochastic_rounding_v<R>)
+        return R::apply(t, e, u);
+    else
+        return R::apply(t, e);
 }
 
 } // namespace detail
@@ -195,19 +204,13 @@ inline V round_to_integer(V const& v, [[maybe_unused]] V const& u) noexcept
 // The enumerator of a built-in policy (a user-defined policy has none).
 template <class R>
     requires requires { R::mode; }
-constexpr rounding_mode rounding_mode_of() noexcept
-{
-    return R::mode;
-}
+constexpr rounding_mode rounding_mode_of() noexcept { return R::mode; }
 
-constexpr std::string_view to_string(rounding_mode m) noexcept
-{
-    return detail::name_of_mode(rounding::all{}, m);
-}
+constexpr std::string_view to_string(rounding_mode m) noexcept { return detail::name_of_mode(rounding::all{}, m); }
 
 inline std::optional<rounding_mode> rounding_from_name(std::string_view n) noexcept
 {
     return detail::mode_from_name<rounding_mode>(rounding::all{}, n);
 }
 
-} // namespace tensorquant
+} // namespace tensorquant::inline TENSORQUANT_ABI

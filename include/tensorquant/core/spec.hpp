@@ -100,4 +100,4 @@ inline std::string format_number(double v)
     return std::string(buf, ec == std::errc{} ? p : buf);
 }
 
-} // namespace tensorquant::detail
+} // namespace tensorquant::inline TENSORQUANT_ABI::detail

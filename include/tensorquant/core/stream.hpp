@@ -25,8 +25,7 @@
 
 namespace tensorquant::inline TENSORQUANT_ABI {
 
-enum class stream_role : std::uint8_t
-{
+enum class stream_role : std::uint8_t {
     weights,   // a parameter through the weights map
     extrinsic, // a layer output through the extrinsic map
     intrinsic, // the layer's intrinsic format
@@ -50,4 +49,4 @@ constexpr rng_key intrinsic_key(rng_key k, std::uint64_t layer, std::uint64_t st
     return {k.seed, detail::mix64(k.stream ^ stream_offset(layer, 0, stream_role::intrinsic, step))};
 }
 
-} // namespace tensorquant
+} // namespace tensorquant::inline TENSORQUANT_ABI

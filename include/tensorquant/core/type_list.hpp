@@ -86,4 +86,4 @@ constexpr std::optional<M> mode_from_name(type_list<Ts...>, std::string_view n) 
 }
 
 } // namespace detail
-} // namespace tensorquant
+} // namespace tensorquant::inline TENSORQUANT_ABI

@@ -62,8 +62,8 @@ public:
     {
         const std::size_t got = pull(out, n);
         if (got < n)
-            fail(std::string("truncated ") + what + ": " + std::to_string(n) + " bytes expected, " + std::to_string(got) +
-                 " found");
+            fail(std::string("truncated ") + what + ": " + std::to_string(n) + " bytes expected, " +
+                 std::to_string(got) + " found");
     }
 
     // Nothing may follow what has been read.
@@ -102,12 +102,14 @@ private:
             const int rc = inflate(&zs_, Z_NO_FLUSH);
             pos_ += in_before - zs_.avail_in;
             produced += out_before - zs_.avail_out;
-            if (rc == Z_STREAM_END) member_done_ = true;
+            if (rc == Z_STREAM_END)
+                member_done_ = true;
             else if (rc == Z_BUF_ERROR || (rc == Z_OK && in_before == zs_.avail_in && out_before == zs_.avail_out)) {
                 if (pos_ == in_.size()) fail("the gzip stream is cut short (truncated file)");
                 fail("corrupt gzip data (no progress)");
             } else if (rc != Z_OK) {
-                fail(std::string("corrupt gzip data (") + (zs_.msg ? zs_.msg : "zlib error " + std::to_string(rc)) + ")");
+                fail(std::string("corrupt gzip data (") + (zs_.msg ? zs_.msg : "zlib error " + std::to_string(rc)) +
+                     ")");
             }
         }
         return produced;
@@ -172,7 +174,8 @@ inline std::vector<std::size_t> idx_header(byte_stream& s, int dims, std::size_t
     }
     count = empty ? 0 : nonzero;
     if (count > s.max_size())
-        s.fail("truncated: the header announces " + std::to_string(count) + " bytes of data, more than the file can hold");
+        s.fail("truncated: the header announces " + std::to_string(count) +
+               " bytes of data, more than the file can hold");
     return shape;
 }
 
@@ -181,7 +184,8 @@ inline std::vector<std::size_t> idx_header(byte_stream& s, int dims, std::size_t
 // An images file (IDX3) and its labels file (IDX1), given as their bytes (gzip or plain);
 // the names are used in errors. classes bounds the labels.
 inline labeled_images parse_idx(std::span<unsigned char const> images, std::string const& images_name,
-                                std::span<unsigned char const> labels, std::string const& labels_name, int classes = 256)
+                                std::span<unsigned char const> labels, std::string const& labels_name,
+                                int classes = 256)
 {
     detail::byte_stream is(images, images_name), ls(labels, labels_name);
     std::size_t pixels = 0, label_count = 0;
@@ -189,7 +193,8 @@ inline labeled_images parse_idx(std::span<unsigned char const> images, std::stri
     const auto lshape = detail::idx_header(ls, 1, label_count);
     if (shape[1] == 0 || shape[2] == 0) is.fail("images of size 0");
     if (lshape[0] != shape[0])
-        ls.fail(std::to_string(lshape[0]) + " labels for the " + std::to_string(shape[0]) + " images of " + images_name);
+        ls.fail(std::to_string(lshape[0]) + " labels for the " + std::to_string(shape[0]) + " images of " +
+                images_name);
     std::vector<unsigned char> px(pixels);
     is.read(px.data(), px.size(), "image data");
     is.expect_end("the " + std::to_string(pixels) + " bytes of image data the header announces");
@@ -234,4 +239,4 @@ inline labeled_images load_fashion_mnist(split which, std::filesystem::path cons
     return d;
 }
 
-} // namespace tensorquant::data
+} // namespace tensorquant::inline TENSORQUANT_ABI::data

@@ -8,8 +8,8 @@
 
 #include "xsimd_compat.hpp"
 
-#include <array>
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstddef>
 #include <limits>
@@ -46,9 +46,12 @@ abs_sum sum_abs_pass(std::span<T const> x, T thr) noexcept
     constexpr T big = std::numeric_limits<T>::max();
     auto keep = [&](auto const& a) {
         // NaN fails every compare; inf fails a <= big
-        if constexpr (Filter && Threshold) return (a > decltype(a)(thr)) && (a <= decltype(a)(big));
-        else if constexpr (Filter) return a <= decltype(a)(big);
-        else return a > decltype(a)(thr);
+        if constexpr (Filter && Threshold)
+            return (a > decltype(a)(thr)) && (a <= decltype(a)(big));
+        else if constexpr (Filter)
+            return a <= decltype(a)(big);
+        else
+            return a > decltype(a)(thr);
     };
     const T* p = x.data();
     const std::size_t n = x.size();
@@ -73,7 +76,8 @@ abs_sum sum_abs_pass(std::span<T const> x, T thr) noexcept
                         s[g] += a;
                     }
                 }
-            for (std::size_t g = 0; g < G; ++g) s[g].store_aligned(bsum + g * B::size), c[g].store_aligned(bcnt + g * B::size);
+            for (std::size_t g = 0; g < G; ++g)
+                s[g].store_aligned(bsum + g * B::size), c[g].store_aligned(bcnt + g * B::size);
             if constexpr (!Filter && !Threshold)
                 for (std::size_t j = 0; j < L; ++j) bcnt[j] = T(8);
         } else {
@@ -114,4 +118,4 @@ abs_sum sum_abs_above(std::span<T const> x, double threshold = -1.0) noexcept
     return std::isfinite(r.sum) ? r : sum_abs_pass<Arch, true, true, true>(x, thr);
 }
 
-} // namespace tensorquant::detail
+} // namespace tensorquant::inline TENSORQUANT_ABI::detail

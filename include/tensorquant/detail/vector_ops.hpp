@@ -37,9 +37,15 @@ template <class T>
 using int_for = std::conditional_t<sizeof(T) == 4, std::int32_t, std::int64_t>;
 
 template <class V>
-struct int_vector { using type = int_for<V>; };
+struct int_vector
+{
+    using type = int_for<V>;
+};
 template <class T, class A>
-struct int_vector<xsimd::batch<T, A>> { using type = xsimd::batch<int_for<T>, A>; };
+struct int_vector<xsimd::batch<T, A>>
+{
+    using type = xsimd::batch<int_for<T>, A>;
+};
 template <class V>
 using int_vector_t = typename int_vector<V>::type;
 
@@ -88,7 +94,7 @@ inline double from_bits(std::int64_t b) noexcept
 // --- batch overloads ----------------------------------------------------------------
 template <class T, class A>
 inline xsimd::batch<T, A> vselect(xsimd::batch_bool<T, A> const& c, xsimd::batch<T, A> const& a,
-                                 xsimd::batch<T, A> const& b) noexcept
+                                  xsimd::batch<T, A> const& b) noexcept
 {
     return xsimd::select(c, a, b);
 }
@@ -100,8 +106,8 @@ inline xsimd::batch<T, A> vselect(xsimd::batch_bool<T, A> const& c, xsimd::batch
 template <class T, class A, class Round>
 inline xsimd::batch<T, A> round_guarded(xsimd::batch<T, A> const& x, Round round) noexcept
 {
-    constexpr bool native = std::is_base_of_v<xsimd::sse4_1, A> || std::is_base_of_v<xsimd::avx, A> ||
-                            std::is_base_of_v<xsimd::avx512f, A>;
+    constexpr bool native =
+        std::is_base_of_v<xsimd::sse4_1, A> || std::is_base_of_v<xsimd::avx, A> || std::is_base_of_v<xsimd::avx512f, A>;
     if constexpr (std::is_same_v<T, double> && !native) {
         using B = xsimd::batch<T, A>;
         const auto small = xsimd::abs(x) < B(0x1p52); // false for NaN
@@ -121,9 +127,15 @@ inline xsimd::batch<T, A> vtrunc(xsimd::batch<T, A> const& x) noexcept
     return round_guarded(x, [](auto const& v) { return xsimd::trunc(v); });
 }
 template <class T, class A>
-inline xsimd::batch<T, A> vabs(xsimd::batch<T, A> const& x) noexcept { return xsimd::abs(x); }
+inline xsimd::batch<T, A> vabs(xsimd::batch<T, A> const& x) noexcept
+{
+    return xsimd::abs(x);
+}
 template <class T, class A>
-inline auto visnan(xsimd::batch<T, A> const& x) noexcept { return xsimd::isnan(x); } // xsimd 8: != is ordered
+inline auto visnan(xsimd::batch<T, A> const& x) noexcept
+{
+    return xsimd::isnan(x);
+} // xsimd 8: != is ordered
 template <class T, class A>
 inline xsimd::batch<T, A> vcopysign(xsimd::batch<T, A> const& m, xsimd::batch<T, A> const& s) noexcept
 {
@@ -192,4 +204,4 @@ constexpr T exp2i(int e) noexcept
     return r;
 }
 
-} // namespace tensorquant::detail
+} // namespace tensorquant::inline TENSORQUANT_ABI::detail

@@ -4,14 +4,25 @@
 
 #include "../config.hpp"
 
-#include <xsimd/xsimd.hpp>
-
-#include <cstdint>
-#include <type_traits>
-
+// GCC 12's AVX-512 intrinsics (_mm512_min_pd and others, through _mm512_undefined_*) warn
+// "may be used uninitialized" wherever they are inlined (GCC bug 105593, fixed in 13).
+// The warning is judged at the intrinsic header's lines, so it is silenced for those
+// headers only, here where they are first included; a translation unit that includes
+// <immintrin.h> or xsimd before tensorquant sees GCC's warning unchanged.
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ == 12
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #if defined(__SSE2__)
 #include <immintrin.h>
 #endif
+#include <xsimd/xsimd.hpp>
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ == 12
+#pragma GCC diagnostic pop
+#endif
+
+#include <cstdint>
+#include <type_traits>
 
 namespace tensorquant::inline TENSORQUANT_ABI::detail::simd {
 
@@ -58,8 +69,10 @@ template <class T, class A>
 inline void store_stream(T* dst, xsimd::batch<T, A> const& x) noexcept
 {
     typename xsimd::batch<T, A>::register_type r = x;
-    if constexpr (requires { nontemporal::put(dst, r); }) nontemporal::put(dst, r);
-    else x.store_aligned(dst);
+    if constexpr (requires { nontemporal::put(dst, r); })
+        nontemporal::put(dst, r);
+    else
+        x.store_aligned(dst);
 }
 
 inline void stream_fence() noexcept
@@ -69,4 +82,4 @@ inline void stream_fence() noexcept
 #endif
 }
 
-} // namespace tensorquant::detail::simd
+} // namespace tensorquant::inline TENSORQUANT_ABI::detail::simd

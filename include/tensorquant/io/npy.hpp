@@ -17,9 +17,9 @@
 #include <fstream>
 #include <limits>
 #include <span>
+#include <string>
 #include <string_view>
 #include <system_error>
-#include <string>
 #include <type_traits>
 #include <vector>
 
@@ -75,19 +75,27 @@ public:
                 if (seen) fail("the header dict gives '" + key + "' twice");
                 seen = true;
             };
-            if (key == "descr") once(seen_descr), h.descr = string_literal();
-            else if (key == "fortran_order") once(seen_order), h.fortran_order = boolean();
-            else if (key == "shape") once(seen_shape), h.shape = tuple();
-            else fail("unexpected key '" + key + "' in the header dict");
+            if (key == "descr")
+                once(seen_descr), h.descr = string_literal();
+            else if (key == "fortran_order")
+                once(seen_order), h.fortran_order = boolean();
+            else if (key == "shape")
+                once(seen_shape), h.shape = tuple();
+            else
+                fail("unexpected key '" + key + "' in the header dict");
             skip_spaces();
-            if (peek() == ',') ++i_;
-            else if (peek() != '}') fail("malformed header dict after '" + key + "'");
+            if (peek() == ',')
+                ++i_;
+            else if (peek() != '}')
+                fail("malformed header dict after '" + key + "'");
         }
         ++i_;
         skip_spaces();
         if (i_ != t_.size()) fail("junk after the header dict");
         if (!seen_descr || !seen_order || !seen_shape)
-            fail(std::string("the header dict lacks ") + (!seen_descr ? "'descr'" : !seen_order ? "'fortran_order'" : "'shape'"));
+            fail(std::string("the header dict lacks ") + (!seen_descr   ? "'descr'"
+                                                          : !seen_order ? "'fortran_order'"
+                                                                        : "'shape'"));
         return h;
     }
 
@@ -136,8 +144,10 @@ private:
             i_ = std::size_t(p - t_.data());
             dims.push_back(v);
             skip_spaces();
-            if (peek() == ',') ++i_;
-            else if (peek() != ')') fail("malformed shape");
+            if (peek() == ',')
+                ++i_;
+            else if (peek() != ')')
+                fail("malformed shape");
         }
         ++i_;
         return dims;
@@ -162,7 +172,8 @@ npy_data<T> parse_npy(std::span<unsigned char const> bytes, std::string const& n
     const std::filesystem::path path(name);
     const std::size_t size = bytes.size();
     auto at = [&](std::size_t i) { return std::uint32_t(bytes[i]); };
-    if (size < 8 || std::memcmp(bytes.data(), "\x93NUMPY", 6) != 0) detail::npy_fail(path, "not a .npy file (bad magic string)");
+    if (size < 8 || std::memcmp(bytes.data(), "\x93NUMPY", 6) != 0)
+        detail::npy_fail(path, "not a .npy file (bad magic string)");
     const unsigned major = at(6);
     std::uint32_t header_len = 0;
     std::size_t preamble = 0;
@@ -187,7 +198,8 @@ npy_data<T> parse_npy(std::span<unsigned char const> bytes, std::string const& n
 
     const bool is_f4 = h.descr == "<f4", is_f8 = h.descr == "<f8";
     if (!is_f4 && !is_f8)
-        detail::npy_fail(path, "element type '" + h.descr + "' is not supported (little-endian float32 '<f4' or float64 '<f8')");
+        detail::npy_fail(path, "element type '" + h.descr +
+                                   "' is not supported (little-endian float32 '<f4' or float64 '<f8')");
     if (h.fortran_order) detail::npy_fail(path, "Fortran-order arrays are not supported (save a C-contiguous array)");
     const std::size_t width = is_f4 ? 4 : 8;
     // element and byte counts, overflow-checked, against what the content holds
@@ -236,7 +248,8 @@ npy_data<T> read_npy(std::filesystem::path const& path)
     std::ifstream in(path, std::ios::binary);
     if (!in) detail::npy_fail(path, "cannot open the file");
     std::vector<unsigned char> bytes(static_cast<std::size_t>(size));
-    if (size && !in.read(reinterpret_cast<char*>(bytes.data()), std::streamsize(size))) detail::npy_fail(path, "cannot read the file");
+    if (size && !in.read(reinterpret_cast<char*>(bytes.data()), std::streamsize(size)))
+        detail::npy_fail(path, "cannot read the file");
     return parse_npy<T>(bytes, path.string());
 }
 
@@ -264,4 +277,4 @@ void write_npy(std::filesystem::path const& path, T const* data, std::vector<std
     if (!out) detail::npy_fail(path, "write failed");
 }
 
-} // namespace tensorquant
+} // namespace tensorquant::inline TENSORQUANT_ABI

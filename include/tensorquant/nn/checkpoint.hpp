@@ -35,7 +35,8 @@ inline void load_parameters(std::vector<network_node>& nodes, std::filesystem::p
         for (auto const& p : parameters_of(n.op)) {
             const auto file = dir / n.name / (p.name + ".npy");
             if (!std::filesystem::exists(file))
-                throw file_error("layer '" + n.name + "': parameter '" + p.name + "' is missing: no file " + file.string());
+                throw file_error("layer '" + n.name + "': parameter '" + p.name + "' is missing: no file " +
+                                 file.string());
             auto t = read_npy<float>(file);
             if (t.shape != p.shape)
                 throw shape_error("layer '" + n.name + "': " + file.string() + " holds shape " +

@@ -41,8 +41,9 @@ inline std::vector<parameter_ref> parameters_of(layer& op)
     std::visit(
         [&](auto& l) {
             for_each_parameter(l, [&](parameter_info const& info, auto& t) {
-                refs.push_back({std::string(info.name), t.data(), std::vector<std::size_t>(t.shape().begin(), t.shape().end()),
-                                info.trainable, info.decays});
+                refs.push_back({std::string(info.name), t.data(),
+                                std::vector<std::size_t>(t.shape().begin(), t.shape().end()), info.trainable,
+                                info.decays});
             });
         },
         op);

@@ -28,7 +28,8 @@ public:
     conv2d_layer conv2d(std::size_t k, std::size_t in, std::size_t out, window_options o = {},
                         activation act = activation::none)
     {
-        conv2d_layer l{tensor4<float>::from_shape({k, k, in / std::size_t(o.groups), out}), xt::zeros<float>({out}), o, act};
+        conv2d_layer l{tensor4<float>::from_shape({k, k, in / std::size_t(o.groups), out}), xt::zeros<float>({out}), o,
+                       act};
         he_uniform(l.weights, k * k * in / std::size_t(o.groups));
         return l;
     }
@@ -48,4 +49,4 @@ private:
     splitmix64 gen_;
 };
 
-} // namespace tensorquant::nn
+} // namespace tensorquant::inline TENSORQUANT_ABI::nn

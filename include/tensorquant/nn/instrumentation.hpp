@@ -53,4 +53,4 @@ inline tensor_stats measure(std::string layer, std::string tensor, float const* 
     return s;
 }
 
-} // namespace tensorquant::nn
+} // namespace tensorquant::inline TENSORQUANT_ABI::nn

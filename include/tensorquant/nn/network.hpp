@@ -102,7 +102,8 @@ public:
             for (int j : nodes_[i].inputs) in.push_back(j < 0 ? &x : &outs[std::size_t(j)]);
             outs[i] = run(i, in);
             for (int j : nodes_[i].inputs)
-                if (j >= 0 && last_use[std::size_t(j)] == i && std::size_t(j) + 1 != nodes_.size()) outs[std::size_t(j)] = {};
+                if (j >= 0 && last_use[std::size_t(j)] == i && std::size_t(j) + 1 != nodes_.size())
+                    outs[std::size_t(j)] = {};
         }
         return std::move(outs.back());
     }
@@ -204,12 +205,14 @@ private:
                 } guard{recording_};
                 recording_ = false; // the reference pass quantizes the same weights again
                 const auto ref = float_path();
-                stats_.push_back(measure(node.name, "output (intrinsic)", ref.data(), y.data(), y.size(), q.intrinsic->quantizer));
+                stats_.push_back(
+                    measure(node.name, "output (intrinsic)", ref.data(), y.data(), y.size(), q.intrinsic->quantizer));
             }
         } else {
             y = float_path();
         }
-        if (q.extrinsic) quantize_tensor(y, *q.extrinsic, i, stream_offset(i, 0, stream_role::extrinsic), "output (extrinsic)");
+        if (q.extrinsic)
+            quantize_tensor(y, *q.extrinsic, i, stream_offset(i, 0, stream_role::extrinsic), "output (extrinsic)");
         return y;
     }
 
@@ -221,4 +224,4 @@ private:
     std::vector<tensor_stats> stats_;
 };
 
-} // namespace tensorquant::nn
+} // namespace tensorquant::inline TENSORQUANT_ABI::nn

@@ -39,8 +39,8 @@ struct quantization_maps
                 bool used = false;
                 for (auto const& n : nodes) used = used || scope_matches(e.scope, n.name);
                 if (!used)
-                    throw config_error(std::string(kind) + " map: scope '" + e.scope + "' matches no layer of network '" +
-                                       network + "'");
+                    throw config_error(std::string(kind) + " map: scope '" + e.scope +
+                                       "' matches no layer of network '" + network + "'");
             }
         };
         check_keys(intrinsic, "intrinsic");
@@ -50,8 +50,8 @@ struct quantization_maps
             auto const* e = intrinsic.match(n.name);
             if (!e) continue;
             auto fail = [&](std::string const& why) {
-                throw config_error("intrinsic map: layer '" + n.name + "' gets '" + e->spec + "' from scope '" + e->scope +
-                                   "', but " + why);
+                throw config_error("intrinsic map: layer '" + n.name + "' gets '" + e->spec + "' from scope '" +
+                                   e->scope + "', but " + why);
             };
             auto const* f = std::get_if<fixed_point_rt>(&e->quantizer.get());
             if (!f) fail("intrinsic emulation needs a fixed-point quantizer");

@@ -46,11 +46,17 @@ struct is_fixed_point<fixed_point<W, F, R, O, S>> : std::true_type
 template <class Q>
 any_quantizer to_any_quantizer(Q q)
 {
-    if constexpr (std::is_same_v<Q, any_quantizer>) return q;
-    else if constexpr (std::is_constructible_v<any_quantizer::variant_type, Q>) return any_quantizer(std::move(q));
-    else if constexpr (is_fixed_point<Q>::value && requires { Q::rounding_policy::mode; Q::overflow_policy::mode; })
+    if constexpr (std::is_same_v<Q, any_quantizer>)
+        return q;
+    else if constexpr (std::is_constructible_v<any_quantizer::variant_type, Q>)
+        return any_quantizer(std::move(q));
+    else if constexpr (is_fixed_point<Q>::value && requires {
+                           Q::rounding_policy::mode;
+                           Q::overflow_policy::mode;
+                       })
         return fixed_point_rt(Q::format, Q::rounding_policy::mode, Q::overflow_policy::mode, q.key);
-    else return user_quantizer(std::move(q));
+    else
+        return user_quantizer(std::move(q));
 }
 } // namespace detail
 
@@ -116,14 +122,15 @@ public:
         try {
             // JSON allows a key twice and the parser would keep one: a map where one entry
             // silently wins is a trap, so the keys of the top object are collected
-            j = nlohmann::json::parse(text, [&](int depth, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
-                if (event == nlohmann::json::parse_event_t::key && depth == 1) {
-                    auto k = parsed.get<std::string>();
-                    if (duplicate.empty() && std::find(keys.begin(), keys.end(), k) != keys.end()) duplicate = k;
-                    keys.push_back(std::move(k));
-                }
-                return true;
-            });
+            j = nlohmann::json::parse(
+                text, [&](int depth, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
+                    if (event == nlohmann::json::parse_event_t::key && depth == 1) {
+                        auto k = parsed.get<std::string>();
+                        if (duplicate.empty() && std::find(keys.begin(), keys.end(), k) != keys.end()) duplicate = k;
+                        keys.push_back(std::move(k));
+                    }
+                    return true;
+                });
         } catch (nlohmann::json::exception const& e) { // parse errors, and numbers out of range (1e999)
             throw file_error(source + ": not valid JSON: " + e.what());
         }
@@ -141,7 +148,7 @@ public:
                 throw file_error(source + ": the value of '" + scope + "' must be a quantizer string such as " +
                                  "\"nearest,8,4\", got a " + std::string(value.type_name()));
             tensorquant::detail::with_error_context(source + ": scope '" + scope + "'",
-                                       [&] { m.set(scope, value.get<std::string>(), key); });
+                                                    [&] { m.set(scope, value.get<std::string>(), key); });
         }
         return m;
     }
@@ -159,4 +166,4 @@ private:
     std::vector<scope_entry> entries_;
 };
 
-} // namespace tensorquant::nn
+} // namespace tensorquant::inline TENSORQUANT_ABI::nn

@@ -60,4 +60,4 @@ inline network small_resnet(std::uint64_t seed = 1, std::size_t width = 8)
     return net;
 }
 
-} // namespace tensorquant::nn
+} // namespace tensorquant::inline TENSORQUANT_ABI::nn

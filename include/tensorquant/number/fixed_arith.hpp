@@ -109,8 +109,10 @@ struct fixed_arith
     {
         const int f = format.frac;
         bigint num(a), den(b);
-        if (f >= 0) num = num << f;
-        else den = den << -f;
+        if (f >= 0)
+            num = num << f;
+        else
+            den = den << -f;
         if (den < 0) num = -num, den = -den;
         if (bit_length(magnitude(a)) + (f > 0 ? f : 0) < 126 && bit_length(magnitude(b)) + (f < 0 ? -f : 0) < 126)
             return fit(round_quotient<R>(static_cast<int128>(num), static_cast<int128>(den)));
@@ -140,10 +142,13 @@ struct fixed_arith
         const bigint k = isqrt(nd) / d;
         const bigint dk = d * k;
         remainder_class c;
-        if (nd == dk * dk) c = remainder_class::zero;
+        if (nd == dk * dk)
+            c = remainder_class::zero;
         else {
             const bigint lhs = 4 * nd, mid = (2 * dk + d) * (2 * dk + d);
-            c = lhs < mid ? remainder_class::below_half : lhs == mid ? remainder_class::half : remainder_class::above_half;
+            c = lhs < mid    ? remainder_class::below_half
+                : lhs == mid ? remainder_class::half
+                             : remainder_class::above_half;
         }
         return fit(round_truncated<R>(false, k, c));
     }
@@ -161,4 +166,4 @@ T from_word(int128 n, int frac) noexcept
     return std::ldexp(static_cast<T>(n), -frac); // exact while the format fits T
 }
 
-} // namespace tensorquant::detail
+} // namespace tensorquant::inline TENSORQUANT_ABI::detail

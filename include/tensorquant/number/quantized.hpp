@@ -99,14 +99,25 @@ struct exact_ops
         return codec::raw(op(codec::word(a, frac())), frac());
     }
 
-    T add(T a, T b) const { return binary(a, b, [&](auto x, auto y) { return ar.add(x, y); }); }
-    T sub(T a, T b) const { return binary(a, b, [&](auto x, auto y) { return ar.sub(x, y); }); }
-    T mul(T a, T b) const { return binary(a, b, [&](auto x, auto y) { return ar.mul(x, y); }); }
+    T add(T a, T b) const
+    {
+        return binary(a, b, [&](auto x, auto y) { return ar.add(x, y); });
+    }
+    T sub(T a, T b) const
+    {
+        return binary(a, b, [&](auto x, auto y) { return ar.sub(x, y); });
+    }
+    T mul(T a, T b) const
+    {
+        return binary(a, b, [&](auto x, auto y) { return ar.mul(x, y); });
+    }
     T div(T a, T b) const
     {
         if (b == T(0)) {
-            if constexpr (std::is_floating_point_v<T>) return quantize(a / b); // +-inf or NaN, then the format's rule
-            else return codec::nan("division by zero");
+            if constexpr (std::is_floating_point_v<T>)
+                return quantize(a / b); // +-inf or NaN, then the format's rule
+            else
+                return codec::nan("division by zero");
         }
         return binary(a, b, [&](auto x, auto y) { return ar.div(x, y); });
     }
@@ -116,8 +127,14 @@ struct exact_ops
         if (a < T(0)) return codec::nan("the square root of a negative number");
         return unary(a, [&](auto x) { return ar.sqrt(x); });
     }
-    T div_int(T a, std::int64_t n) const { return unary(a, [&](auto x) { return ar.div_int(x, n); }); }
-    T neg(T a) const { return unary(a, [&](auto x) { return ar.neg(x); }); }
+    T div_int(T a, std::int64_t n) const
+    {
+        return unary(a, [&](auto x) { return ar.div_int(x, n); });
+    }
+    T neg(T a) const
+    {
+        return unary(a, [&](auto x) { return ar.neg(x); });
+    }
     template <std::integral I>
     T from_integer(I i) const
     {
@@ -131,11 +148,26 @@ struct exact_ops
 template <class D, class T>
 struct number_operators
 {
-    friend D operator+(D a, D b) { return D::with_ops([&](auto const& o) { return o.add(a.raw(), b.raw()); }); }
-    friend D operator-(D a, D b) { return D::with_ops([&](auto const& o) { return o.sub(a.raw(), b.raw()); }); }
-    friend D operator*(D a, D b) { return D::with_ops([&](auto const& o) { return o.mul(a.raw(), b.raw()); }); }
-    friend D operator/(D a, D b) { return D::with_ops([&](auto const& o) { return o.div(a.raw(), b.raw()); }); }
-    friend D operator-(D a) { return D::with_ops([&](auto const& o) { return o.neg(a.raw()); }); }
+    friend D operator+(D a, D b)
+    {
+        return D::with_ops([&](auto const& o) { return o.add(a.raw(), b.raw()); });
+    }
+    friend D operator-(D a, D b)
+    {
+        return D::with_ops([&](auto const& o) { return o.sub(a.raw(), b.raw()); });
+    }
+    friend D operator*(D a, D b)
+    {
+        return D::with_ops([&](auto const& o) { return o.mul(a.raw(), b.raw()); });
+    }
+    friend D operator/(D a, D b)
+    {
+        return D::with_ops([&](auto const& o) { return o.div(a.raw(), b.raw()); });
+    }
+    friend D operator-(D a)
+    {
+        return D::with_ops([&](auto const& o) { return o.neg(a.raw()); });
+    }
     friend D operator+(D a) { return a; }
     D& operator+=(D b) { return self() = self() + b; }
     D& operator-=(D b) { return self() = self() - b; }
@@ -146,12 +178,18 @@ struct number_operators
     friend constexpr std::partial_ordering operator<=>(D a, D b) noexcept { return a.raw() <=> b.raw(); }
 
     friend D abs(D a) { return a.raw() < T(0) ? -a : a; }
-    friend D sqrt(D a) { return D::with_ops([&](auto const& o) { return o.sqrt(a.raw()); }); }
+    friend D sqrt(D a)
+    {
+        return D::with_ops([&](auto const& o) { return o.sqrt(a.raw()); });
+    }
     friend constexpr D min(D a, D b) noexcept { return b < a ? b : a; }
     friend constexpr D max(D a, D b) noexcept { return a < b ? b : a; }
     friend constexpr bool isnan(D a) noexcept { return storage_codec<T>::isnan(a.raw()); }
     // a / n for an exact positive integer n (n is not quantized), rounded once.
-    friend D divide(D a, std::int64_t n) { return D::with_ops([&](auto const& o) { return o.div_int(a.raw(), n); }); }
+    friend D divide(D a, std::int64_t n)
+    {
+        return D::with_ops([&](auto const& o) { return o.div_int(a.raw(), n); });
+    }
 
 private:
     D& self() noexcept { return static_cast<D&>(*this); }
@@ -183,13 +221,11 @@ public:
 
     template <std::floating_point U>
     constexpr quantized(U x) : v_(quantize_plain(x))
-    {
-    }
+    {}
     // Integers convert exactly (then the overflow policy applies), whatever their size.
     template <std::integral I>
     constexpr quantized(I x) : v_(ops().from_integer(x))
-    {
-    }
+    {}
 
     // From raw storage known to be in the format (no rounding): the value for a floating
     // T, the word for std::int64_t.
@@ -202,17 +238,15 @@ public:
     constexpr T raw() const noexcept { return v_; }
 
     // The value (floating-point storage).
-    constexpr T value() const noexcept
-        requires(!integer_storage)
-    {
-        return v_;
-    }
+    constexpr T value() const noexcept requires(!integer_storage) { return v_; }
     // The value as U: exact when U holds the format, otherwise rounded to nearest.
     template <std::floating_point U>
     explicit constexpr operator U() const noexcept
     {
-        if constexpr (integer_storage) return std::ldexp(static_cast<U>(v_), -format.frac);
-        else return static_cast<U>(v_);
+        if constexpr (integer_storage)
+            return std::ldexp(static_cast<U>(v_), -format.frac);
+        else
+            return static_cast<U>(v_);
     }
     // The two's complement W-bit word, zero-extended (NaN gives 0).
     std::uint64_t word() const noexcept
@@ -252,8 +286,10 @@ private:
     static auto ops() noexcept
     {
         static constexpr auto quantize = [](T x) -> T {
-            if constexpr (integer_storage) return x; // unused: integer storage never holds inf or NaN
-            else return quantize_plain(x);
+            if constexpr (integer_storage)
+                return x; // unused: integer storage never holds inf or NaN
+            else
+                return quantize_plain(x);
         };
         return detail::exact_ops<T, decltype(arith), decltype(quantize)>{arith, quantize};
     }
@@ -320,12 +356,10 @@ public:
     quantized_rt() = default;
     template <std::floating_point U>
     quantized_rt(U x) : v_(quantize_plain(x))
-    {
-    }
+    {}
     template <std::integral I>
     quantized_rt(I x) : v_(number_scope::current().visit<T>([&](auto const& o) { return o.from_integer(x); }))
-    {
-    }
+    {}
     static quantized_rt from_raw(T v) noexcept
     {
         quantized_rt q;
@@ -335,10 +369,7 @@ public:
     explicit operator T() const noexcept { return v_; }
     template <std::floating_point U>
         requires(!std::is_same_v<U, T>)
-    explicit operator U() const noexcept
-    {
-        return static_cast<U>(v_);
-    }
+    explicit operator U() const noexcept { return static_cast<U>(v_); }
     T value() const noexcept { return v_; }
 
     constexpr T raw() const noexcept { return v_; }
@@ -349,7 +380,8 @@ public:
         return from_raw(number_scope::current().visit<T>([&](auto const& o) { return fn(o); }));
     }
 
-private:    template <std::floating_point U>
+private:
+    template <std::floating_point U>
     static T quantize_plain(U x)
     {
         using Wd = detail::wider_t<T, U>;
@@ -366,7 +398,7 @@ constexpr T divide(T a, std::int64_t n) noexcept
     return a / static_cast<T>(n);
 }
 
-} // namespace tensorquant
+} // namespace tensorquant::inline TENSORQUANT_ABI
 
 template <class T, class Q>
 class std::numeric_limits<tensorquant::quantized<T, Q>>
@@ -414,13 +446,15 @@ public:
     static constexpr V min() noexcept { return V::from_raw(step); } // smallest positive value
     static constexpr V max() noexcept { return V::from_raw(raw_of(words.hi)); }
     static constexpr V lowest() noexcept { return V::from_raw(raw_of(words.lo)); }
-    static constexpr V epsilon() noexcept { return V::from_raw(step); } // one step of the format
+    static constexpr V epsilon() noexcept { return V::from_raw(step); }     // one step of the format
     static constexpr V round_error() noexcept { return V::from_raw(step); } // at most one step, for every rounding
     static constexpr V infinity() noexcept { return V::from_raw(T(0)); }
     static constexpr V quiet_NaN() noexcept
     {
-        if constexpr (std::is_integral_v<T>) return V::from_raw(T(0));
-        else return V::from_raw(std::numeric_limits<T>::quiet_NaN());
+        if constexpr (std::is_integral_v<T>)
+            return V::from_raw(T(0));
+        else
+            return V::from_raw(std::numeric_limits<T>::quiet_NaN());
     }
     static constexpr V signaling_NaN() noexcept { return quiet_NaN(); }
     static constexpr V denorm_min() noexcept { return min(); }

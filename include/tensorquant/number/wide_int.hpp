@@ -24,8 +24,7 @@ public:
     constexpr int256() noexcept = default;
     constexpr int256(int128 v) noexcept // NOLINT: implicit, like the built-in widening
         : l_{limb(uint128(v)), limb(uint128(v) >> 64), v < 0 ? ~limb(0) : 0, v < 0 ? ~limb(0) : 0}
-    {
-    }
+    {}
     constexpr int256(int v) noexcept : int256(int128(v)) {}
     constexpr int256(std::int64_t v) noexcept : int256(int128(v)) {}
 

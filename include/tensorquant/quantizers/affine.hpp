@@ -77,7 +77,9 @@ affine_kernel<T, R> make_affine_kernel(double scale, int zero_point, int qmin, i
     if (std::abs(double(qmin)) > limit || std::abs(double(qmax)) > limit)
         throw format_error("affine: integer range [" + std::to_string(qmin) + ", " + std::to_string(qmax) +
                            "] is not exact in the storage type");
-    return {{}, s, inv, T(zero_point), T(qmin), T(qmax), T(double(qmin) - zero_point - 1), T(double(qmax) - zero_point + 1), key};
+    return {
+        {}, s, inv, T(zero_point), T(qmin), T(qmax), T(double(qmin) - zero_point - 1), T(double(qmax) - zero_point + 1),
+        key};
 }
 
 } // namespace detail
@@ -96,7 +98,8 @@ struct affine : detail::descriptor_base<affine>
         : scale(s), zero_point(z), qmin(lo), qmax(hi), rounding(r), key(k)
     {
         detail::check_affine_range(z, lo, hi);
-        if (!(s > 0) || !std::isfinite(s)) throw format_error("affine: scale " + std::to_string(s) + " must be positive and finite");
+        if (!(s > 0) || !std::isfinite(s))
+            throw format_error("affine: scale " + std::to_string(s) + " must be positive and finite");
     }
 
     template <std::floating_point T, class Fn>
@@ -163,4 +166,4 @@ struct affine_per_channel
     affine channel(std::size_t c) const { return affine(scales[c], zero_points[c], qmin, qmax, rounding, key); }
 };
 
-} // namespace tensorquant
+} // namespace tensorquant::inline TENSORQUANT_ABI

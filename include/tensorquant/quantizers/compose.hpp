@@ -37,17 +37,16 @@ struct composed_kernel
         return run(x, i);
     }
     template <class T, class A>
-        requires(BatchQuantizer<Ks, T, A> && ...)
-    xsimd::batch<T, A> operator()(xsimd::batch<T, A> const& x, std::uint64_t i) const
-    {
-        return run(x, i);
-    }
+        requires(BatchQuantizer<Ks, T, A>&&...)
+    xsimd::batch<T, A>
+    operator()(xsimd::batch<T, A> const& x, std::uint64_t i) const { return run(x, i); }
 };
 
 template <class T, class Q>
 decltype(auto) with_kernel_of(Q const& q, auto&& fn)
 {
-    if constexpr (DispatchingQuantizer<Q, T>) return q.template visit<T>(fn);
+    if constexpr (DispatchingQuantizer<Q, T>)
+        return q.template visit<T>(fn);
     else {
         static_assert(ScalarQuantizer<Q, T>, "compose: every stage must be element-wise (q(x), q(x, i) or visit<T>); "
                                              "apply tensor-statistics quantizers as a separate pass");
@@ -55,21 +54,29 @@ decltype(auto) with_kernel_of(Q const& q, auto&& fn)
     }
 }
 
+// Resolves stage q to its kernel, then the remaining stages, then calls fn with the
+// composed kernel. Each call has one stage fewer, so no deduced return type depends on
+// itself (clang rejects that).
 template <class T, class Fn, class Q, class... Rest, class... Ks>
 decltype(auto) build_composed(Fn&& fn, std::tuple<Ks...> done, Q const& q, Rest const&... rest)
 {
+    auto with_stage = [&](auto const& k) -> decltype(auto) {
+        auto next = std::tuple_cat(done, std::tuple<std::decay_t<decltype(k)>>(k));
+        if constexpr (sizeof...(Rest) == 0)
+            return std::apply(
+                [&](auto const&... ks) { return fn(composed_kernel<std::decay_t<decltype(ks)>...>{{ks...}}); }, next);
+        else
+            return build_composed<T>(fn, next, rest...);
+    };
     return with_kernel_of<T>(q, [&](auto const& k) -> decltype(auto) {
         using K = std::decay_t<decltype(k)>;
-        if constexpr (!ScalarQuantizer<K, T>) {
+        if constexpr (ScalarQuantizer<K, T>) {
+            return with_stage(k);
+        } else {
             // a runtime choice (any_quantizer) that turned out to need tensor statistics
             throw format_error("compose: a quantizer that needs statistics of its input tensor (binary with mean "
                                "magnitude, TWN ternary) cannot be a stage; apply it as a separate pass");
-            return build_composed<T>(fn, done, identity{}, rest...);
-        } else {
-        auto next = std::tuple_cat(done, std::tuple<std::decay_t<decltype(k)>>(k));
-        if constexpr (sizeof...(Rest) == 0)
-            return std::apply([&](auto const&... ks) { return fn(composed_kernel<std::decay_t<decltype(ks)>...>{{ks...}}); }, next);
-        else return build_composed<T>(fn, next, rest...);
+            return with_stage(identity_kernel<T>{}); // unreachable; gives this branch the others' type
         }
     });
 }
@@ -86,16 +93,14 @@ struct composed : detail::descriptor_base<composed<Qs...>>
     template <std::floating_point T, class Fn>
     decltype(auto) visit(Fn&& fn) const
     {
-        return std::apply([&](auto const&... qs) -> decltype(auto) { return detail::build_composed<T>(fn, std::tuple<>{}, qs...); },
-                          stages);
+        return std::apply(
+            [&](auto const&... qs) -> decltype(auto) { return detail::build_composed<T>(fn, std::tuple<>{}, qs...); },
+            stages);
     }
 };
 
 template <class... Qs>
     requires(sizeof...(Qs) >= 2)
-composed<Qs...> compose(Qs... qs)
-{
-    return composed<Qs...>(std::move(qs)...);
-}
+composed<Qs...> compose(Qs... qs) { return composed<Qs...>(std::move(qs)...); }
 
-} // namespace tensorquant
+} // namespace tensorquant::inline TENSORQUANT_ABI

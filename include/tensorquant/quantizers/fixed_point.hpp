@@ -1,5 +1,5 @@
 // Fixed point (W, F): a two's complement (or unsigned) integer of W bits, F of them
-// fractional; resolution 2^-F (paper eq. 1-5 and SPEC 1.1).
+// fractional; resolution 2^-F (paper eq. 1-5; docs/reference.md §1.1).
 //
 // Supported formats: 1 <= W <= 64 and -64 <= F <= 64 (F > W and F < 0 are meaningful:
 // all-fractional words and coarse steps). Quantizing into a floating-point T needs every
@@ -57,23 +57,21 @@ template <class T, class R, class O>
 struct fixed_kernel : kernel_calls<fixed_kernel<T, R, O>, T, is_stochastic_rounding_v<R>>
 {
     static_assert(std::floating_point<T>);
-    T scale, inv_scale;    // 2^F, 2^-F
-    T lo, hi;              // bounds of the integer word, in units of 2^-F
+    T scale, inv_scale; // 2^F, 2^-F
+    T lo, hi;           // bounds of the integer word, in units of 2^-F
     T modulus, inv_modulus, half_modulus;
-    T wrap_bound;          // |x 2^F| beyond this wraps to 0 (its low W bits are all 0)
-    bool guard_tiny;       // F < 0: x 2^F can underflow; keep its sign and non-zero-ness
+    T wrap_bound;    // |x 2^F| beyond this wraps to 0 (its low W bits are all 0)
+    bool guard_tiny; // F < 0: x 2^F can underflow; keep its sign and non-zero-ness
     bool is_signed;
     counter_rng rng;
 
     constexpr fixed_kernel(fixed_format f, rng_key k = {}) noexcept
-        : scale(exp2i<T>(f.frac)), inv_scale(exp2i<T>(-f.frac)),
-          lo(static_cast<T>(O::range(f).lo)), hi(static_cast<T>(O::range(f).hi)),
-          modulus(exp2i<T>(f.width)), inv_modulus(exp2i<T>(-f.width)),
+        : scale(exp2i<T>(f.frac)), inv_scale(exp2i<T>(-f.frac)), lo(static_cast<T>(O::range(f).lo)),
+          hi(static_cast<T>(O::range(f).hi)), modulus(exp2i<T>(f.width)), inv_modulus(exp2i<T>(-f.width)),
           half_modulus(f.is_signed ? exp2i<T>(f.width - 1) : exp2i<T>(f.width)),
           wrap_bound(exp2i<T>(f.width + std::numeric_limits<T>::digits)), guard_tiny(f.frac < 0),
           is_signed(f.is_signed), rng(k)
-    {
-    }
+    {}
 
     // x 2^F, exactly; with F < 0 a tiny x whose product underflows is replaced by the
     // smallest normal of the same sign, which rounds the same way under every policy.
@@ -127,8 +125,10 @@ struct fixed_kernel : kernel_calls<fixed_kernel<T, R, O>, T, is_stochastic_round
     V apply(V const& x, V const& u) const noexcept
     {
         V r;
-        if constexpr (O::modular) r = wrap(round(scaled(x), u), x);
-        else r = round(clamp_scaled(scaled(x)), u);
+        if constexpr (O::modular)
+            r = wrap(round(scaled(x), u), x);
+        else
+            r = round(clamp_scaled(scaled(x)), u);
         // r 2^-F + 0: exact, and turns -0 into +0 (a fixed-point word has one zero)
         return mul_add(r, V(inv_scale), V(T(0)));
     }
@@ -149,8 +149,10 @@ std::uint64_t encode_fixed(fixed_format f, T x, [[maybe_unused]] T u) noexcept
     int128 n;
     if (std::isinf(r) || std::fabs(r) >= T(0x1p126)) {
         // beyond every word: saturates, or (a multiple of 2^73 at least) wraps to 0
-        if constexpr (O::modular) return 0;
-        else n = r > 0 ? O::range(f).hi : O::range(f).lo;
+        if constexpr (O::modular)
+            return 0;
+        else
+            n = r > 0 ? O::range(f).hi : O::range(f).lo;
     } else {
         n = fit_word<O>(static_cast<int128>(r), f);
     }
@@ -160,8 +162,7 @@ std::uint64_t encode_fixed(fixed_format f, T x, [[maybe_unused]] T u) noexcept
 } // namespace detail
 
 // Fixed point with the format as template arguments, for hardware models.
-template <int W, int F, RoundingPolicy R = rounding::nearest, OverflowPolicy O = overflow::saturate,
-          bool Signed = true>
+template <int W, int F, RoundingPolicy R = rounding::nearest, OverflowPolicy O = overflow::saturate, bool Signed = true>
     requires(detail::fixed_format_exists(W, F, Signed))
 struct fixed_point
 {
@@ -190,46 +191,37 @@ struct fixed_point
     // Bulk loops take the kernel once; a T the format does not fit is a compile error.
     template <std::floating_point T, class Fn>
         requires fits<T>
-    decltype(auto) visit(Fn&& fn) const
-    {
-        return fn(kernel<T>());
-    }
+    decltype(auto) visit(Fn&& fn) const { return fn(kernel<T>()); }
 
     template <std::floating_point T>
         requires(fits<T> && !is_stochastic_rounding_v<R>)
-    T operator()(T x) const noexcept
-    {
-        return kernel<T>()(x);
-    }
+    T operator()(T x) const noexcept { return kernel<T>()(x); }
     template <std::floating_point T>
-        requires(fits<T> && is_stochastic_rounding_v<R>)
-    T operator()(T x, std::uint64_t i) const noexcept
-    {
-        return kernel<T>()(x, i);
-    }
+        requires(fits<T>&& is_stochastic_rounding_v<R>)
+    T operator()(T x, std::uint64_t i) const noexcept { return kernel<T>()(x, i); }
     template <class T, class A>
         requires(fits<T> && !is_stochastic_rounding_v<R>)
-    xsimd::batch<T, A> operator()(xsimd::batch<T, A> const& x) const noexcept
-    {
-        return kernel<T>()(x);
-    }
+    xsimd::batch<T, A>
+    operator()(xsimd::batch<T, A> const& x) const noexcept { return kernel<T>()(x); }
     template <class T, class A>
-        requires(fits<T> && is_stochastic_rounding_v<R>)
-    xsimd::batch<T, A> operator()(xsimd::batch<T, A> const& x, std::uint64_t i) const noexcept
-    {
-        return kernel<T>()(x, i);
-    }
+        requires(fits<T>&& is_stochastic_rounding_v<R>)
+    xsimd::batch<T, A>
+    operator()(xsimd::batch<T, A> const& x, std::uint64_t i) const noexcept { return kernel<T>()(x, i); }
 
     // The W-bit word, exact for every W (element index i feeds stochastic rounding).
     template <std::floating_point T>
     std::uint64_t encode(T x, std::uint64_t i = 0) const noexcept
     {
-        return detail::encode_fixed<T, R, O>(format, x, is_stochastic_rounding_v<R> ? detail::uniform_at<T>(key, i) : T(0));
+        return detail::encode_fixed<T, R, O>(format, x,
+                                             is_stochastic_rounding_v<R> ? detail::uniform_at<T>(key, i) : T(0));
     }
 
     // The string of the same format (built-in policies have one).
-    std::string to_string() const
-        requires requires { R::mode; O::mode; }
+    std::string to_string() const requires requires
+    {
+        R::mode;
+        O::mode;
+    }
     {
         return detail::fixed_spec(format, R::mode, O::mode);
     }
@@ -258,8 +250,7 @@ public:
     fixed_point_rt(int width, int frac, rounding_mode r = rounding_mode::nearest,
                    overflow_mode o = overflow_mode::saturate, rng_key key = {})
         : fixed_point_rt(fixed_format{width, frac, true}, r, o, key)
-    {
-    }
+    {}
 
     fixed_format format() const noexcept { return fmt_; }
     rounding_mode rounding() const noexcept { return rounding_; }
@@ -283,23 +274,35 @@ public:
     }
 
     static constexpr std::string_view form = "rounding,W,F[,saturate|symmetric|wrap][,signed|unsigned]";
-    static constexpr std::array<std::string_view, 10> examples{
-        "nearest,8,4",      "nearest_even,12,6,wrap", "nearest_up,10,3,symmetric", "nearest_down,7,2",
-        "nearest_zero,9,9", "zero,16,8",              "down,5,-2",                 "up,6,1,unsigned",
-        "stochastic,8,4",   "stochastic,24,20,wrap"};
+    static constexpr std::array<std::string_view, 10> examples{"nearest,8,4",
+                                                               "nearest_even,12,6,wrap",
+                                                               "nearest_up,10,3,symmetric",
+                                                               "nearest_down,7,2",
+                                                               "nearest_zero,9,9",
+                                                               "zero,16,8",
+                                                               "down,5,-2",
+                                                               "up,6,1,unsigned",
+                                                               "stochastic,8,4",
+                                                               "stochastic,24,20,wrap"};
     static bool accepts(detail::spec_reader const& r) { return rounding_from_name(r.kind()).has_value(); }
     static fixed_point_rt parse(detail::spec_reader const& r, rng_key key)
     {
-        if (r.size() < 3) r.fail(std::string("fixed point needs word size and fractional bits, as \"") + std::string(form) + "\"");
+        if (r.size() < 3)
+            r.fail(std::string("fixed point needs word size and fractional bits, as \"") + std::string(form) + "\"");
         r.at_most(5, form);
         fixed_format f{r.integer(1, "word size W"), r.integer(2, "fractional bits F"), true};
         overflow_mode o = overflow_mode::saturate;
         for (std::size_t k = 3; k < r.size(); ++k) {
             const auto t = r[k];
-            if (auto m = overflow_from_name(t)) o = *m;
-            else if (t == "signed") f.is_signed = true;
-            else if (t == "unsigned") f.is_signed = false;
-            else r.fail("unknown option \"" + std::string(t) + "\"; expected saturate, symmetric, wrap, signed or unsigned");
+            if (auto m = overflow_from_name(t))
+                o = *m;
+            else if (t == "signed")
+                f.is_signed = true;
+            else if (t == "unsigned")
+                f.is_signed = false;
+            else
+                r.fail("unknown option \"" + std::string(t) +
+                       "\"; expected saturate, symmetric, wrap, signed or unsigned");
         }
         return r.build([&] { return fixed_point_rt(f, *rounding_from_name(r.kind()), o, key); });
     }
@@ -330,9 +333,11 @@ template <std::floating_point T>
 T decode(fixed_format f, std::uint64_t word) noexcept
 {
     std::int64_t v;
-    if (f.is_signed && f.width < 64 && (word >> (f.width - 1)) & 1) v = static_cast<std::int64_t>(word | (~std::uint64_t(0) << f.width));
-    else v = static_cast<std::int64_t>(word);
+    if (f.is_signed && f.width < 64 && (word >> (f.width - 1)) & 1)
+        v = static_cast<std::int64_t>(word | (~std::uint64_t(0) << f.width));
+    else
+        v = static_cast<std::int64_t>(word);
     return static_cast<T>(v) * detail::exp2i<T>(-f.frac);
 }
 
-} // namespace tensorquant
+} // namespace tensorquant::inline TENSORQUANT_ABI

@@ -1,4 +1,4 @@
-// Logarithmic (power of two): sgn(x) 2^e with e in [e_min, e_max] (SPEC 1.2).
+// Logarithmic (power of two): sgn(x) 2^e with e in [e_min, e_max] (docs/reference.md §1.2).
 // - log_rounding::floor: e = floor(log2 |x|), TensorQuant's kernel.
 // - log_rounding::nearest: e = round(log2 |x|), nearest in the log domain: |x| rounds up
 //   from 2^k once it reaches 2^k sqrt(2) (irrational, so there are no ties).
@@ -37,10 +37,10 @@ struct log_kernel : kernel_calls<log_kernel<T>, T, false>
 {
     using I = int_for<T>;
     static constexpr int mant_bits = std::numeric_limits<T>::digits - 1;
-    I lower;      // |x| bits below this flush to zero
-    I upper;      // |x| bits at or above this saturate
-    I round_add;  // added to |x| bits before masking the mantissa: carries iff rounding up
-    I max_bits;   // bits of 2^e_max
+    I lower;     // |x| bits below this flush to zero
+    I upper;     // |x| bits at or above this saturate
+    I round_add; // added to |x| bits before masking the mantissa: carries iff rounding up
+    I max_bits;  // bits of 2^e_max
     I inf_bits;
     I sign_mask;
     I exp_mask;
@@ -76,7 +76,8 @@ struct logarithmic : detail::descriptor_base<logarithmic>
         : rounding(r), min_exponent(e_min), max_exponent(e_max)
     {
         if (e_min != unbounded_low && e_max != unbounded_high && e_min > e_max)
-            throw format_error("logarithmic: e_min=" + std::to_string(e_min) + " is above e_max=" + std::to_string(e_max));
+            throw format_error("logarithmic: e_min=" + std::to_string(e_min) +
+                               " is above e_max=" + std::to_string(e_max));
     }
 
     template <std::floating_point T>
@@ -96,8 +97,10 @@ struct logarithmic : detail::descriptor_base<logarithmic>
         auto pow2_bits = [&](int e) { return static_cast<I>(I(e + bias) << mb); };
         // Smallest mantissa field m with (1 + m 2^-mb)^2 >= 2, i.e. the first value >= sqrt 2.
         I sqrt2_field;
-        if constexpr (sizeof(T) == 4) sqrt2_field = 0x3504f4;           // 1.41421365737915 (float)
-        else sqrt2_field = I(0x6a09e667f3bcdll);                         // 1.4142135623730951 (double)
+        if constexpr (sizeof(T) == 4)
+            sqrt2_field = 0x3504f4; // 1.41421365737915 (float)
+        else
+            sqrt2_field = I(0x6a09e667f3bcdll); // 1.4142135623730951 (double)
         detail::log_kernel<T> k{};
         const I one_field = I(1) << mb;
         if (rounding == log_rounding::floor) {
@@ -117,7 +120,10 @@ struct logarithmic : detail::descriptor_base<logarithmic>
     }
 
     template <std::floating_point T, class Fn>
-    decltype(auto) visit(Fn&& fn) const { return fn(kernel<T>()); }
+    decltype(auto) visit(Fn&& fn) const
+    {
+        return fn(kernel<T>());
+    }
 
     // [-2^e_max, 2^e_max] for values of T (e_max defaults to T's largest exponent).
     template <std::floating_point T = float>
@@ -137,9 +143,12 @@ struct logarithmic : detail::descriptor_base<logarithmic>
         r.at_most(4, form);
         log_rounding lr = log_rounding::floor;
         if (r.size() >= 2) {
-            if (r[1] == "floor") lr = log_rounding::floor;
-            else if (r[1] == "nearest") lr = log_rounding::nearest;
-            else r.fail("unknown logarithmic rounding \"" + std::string(r[1]) + "\"; expected floor or nearest");
+            if (r[1] == "floor")
+                lr = log_rounding::floor;
+            else if (r[1] == "nearest")
+                lr = log_rounding::nearest;
+            else
+                r.fail("unknown logarithmic rounding \"" + std::string(r[1]) + "\"; expected floor or nearest");
         }
         if (r.size() == 3) r.fail("give both e_min and e_max, as \"logarithmic,floor,-8,0\"");
         if (r.size() < 4) return logarithmic(lr);
@@ -151,7 +160,8 @@ struct logarithmic : detail::descriptor_base<logarithmic>
     {
         std::string s = "logarithmic";
         const bool bounded = min_exponent != unbounded_low || max_exponent != unbounded_high;
-        if (rounding == log_rounding::nearest || bounded) s += rounding == log_rounding::nearest ? ",nearest" : ",floor";
+        if (rounding == log_rounding::nearest || bounded)
+            s += rounding == log_rounding::nearest ? ",nearest" : ",floor";
         if (bounded)
             s += "," + (min_exponent == unbounded_low ? std::string("none") : std::to_string(min_exponent)) + "," +
                  (max_exponent == unbounded_high ? std::string("none") : std::to_string(max_exponent));
@@ -159,4 +169,4 @@ struct logarithmic : detail::descriptor_base<logarithmic>
     }
 };
 
-} // namespace tensorquant
+} // namespace tensorquant::inline TENSORQUANT_ABI

@@ -1,5 +1,5 @@
 // Minifloat: a binary floating-point format with E exponent bits, M mantissa bits and a
-// bias (SPEC 1.2), emulated in float or double.
+// bias (docs/reference.md §1.2), emulated in float or double.
 // - IEEE-like formats (fp16, bf16, fp8 e5m2) keep the top exponent for inf/NaN;
 //   "finite" formats (OCP fp8 e4m3) use it for numbers too, so e4m3's max is 448.
 // - Rounding: nearest_even (default), nearest (ties away), zero or stochastic, applied to
@@ -23,8 +23,8 @@
 #include "../detail/vector_ops.hpp"
 
 #include <array>
-#include <cmath>
 #include <cctype>
+#include <cmath>
 #include <limits>
 #include <string>
 #include <utility>
@@ -59,8 +59,7 @@ enum class minifloat_overflow : std::uint8_t { to_infinity, saturate };
 namespace detail {
 
 // How a kernel scales |x| to the format's integer grid (chosen per format and T):
-enum class minifloat_path
-{
+enum class minifloat_path {
     add_round, // ties-to-even by (|x| + C) - C with C = 2^(e + digits - 1 - M): the FPU rounds
     one_scale, // |x| 2^k with 2^k a normal T
     two_scales // the range of k needs two factors (bf16 in float)
@@ -72,9 +71,9 @@ struct minifloat_kernel : kernel_calls<minifloat_kernel<T, R, P>, T, is_stochast
     using I = int_for<T>;
     static constexpr int mant_bits = std::numeric_limits<T>::digits - 1;
     static constexpr int t_bias = std::numeric_limits<T>::max_exponent - 1;
-    I e_min;       // smallest normal exponent of the format
-    I e_cap;       // e_max + 1: larger |x| overflow whatever the rounding
-    I m;           // mantissa bits of the format
+    I e_min; // smallest normal exponent of the format
+    I e_cap; // e_max + 1: larger |x| overflow whatever the rounding
+    I m;     // mantissa bits of the format
     T max_finite;
     T overflow_value;
     T flush_below; // 0 with subnormals, else the smallest normal
@@ -102,19 +101,22 @@ struct minifloat_kernel : kernel_calls<minifloat_kernel<T, R, P>, T, is_stochast
         } else {
             const IV k = IV(m) - e; // |x| 2^k has M + 1 integer bits
             V s;
-            if constexpr (P == minifloat_path::one_scale) s = a * pow2(k);
-            else s = a * pow2(k >> 1) * pow2(k - (k >> 1));
+            if constexpr (P == minifloat_path::one_scale)
+                s = a * pow2(k);
+            else
+                s = a * pow2(k >> 1) * pow2(k - (k >> 1));
             // beyond 2^(M+2) everything overflows; keeps infinities out of trunc
             s = vselect(s > V(scale_cap), V(scale_cap), s);
             const V r = round_to_integer<R>(s, u);
-            if constexpr (P == minifloat_path::one_scale) y = r * pow2(IV(I(0)) - k);
-            else y = r * pow2((k >> 1) - k) * pow2(IV(I(0)) - (k >> 1));
+            if constexpr (P == minifloat_path::one_scale)
+                y = r * pow2(IV(I(0)) - k);
+            else
+                y = r * pow2((k >> 1) - k) * pow2(IV(I(0)) - (k >> 1));
         }
         y = vselect(y > V(max_finite), V(overflow_value), y);
         y = vselect(y < V(flush_below), V(T(0)), y);
         return vcopysign(y, x);
     }
-
 };
 
 inline std::string describe(minifloat_format f)
@@ -148,10 +150,14 @@ struct minifloat : detail::descriptor_base<minifloat>
                                "' is not sign-symmetric; use nearest_even, nearest, zero or stochastic");
     }
 
-    static constexpr std::string_view form = "minifloat,E,M[,bias][,option...] | fp16 | bf16 | fp8_e4m3 | fp8_e5m2[,option...]";
-    static constexpr std::array<std::string_view, 6> examples{
-        "fp16", "bf16", "fp8_e4m3", "fp8_e5m2,stochastic", "minifloat,3,2,1,saturate,no_subnormals",
-        "fp8_e4m3,nearest,ieee"};
+    static constexpr std::string_view form =
+        "minifloat,E,M[,bias][,option...] | fp16 | bf16 | fp8_e4m3 | fp8_e5m2[,option...]";
+    static constexpr std::array<std::string_view, 6> examples{"fp16",
+                                                              "bf16",
+                                                              "fp8_e4m3",
+                                                              "fp8_e5m2,stochastic",
+                                                              "minifloat,3,2,1,saturate,no_subnormals",
+                                                              "fp8_e4m3,nearest,ieee"};
     static bool accepts(detail::spec_reader const& r)
     {
         if (r.kind() == "minifloat") return true;
@@ -164,7 +170,8 @@ struct minifloat : detail::descriptor_base<minifloat>
         minifloat_format f{};
         std::size_t first_option = 1;
         if (r.kind() == "minifloat") {
-            if (r.size() < 3) r.fail("minifloat needs exponent and mantissa bits, as \"minifloat,E,M[,bias][,option...]\"");
+            if (r.size() < 3)
+                r.fail("minifloat needs exponent and mantissa bits, as \"minifloat,E,M[,bias][,option...]\"");
             f = {r.integer(1, "exponent bits E"), r.integer(2, "mantissa bits M"), 0, true, true};
             if (f.exponent_bits < 1 || f.exponent_bits > 11) r.fail("exponent bits E must be in [1, 11]");
             f.bias = (1 << (f.exponent_bits - 1)) - 1;
@@ -181,15 +188,23 @@ struct minifloat : detail::descriptor_base<minifloat>
         minifloat_overflow o = minifloat_overflow::to_infinity;
         for (std::size_t k = first_option; k < r.size(); ++k) {
             const auto t = r[k];
-            if (auto m = rounding_from_name(t)) rm = *m;
-            else if (t == "to_infinity") o = minifloat_overflow::to_infinity;
-            else if (t == "saturate") o = minifloat_overflow::saturate;
-            else if (t == "no_subnormals") f.subnormals = false;
-            else if (t == "subnormals") f.subnormals = true;
-            else if (t == "finite") f.ieee_specials = false;
-            else if (t == "ieee") f.ieee_specials = true;
-            else r.fail("unknown minifloat option \"" + std::string(t) +
-                        "\"; expected a rounding, to_infinity, saturate, no_subnormals, subnormals, finite or ieee");
+            if (auto m = rounding_from_name(t))
+                rm = *m;
+            else if (t == "to_infinity")
+                o = minifloat_overflow::to_infinity;
+            else if (t == "saturate")
+                o = minifloat_overflow::saturate;
+            else if (t == "no_subnormals")
+                f.subnormals = false;
+            else if (t == "subnormals")
+                f.subnormals = true;
+            else if (t == "finite")
+                f.ieee_specials = false;
+            else if (t == "ieee")
+                f.ieee_specials = true;
+            else
+                r.fail("unknown minifloat option \"" + std::string(t) +
+                       "\"; expected a rounding, to_infinity, saturate, no_subnormals, subnormals, finite or ieee");
         }
         return r.build([&] { return minifloat(f, rm, o, key); });
     }
@@ -207,8 +222,8 @@ struct minifloat : detail::descriptor_base<minifloat>
         minifloat_format base{format.exponent_bits, format.mantissa_bits, format.bias, true,
                               format.ieee_specials}; // what the name alone means
         for (auto const& [n, preset] : minifloats::named)
-            if (s.empty() && preset.exponent_bits == format.exponent_bits && preset.mantissa_bits == format.mantissa_bits &&
-                preset.bias == format.bias)
+            if (s.empty() && preset.exponent_bits == format.exponent_bits &&
+                preset.mantissa_bits == format.mantissa_bits && preset.bias == format.bias)
                 s = std::string(n), base = preset;
         if (s.empty()) {
             s = "minifloat," + std::to_string(format.exponent_bits) + "," + std::to_string(format.mantissa_bits) + "," +
@@ -233,11 +248,10 @@ struct minifloat : detail::descriptor_base<minifloat>
                                (sizeof(T) == 4 ? "float" : "double") + ": use a wider storage type");
         using I = detail::int_for<T>;
         const T top = detail::exp2i<T>(e_hi);
-        const T max_finite = format.ieee_specials ? top * (T(2) - detail::exp2i<T>(-M))
-                                                  : top * (T(2) - detail::exp2i<T>(1 - M));
+        const T max_finite =
+            format.ieee_specials ? top * (T(2) - detail::exp2i<T>(-M)) : top * (T(2) - detail::exp2i<T>(1 - M));
         T over = max_finite;
-        if (overflow == minifloat_overflow::to_infinity)
-            over = format.ieee_specials ? L::infinity() : L::quiet_NaN();
+        if (overflow == minifloat_overflow::to_infinity) over = format.ieee_specials ? L::infinity() : L::quiet_NaN();
         const T flush = format.subnormals ? T(0) : detail::exp2i<T>(e_lo);
         using detail::minifloat_path;
         constexpr int mb = L::digits - 1;
@@ -253,10 +267,14 @@ struct minifloat : detail::descriptor_base<minifloat>
         using two = std::integral_constant<minifloat_path, minifloat_path::two_scales>;
         auto by_scale = [&](auto r) -> decltype(auto) { return one_scale ? run(r, one{}) : run(r, two{}); };
         switch (rounding) {
-        case rounding_mode::nearest: return by_scale(rounding::nearest{});
-        case rounding_mode::zero: return by_scale(rounding::zero{});
-        case rounding_mode::stochastic: return by_scale(rounding::stochastic{});
-        default: break;
+        case rounding_mode::nearest:
+            return by_scale(rounding::nearest{});
+        case rounding_mode::zero:
+            return by_scale(rounding::zero{});
+        case rounding_mode::stochastic:
+            return by_scale(rounding::stochastic{});
+        default:
+            break;
         }
         // (|x| + C) - C needs C = 2^(e + mb - M) to be a finite T for every e up to cap
         if (cap + mb - M <= L::max_exponent - 1) return run(rounding::nearest_even{}, add_round{});
@@ -264,4 +282,4 @@ struct minifloat : detail::descriptor_base<minifloat>
     }
 };
 
-} // namespace tensorquant
+} // namespace tensorquant::inline TENSORQUANT_ABI

@@ -1,4 +1,4 @@
-// Identity, binary, ternary and sparse (threshold) quantizers (SPEC 1.2).
+// Identity, binary, ternary and sparse (threshold) quantizers (docs/reference.md §1.2).
 // Parameters given as double are converted to T (round to nearest) before use.
 // Special values: NaN stays NaN everywhere; +-inf maps to +-m (binary, and ternary
 // whenever the threshold is finite) and is kept (sparse). Statistics (mean |x|) ignore
@@ -32,6 +32,18 @@ inline double non_negative(char const* what, double v)
     return v + 0.0;
 }
 
+// A magnitude as a T: it must be finite there (1e100 is a double magnitude, not a float
+// one), or the results would be infinities the format does not have.
+template <class T>
+T magnitude_in(double m)
+{
+    const T t = static_cast<T>(m);
+    if (!std::isfinite(t))
+        throw format_error("magnitude " + std::to_string(m) + " is beyond the range of " +
+                           (sizeof(T) == 4 ? "float" : "double"));
+    return t;
+}
+
 // +0, or x itself where x is NaN (an infinity below the threshold gives +0, not inf * 0).
 template <class V>
 inline V zero_or_nan(V const& x) noexcept
@@ -44,7 +56,10 @@ struct identity_kernel
 {
     T operator()(T x) const noexcept { return x; }
     template <class A>
-    xsimd::batch<T, A> operator()(xsimd::batch<T, A> const& x) const noexcept { return x; }
+    xsimd::batch<T, A> operator()(xsimd::batch<T, A> const& x) const noexcept
+    {
+        return x;
+    }
 };
 
 // +m for x >= 0 (-0 included), -m for x < 0. -m is computed as 0 - m, so a magnitude of
@@ -104,7 +119,10 @@ struct sparse_kernel : kernel_calls<sparse_kernel<T>, T, false>
 struct identity : detail::descriptor_base<identity>
 {
     template <std::floating_point T, class Fn>
-    decltype(auto) visit(Fn&& fn) const { return fn(detail::identity_kernel<T>{}); }
+    decltype(auto) visit(Fn&& fn) const
+    {
+        return fn(detail::identity_kernel<T>{});
+    }
 
     static constexpr std::string_view form = "identity | none";
     static constexpr std::array<std::string_view, 1> examples{"identity"};
@@ -124,7 +142,10 @@ struct binary : detail::descriptor_base<binary>
     binary() = default;
     explicit binary(double m) : magnitude(detail::non_negative("binary magnitude", m)) {}
     template <std::floating_point T, class Fn>
-    decltype(auto) visit(Fn&& fn) const { return fn(detail::binary_kernel<T>{{}, static_cast<T>(magnitude)}); }
+    decltype(auto) visit(Fn&& fn) const
+    {
+        return fn(detail::binary_kernel<T>{{}, detail::magnitude_in<T>(magnitude)});
+    }
 
     static constexpr std::string_view form = "binary,m";
     static constexpr std::array<std::string_view, 1> examples{"binary,0.5"};
@@ -161,11 +182,13 @@ struct binary_stochastic : detail::descriptor_base<binary_stochastic>
     double magnitude = 1.0;
     rng_key key{};
     binary_stochastic() = default;
-    explicit binary_stochastic(double m, rng_key k = {}) : magnitude(detail::non_negative("binary magnitude", m)), key(k) {}
+    explicit binary_stochastic(double m, rng_key k = {})
+        : magnitude(detail::non_negative("binary magnitude", m)), key(k)
+    {}
     template <std::floating_point T, class Fn>
     decltype(auto) visit(Fn&& fn) const
     {
-        return fn(detail::binary_stochastic_kernel<T>{{}, static_cast<T>(magnitude), key});
+        return fn(detail::binary_stochastic_kernel<T>{{}, detail::magnitude_in<T>(magnitude), key});
     }
 
     static constexpr std::string_view form = "binary_stochastic[,m]";
@@ -191,13 +214,13 @@ struct ternary : detail::descriptor_base<ternary>
     double magnitude = 1.0;
     ternary() = default;
     ternary(double thr, double m)
-        : threshold(detail::non_negative("ternary threshold", thr)), magnitude(detail::non_negative("ternary magnitude", m))
-    {
-    }
+        : threshold(detail::non_negative("ternary threshold", thr)),
+          magnitude(detail::non_negative("ternary magnitude", m))
+    {}
     template <std::floating_point T, class Fn>
     decltype(auto) visit(Fn&& fn) const
     {
-        return fn(detail::ternary_kernel<T>{{}, static_cast<T>(threshold), static_cast<T>(magnitude)});
+        return fn(detail::ternary_kernel<T>{{}, static_cast<T>(threshold), detail::magnitude_in<T>(magnitude)});
     }
 
     static constexpr std::string_view form = "ternary,T,m";
@@ -245,7 +268,8 @@ struct ternary_twn
     }
     std::string to_string() const
     {
-        return threshold_factor == default_factor ? "ternary" : "ternary_twn," + detail::format_number(threshold_factor);
+        return threshold_factor == default_factor ? "ternary"
+                                                  : "ternary_twn," + detail::format_number(threshold_factor);
     }
 };
 
@@ -256,7 +280,10 @@ struct sparse : detail::descriptor_base<sparse>
     sparse() = default;
     explicit sparse(double thr) : threshold(detail::non_negative("sparse threshold", thr)) {}
     template <std::floating_point T, class Fn>
-    decltype(auto) visit(Fn&& fn) const { return fn(detail::sparse_kernel<T>{{}, static_cast<T>(threshold)}); }
+    decltype(auto) visit(Fn&& fn) const
+    {
+        return fn(detail::sparse_kernel<T>{{}, static_cast<T>(threshold)});
+    }
 
     static constexpr std::string_view form = "sparse,T";
     static constexpr std::array<std::string_view, 1> examples{"sparse,0.3"};
@@ -270,4 +297,4 @@ struct sparse : detail::descriptor_base<sparse>
     std::string to_string() const { return "sparse," + detail::format_number(threshold); }
 };
 
-} // namespace tensorquant
+} // namespace tensorquant::inline TENSORQUANT_ABI

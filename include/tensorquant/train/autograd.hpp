@@ -54,7 +54,8 @@ public:
     tensor& grad(var v)
     {
         auto& n = nodes_[std::size_t(v.id)];
-        if (n.grad.size() != n.value.size() || n.grad.dimension() != n.value.dimension()) n.grad = xt::zeros<T>(n.value.shape());
+        if (n.grad.size() != n.value.size() || n.grad.dimension() != n.value.dimension())
+            n.grad = xt::zeros<T>(n.value.shape());
         return n.grad;
     }
 
@@ -101,11 +102,14 @@ typename tape<T>::var softmax_cross_entropy(tape<T>& t, typename tape<T>::var lo
     using V = typename tape<T>::var;
     auto const& z = t.value(logits);
     const std::size_t n = z.shape(0), k = z.size() / std::max<std::size_t>(n, 1);
-    if (labels.size() != n) throw shape_error("softmax_cross_entropy: " + std::to_string(labels.size()) + " labels for " + std::to_string(n) + " rows");
+    if (labels.size() != n)
+        throw shape_error("softmax_cross_entropy: " + std::to_string(labels.size()) + " labels for " +
+                          std::to_string(n) + " rows");
     std::vector<T> p(z.size());
     T loss = 0;
     for (std::size_t r = 0; r < n; ++r) {
-        if (labels[r] < 0 || std::size_t(labels[r]) >= k) throw shape_error("softmax_cross_entropy: label out of range");
+        if (labels[r] < 0 || std::size_t(labels[r]) >= k)
+            throw shape_error("softmax_cross_entropy: label out of range");
         T const* row = z.data() + r * k;
         const T mx = *std::max_element(row, row + k);
         T s = 0;
@@ -115,20 +119,21 @@ typename tape<T>::var softmax_cross_entropy(tape<T>& t, typename tape<T>::var lo
     }
     xt::xarray<T> out = xt::xarray<T>::from_shape({std::size_t(1)});
     out(0) = loss / T(n);
-    return t.record(
-        std::move(out),
-        [logits, labels, p = std::move(p), n, k](tape<T>& tp, V o) {
-            const T g = tp.grad(o)(0) / T(n);
-            T* d = tp.grad(logits).data();
-            for (std::size_t r = 0; r < n; ++r)
-                for (std::size_t j = 0; j < k; ++j) d[r * k + j] += g * (p[r * k + j] - (int(j) == labels[r] ? T(1) : T(0)));
-        },
-        {logits});
+    return t.record(std::move(out),
+                    [logits, labels, p = std::move(p), n, k](tape<T>& tp, V o) {
+                        const T g = tp.grad(o)(0) / T(n);
+                        T* d = tp.grad(logits).data();
+                        for (std::size_t r = 0; r < n; ++r)
+                            for (std::size_t j = 0; j < k; ++j)
+                                d[r * k + j] += g * (p[r * k + j] - (int(j) == labels[r] ? T(1) : T(0)));
+                    },
+                    {logits});
 }
 
 // 0.5 lambda sum w^2 over the given tensors, added to loss.
 template <class T>
-typename tape<T>::var l2_penalty(tape<T>& t, typename tape<T>::var loss, std::vector<typename tape<T>::var> const& weights, T lambda)
+typename tape<T>::var l2_penalty(tape<T>& t, typename tape<T>::var loss,
+                                 std::vector<typename tape<T>::var> const& weights, T lambda)
 {
     using V = typename tape<T>::var;
     T s = 0;
@@ -152,4 +157,4 @@ typename tape<T>::var l2_penalty(tape<T>& t, typename tape<T>::var loss, std::ve
         inputs);
 }
 
-} // namespace tensorquant::train
+} // namespace tensorquant::inline TENSORQUANT_ABI::train

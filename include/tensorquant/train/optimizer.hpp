@@ -1,4 +1,4 @@
-// Optimizers with gradient quantization (SPEC section 2, paper eq. 8), assigned per scope
+// Optimizers with gradient quantization (docs/reference.md §4, paper eq. 8), assigned per scope
 // with the same maps as inference. The L2 weight decay is part of the gradient g (as in
 // TensorQuant, where it is a term of the loss), so it is quantized with it.
 // - gradients (extrinsic): w <- w - lr Q(g)
@@ -72,7 +72,8 @@ public:
             detail::quantize_span(quantization.gradients, prm.layer, std::span<float>(prm.grad),
                                   stream_offset(p, 0, stream_role::gradient, steps_));
             update(p, prm);
-            detail::quantize_span(quantization.updates, prm.layer, prm.value, stream_offset(p, 0, stream_role::update, steps_));
+            detail::quantize_span(quantization.updates, prm.layer, prm.value,
+                                  stream_offset(p, 0, stream_role::update, steps_));
         }
         ++steps_;
     }
@@ -85,10 +86,11 @@ protected:
     virtual void init_state(std::vector<parameter> const& params) = 0;
     void quantize_state(std::size_t index, parameter const& prm, std::vector<float>& s, stream_role role) const
     {
-        detail::quantize_span(quantization.state, prm.layer, std::span<float>(s), stream_offset(index, 0, role, steps_));
+        detail::quantize_span(quantization.state, prm.layer, std::span<float>(s),
+                              stream_offset(index, 0, role, steps_));
     }
     std::vector<std::vector<float>> state_; // one buffer per parameter (two for Adam)
-    std::size_t state_params_ = 0;           // the parameter count state_ was made for
+    std::size_t state_params_ = 0;          // the parameter count state_ was made for
     std::uint64_t steps_ = 0;
 };
 
@@ -123,7 +125,8 @@ class adam : public optimizer
 {
 public:
     float lr, beta1, beta2, epsilon;
-    explicit adam(float lr_ = 1e-3f, float beta1_ = 0.9f, float beta2_ = 0.999f, float epsilon_ = 1e-8f, float weight_decay_ = 0)
+    explicit adam(float lr_ = 1e-3f, float beta1_ = 0.9f, float beta2_ = 0.999f, float epsilon_ = 1e-8f,
+                  float weight_decay_ = 0)
         : lr(lr_), beta1(beta1_), beta2(beta2_), epsilon(epsilon_)
     {
         weight_decay = weight_decay_;
@@ -152,8 +155,9 @@ protected:
         const double t = double(steps_ + 1);
         const float c1 = float(1 / (1 - std::pow(double(beta1), t))), c2 = float(1 / (1 - std::pow(double(beta2), t)));
         const float step = lr * prm.lr_scale;
-        for (std::size_t k = 0; k < m.size(); ++k) prm.value[k] -= step * (m[k] * c1) / (std::sqrt(v[k] * c2) + epsilon);
+        for (std::size_t k = 0; k < m.size(); ++k)
+            prm.value[k] -= step * (m[k] * c1) / (std::sqrt(v[k] * c2) + epsilon);
     }
 };
 
-} // namespace tensorquant::train
+} // namespace tensorquant::inline TENSORQUANT_ABI::train

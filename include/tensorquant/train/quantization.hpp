@@ -1,13 +1,13 @@
 // Quantizers on the tape: any quantizer with a straight-through estimator (STE), the
 // variant that zeroes the gradient where the forward pass saturated, and Trained
-// Quantization Thresholds (TQT, SPEC section 4) with a learnable log2 threshold.
+// Quantization Thresholds (TQT, docs/reference.md §4) with a learnable log2 threshold.
 #pragma once
 
 #include "../config.hpp"
 
 #include "../apply.hpp"
-#include "../parse.hpp"
 #include "../nn/instrumentation.hpp"
+#include "../parse.hpp"
 #include "autograd.hpp"
 
 #include <cmath>
@@ -15,12 +15,10 @@
 
 namespace tensorquant::inline TENSORQUANT_ABI::train {
 
-enum class ste
-{
-    pass,           // dq/dx = 1 everywhere
-    zero_saturated  // dq/dx = 0 where x lies outside the format's range (fixed point)
+enum class ste {
+    pass,          // dq/dx = 1 everywhere
+    zero_saturated // dq/dx = 0 where x lies outside the format's range (fixed point)
 };
-
 
 // y = Q(x). index_offset places x in the quantizer's stochastic stream.
 template <class T>
@@ -31,22 +29,23 @@ typename tape<T>::var quantize(tape<T>& t, typename tape<T>::var x, any_quantize
     std::optional<std::pair<double, double>> range;
     if (mode == ste::zero_saturated) {
         range = nn::saturation_range(q);
-        if (!range) throw config_error("the saturation-masked straight-through estimator needs a fixed-point quantizer");
+        if (!range)
+            throw config_error("the saturation-masked straight-through estimator needs a fixed-point quantizer");
     }
     xt::xarray<T> y = t.value(x);
     apply_options opt;
     opt.index_offset = index_offset;
     quantize_inplace(q, std::span<T>(y.data(), y.size()), opt);
-    return t.record(
-        std::move(y),
-        [x, range](tape<T>& tp, V out) {
-            T const* dy = tp.grad(out).data();
-            T const* xv = tp.value(x).data();
-            T* dx = tp.grad(x).data();
-            for (std::size_t i = 0; i < tp.value(x).size(); ++i)
-                if (!range || (double(xv[i]) >= range->first && double(xv[i]) <= range->second)) dx[i] += dy[i];
-        },
-        {x});
+    return t.record(std::move(y),
+                    [x, range](tape<T>& tp, V out) {
+                        T const* dy = tp.grad(out).data();
+                        T const* xv = tp.value(x).data();
+                        T* dx = tp.grad(x).data();
+                        for (std::size_t i = 0; i < tp.value(x).size(); ++i)
+                            if (!range || (double(xv[i]) >= range->first && double(xv[i]) <= range->second))
+                                dx[i] += dy[i];
+                    },
+                    {x});
 }
 
 // TQT: b bits, power-of-two scale s = 2^ceil(log2 t) / 2^(b-1) (unsigned: / 2^b),
@@ -80,33 +79,33 @@ typename tape<T>::var tqt_quantize(tape<T>& t, typename tape<T>::var x, typename
         const T r = std::nearbyint(v / s); // ties to even (default rounding mode)
         v = std::min(std::max(r, n), p) * s;
     }
-    return t.record(
-        std::move(y),
-        [x, log2t, s, n, p](tape<T>& tp, V out) {
-            T const* dy = tp.grad(out).data();
-            T const* xv = tp.value(x).data();
-            const bool gx = tp.needs_grad(x), gt = tp.needs_grad(log2t);
-            T* dx = gx ? tp.grad(x).data() : nullptr;
-            T dt = 0;
-            const T ln2 = std::log(T(2));
-            for (std::size_t i = 0; i < tp.value(x).size(); ++i) {
-                const T v = xv[i] / s, r = std::nearbyint(v);
-                if (r < n) dt += dy[i] * s * ln2 * n;
-                else if (r > p) dt += dy[i] * s * ln2 * p;
-                else {
-                    if (gx) dx[i] += dy[i];
-                    dt += dy[i] * s * ln2 * (r - v);
-                }
-            }
-            if (gt) tp.grad(log2t).data()[0] += dt;
-        },
-        {x, log2t});
+    return t.record(std::move(y),
+                    [x, log2t, s, n, p](tape<T>& tp, V out) {
+                        T const* dy = tp.grad(out).data();
+                        T const* xv = tp.value(x).data();
+                        const bool gx = tp.needs_grad(x), gt = tp.needs_grad(log2t);
+                        T* dx = gx ? tp.grad(x).data() : nullptr;
+                        T dt = 0;
+                        const T ln2 = std::log(T(2));
+                        for (std::size_t i = 0; i < tp.value(x).size(); ++i) {
+                            const T v = xv[i] / s, r = std::nearbyint(v);
+                            if (r < n)
+                                dt += dy[i] * s * ln2 * n;
+                            else if (r > p)
+                                dt += dy[i] * s * ln2 * p;
+                            else {
+                                if (gx) dx[i] += dy[i];
+                                dt += dy[i] * s * ln2 * (r - v);
+                            }
+                        }
+                        if (gt) tp.grad(log2t).data()[0] += dt;
+                    },
+                    {x, log2t});
 }
 
-enum class tqt_init
-{
-    max_abs,          // t = max |x|
-    mean_three_sigma  // t = |mean| + 3 sigma
+enum class tqt_init {
+    max_abs,         // t = max |x|
+    mean_three_sigma // t = |mean| + 3 sigma
 };
 
 // Initial log2 threshold from data.
@@ -128,4 +127,4 @@ T tqt_initial_log2(std::span<T const> x, tqt_init how)
     return T(std::log2(v));
 }
 
-} // namespace tensorquant::train
+} // namespace tensorquant::inline TENSORQUANT_ABI::train

@@ -57,7 +57,8 @@ inline std::vector<std::size_t> shuffled_order(std::size_t n, std::uint64_t seed
 inline nn::tensor4<float> gather(xt::xtensor<float, 4> const& images, std::span<std::size_t const> idx)
 {
     const std::size_t per = images.size() / std::max<std::size_t>(images.shape(0), 1);
-    nn::tensor4<float> b = nn::tensor4<float>::from_shape({idx.size(), images.shape(1), images.shape(2), images.shape(3)});
+    nn::tensor4<float> b =
+        nn::tensor4<float>::from_shape({idx.size(), images.shape(1), images.shape(2), images.shape(3)});
     for (std::size_t i = 0; i < idx.size(); ++i) std::copy_n(images.data() + idx[i] * per, per, b.data() + i * per);
     return b;
 }
@@ -94,7 +95,8 @@ class trainer
 public:
     trainer(nn::network& net, trainer_options o = {}) : net_(net), opt_(o)
     {
-        if (o.batch_size == 0 || o.shard_size == 0) throw config_error("trainer: batch and shard sizes must be positive");
+        if (o.batch_size == 0 || o.shard_size == 0)
+            throw config_error("trainer: batch and shard sizes must be positive");
 #if defined(__GLIBC__)
         if (o.keep_heap) mallopt(M_TOP_PAD, 64 << 20);
 #endif
@@ -104,7 +106,8 @@ public:
             for (std::size_t slot = 0; slot < refs.size(); ++slot) {
                 auto const& p = refs[slot];
                 if (!p.trainable) continue; // running statistics
-                params_.push_back({name, p.name, std::span<float>(p.data, p.size()), std::vector<float>(p.size(), 0.0f), 1.0f, p.decays});
+                params_.push_back({name, p.name, std::span<float>(p.data, p.size()), std::vector<float>(p.size(), 0.0f),
+                                   1.0f, p.decays});
                 param_node_.push_back(i);
                 param_slot_.push_back(slot);
                 param_shape_.push_back(p.shape);
@@ -123,8 +126,8 @@ public:
             if (!nn::scope_matches(a.scope, node.name)) continue;
             auto add = [&](std::string const& what, float initial, bool ready) {
                 thresholds_.push_back(initial);
-                params_.push_back({node.name, what, std::span<float>(&thresholds_.back(), 1), std::vector<float>(1, 0.0f),
-                                   a.lr_scale, false});
+                params_.push_back({node.name, what, std::span<float>(&thresholds_.back(), 1),
+                                   std::vector<float>(1, 0.0f), a.lr_scale, false});
                 param_node_.push_back(i);
                 param_slot_.push_back(~std::size_t(0));
                 param_shape_.push_back({1});
@@ -152,7 +155,9 @@ public:
             const int e = int(std::ceil(params_[q.param].value[0]));
             const int frac = q.format.bits - (q.format.is_signed ? 1 : 0) - e;
             const fixed_point_rt f(fixed_format{q.format.bits, frac, q.format.is_signed}, rounding_mode::nearest_even);
-            (q.on_weights ? weights : outputs).set(net_.nodes()[q.node].name, f, "TQT " + tensorquant::detail::describe(f.format()) + ", ties to even");
+            (q.on_weights ? weights : outputs)
+                .set(net_.nodes()[q.node].name, f,
+                     "TQT " + tensorquant::detail::describe(f.format()) + ", ties to even");
         }
         return {std::move(weights), std::move(outputs)};
     }
@@ -195,11 +200,13 @@ public:
             const double w = double(results[s].count) / double(n);
             loss += w * results[s].loss;
             for (std::size_t p = 0; p < params_.size(); ++p)
-                for (std::size_t k = 0; k < params_[p].grad.size(); ++k) params_[p].grad[k] += float(w) * results[s].grads[p][k];
+                for (std::size_t k = 0; k < params_[p].grad.size(); ++k)
+                    params_[p].grad[k] += float(w) * results[s].grads[p][k];
             for (auto const& [node, stats] : results[s].bn) {
                 auto& [m, v] = batch_stats[node];
                 m.resize(stats.first.size()), v.resize(stats.first.size());
-                for (std::size_t j = 0; j < m.size(); ++j) m[j] += float(w) * stats.first[j], v[j] += float(w) * stats.second[j];
+                for (std::size_t j = 0; j < m.size(); ++j)
+                    m[j] += float(w) * stats.first[j], v[j] += float(w) * stats.second[j];
             }
         }
         for (auto const& [node, stats] : batch_stats) update_running(node, stats.first, stats.second);
@@ -285,7 +292,8 @@ private:
                       std::size_t last, shard_result& r, std::vector<var>* outs = nullptr)
     {
         const std::size_t per = images.size() / std::max<std::size_t>(images.shape(0), 1);
-        xt::xarray<float> x = xt::xarray<float>::from_shape({last - first, images.shape(1), images.shape(2), images.shape(3)});
+        xt::xarray<float> x =
+            xt::xarray<float>::from_shape({last - first, images.shape(1), images.shape(2), images.shape(3)});
         std::copy_n(images.data() + first * per, x.size(), x.data());
         const var input = t.leaf(std::move(x));
         r.params.resize(params_.size());
@@ -299,7 +307,8 @@ private:
         return forward(t, input, r.params, r, first, outs);
     }
 
-    shard_result run_shard(nn::tensor4<float> const& images, std::span<int const> labels, std::size_t first, std::size_t last)
+    shard_result run_shard(nn::tensor4<float> const& images, std::span<int const> labels, std::size_t first,
+                           std::size_t last)
     {
         tape<float> t;
         shard_result r;
@@ -361,10 +370,13 @@ private:
                 if (params_[p].name == "weights")
                     if (auto const* th = tqt_of(true)) v = tqt_quantize(t, v, param_vars[th->param], th->format);
                 if (!q.weights) return v;
-                return quantize(t, v, q.weights->quantizer, opt_.estimator, stream_offset(i, slot, stream_role::weights, step));
+                return quantize(t, v, q.weights->quantizer, opt_.estimator,
+                                stream_offset(i, slot, stream_role::weights, step));
             };
             const tape_context ctx{t, in, param, i + 1 == nodes.size(),
-                                   [&](std::vector<float> m, std::vector<float> v) { r.bn.push_back({i, {std::move(m), std::move(v)}}); }};
+                                   [&](std::vector<float> m, std::vector<float> v) {
+                                       r.bn.push_back({i, {std::move(m), std::move(v)}});
+                                   }};
             var y = std::visit([&](auto const& l) { return l.on_tape(ctx); }, node.op);
             if (q.intrinsic) {
                 std::vector<nn::tensor4<float>> values;
@@ -414,4 +426,4 @@ inline double accuracy(nn::network& net, data::labeled_images const& data, std::
     return data.size() ? double(right) / double(data.size()) : 0.0;
 }
 
-} // namespace tensorquant::train
+} // namespace tensorquant::inline TENSORQUANT_ABI::train

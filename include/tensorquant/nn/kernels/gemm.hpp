@@ -20,8 +20,8 @@
 
 namespace tensorquant::inline TENSORQUANT_ABI::nn::kernels {
 
-using tensorquant::detail::fixed_kernel;
 using tensorquant::detail::exp2i;
+using tensorquant::detail::fixed_kernel;
 
 template <class T>
 using aligned_vector = std::vector<T, xsimd::aligned_allocator<T>>;
@@ -74,7 +74,8 @@ void gemm_rows(Mac const& mac, TA const* a, strides as, std::size_t rows, std::s
             for (std::size_t kk = 0; kk < K; ++kk) {
                 const B w = B::load_aligned(bp + kk * L);
                 for (std::size_t i = 0; i < MR; ++i)
-                    acc[i] = mac.step(acc[i], a[(r0 + i) * as.row + kk * as.col], w, ((first_row + r0 + i) * K + kk) * N + p * L);
+                    acc[i] = mac.step(acc[i], a[(r0 + i) * as.row + kk * as.col], w,
+                                      ((first_row + r0 + i) * K + kk) * N + p * L);
             }
             for (std::size_t i = 0; i < MR; ++i) {
                 const B out = mac.finish(acc[i], B::load_aligned(&b.bias[p * L]));
@@ -86,8 +87,9 @@ void gemm_rows(Mac const& mac, TA const* a, strides as, std::size_t rows, std::s
 }
 
 template <class Mac, class TA, class TC>
-void gemm(Mac const& mac, TA const* a, std::size_t m, packed_panels<typename Mac::value_type, typename Mac::arch> const& b,
-          TC* c, std::size_t first_row = 0, strides as = {0, 1})
+void gemm(Mac const& mac, TA const* a, std::size_t m,
+          packed_panels<typename Mac::value_type, typename Mac::arch> const& b, TC* c, std::size_t first_row = 0,
+          strides as = {0, 1})
 {
     constexpr std::size_t MR = Mac::rows_per_block;
     if (as.row == 0) as.row = b.k; // row-major A
@@ -130,15 +132,19 @@ struct intrinsic_mac
 
     batch fit(batch const& s) const noexcept
     {
-        if constexpr (O::modular) return k.wrap(s, s);
-        else return k.clamp_scaled(s);
+        if constexpr (O::modular)
+            return k.wrap(s, s);
+        else
+            return k.clamp_scaled(s);
     }
     batch round(batch const& p, std::uint64_t index) const noexcept
     {
         batch u(0.0);
         if constexpr (is_stochastic_rounding_v<R>) u = k.rng.uniform(index, static_cast<batch const*>(nullptr));
-        if constexpr (O::modular) return k.wrap(k.round(p, u), p);
-        else return k.round(k.clamp_scaled(p), u);
+        if constexpr (O::modular)
+            return k.wrap(k.round(p, u), p);
+        else
+            return k.round(k.clamp_scaled(p), u);
     }
     batch init(batch const&) const noexcept { return batch(0.0); }
     template <class TA>
@@ -185,8 +191,7 @@ void conv_products(Mac const& mac, V const* x, conv_geometry const& g, Pack cons
 }
 
 template <class P, class T>
-std::vector<P> pack_conv_weights(T const* w, T const* b, conv_geometry const& g, double w_scale = 1,
-                                 double b_scale = 1)
+std::vector<P> pack_conv_weights(T const* w, T const* b, conv_geometry const& g, double w_scale = 1, double b_scale = 1)
 {
     std::vector<P> packs;
     for (std::size_t grp = 0; grp < std::size_t(g.groups); ++grp)
@@ -196,4 +201,4 @@ std::vector<P> pack_conv_weights(T const* w, T const* b, conv_geometry const& g,
     return packs;
 }
 
-} // namespace tensorquant::nn::kernels
+} // namespace tensorquant::inline TENSORQUANT_ABI::nn::kernels

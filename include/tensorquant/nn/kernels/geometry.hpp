@@ -33,7 +33,6 @@ struct window_options
     int groups = 1; // convolution only; groups == channels is depthwise
 };
 
-
 struct pool_options
 {
     std::array<int, 2> size{2, 2};
@@ -71,7 +70,8 @@ inline std::array<int, 3> axis_geometry(int in, int k, int stride, int dilation,
     const int out = (in + pad_lo + pad_hi - span) / stride + 1;
     if (in + pad_lo + pad_hi < span || out < 1)
         throw shape_error(std::string(what) + ": a window of " + std::to_string(span) + " does not fit an input of " +
-                          std::to_string(in) + " with padding " + std::to_string(pad_lo) + "+" + std::to_string(pad_hi));
+                          std::to_string(in) + " with padding " + std::to_string(pad_lo) + "+" +
+                          std::to_string(pad_hi));
     return {out, pad_lo, pad_hi};
 }
 
@@ -91,12 +91,28 @@ conv_geometry conv_geometry_of(SX const& xs, SW const& ws, window_options const&
         throw shape_error("conv2d: input " + shape_string(xs) + " (NHWC) and weights " + shape_string(ws) +
                           " (HWIO) do not fit groups=" + std::to_string(groups) +
                           ": weights need C / groups input channels and OC divisible by groups");
-    auto [oh, pt, pb] = axis_geometry(int(xs[1]), int(ws[0]), o.stride[0], o.dilation[0], o.padding, o.pads[0],
-                                      o.pads[1], "conv2d");
-    auto [ow, pl, pr] = axis_geometry(int(xs[2]), int(ws[1]), o.stride[1], o.dilation[1], o.padding, o.pads[2],
-                                      o.pads[3], "conv2d");
-    return {xs[0], xs[1], xs[2], xs[3], ws[0], ws[1], ws[2], ws[3], ws[3] / std::size_t(groups), std::size_t(oh),
-            std::size_t(ow), pt, pl, o.stride[0], o.stride[1], o.dilation[0], o.dilation[1], groups};
+    auto [oh, pt, pb] =
+        axis_geometry(int(xs[1]), int(ws[0]), o.stride[0], o.dilation[0], o.padding, o.pads[0], o.pads[1], "conv2d");
+    auto [ow, pl, pr] =
+        axis_geometry(int(xs[2]), int(ws[1]), o.stride[1], o.dilation[1], o.padding, o.pads[2], o.pads[3], "conv2d");
+    return {xs[0],
+            xs[1],
+            xs[2],
+            xs[3],
+            ws[0],
+            ws[1],
+            ws[2],
+            ws[3],
+            ws[3] / std::size_t(groups),
+            std::size_t(oh),
+            std::size_t(ow),
+            pt,
+            pl,
+            o.stride[0],
+            o.stride[1],
+            o.dilation[0],
+            o.dilation[1],
+            groups};
 }
 
 inline void check_bias(std::size_t bias_size, std::size_t channels, char const* what)
@@ -105,8 +121,6 @@ inline void check_bias(std::size_t bias_size, std::size_t channels, char const* 
         throw shape_error(std::string(what) + ": bias has " + std::to_string(bias_size) + " elements, expected " +
                           std::to_string(channels) + " (or none)");
 }
-
-
 
 struct pool_geometry
 {
@@ -120,7 +134,8 @@ pool_geometry pool_geometry_of(S const& xs, pool_options const& o, char const* w
     if (o.size[0] < 1 || o.size[1] < 1) throw shape_error(std::string(what) + ": window size must be >= 1");
     auto [oh, pt, pb] = axis_geometry(int(xs[1]), o.size[0], o.stride[0], 1, o.padding, o.pads[0], o.pads[1], what);
     auto [ow, pl, pr] = axis_geometry(int(xs[2]), o.size[1], o.stride[1], 1, o.padding, o.pads[2], o.pads[3], what);
-    return {xs[0], xs[1], xs[2], xs[3], std::size_t(oh), std::size_t(ow), o.size[0], o.size[1], o.stride[0], o.stride[1], pt, pl};
+    return {xs[0],       xs[1],       xs[2], xs[3], std::size_t(oh), std::size_t(ow), o.size[0], o.size[1],
+            o.stride[0], o.stride[1], pt,    pl};
 }
 
 // Calls fn(image, oy, ox, y0, y1, x0, x1) per output window, with the window's rows
@@ -137,6 +152,5 @@ void for_each_window(pool_geometry const& g, Fn&& fn)
             }
 }
 
-
 } // namespace kernels
-} // namespace tensorquant::nn
+} // namespace tensorquant::inline TENSORQUANT_ABI::nn

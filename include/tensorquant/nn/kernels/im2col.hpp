@@ -17,16 +17,34 @@ template <class V, class Out>
 inline void copy_run(V const* src, std::size_t n, Out* dst)
 {
     switch (n) {
-    case 8: dst[7] = static_cast<Out>(src[7]); [[fallthrough]];
-    case 7: dst[6] = static_cast<Out>(src[6]); [[fallthrough]];
-    case 6: dst[5] = static_cast<Out>(src[5]); [[fallthrough]];
-    case 5: dst[4] = static_cast<Out>(src[4]); [[fallthrough]];
-    case 4: dst[3] = static_cast<Out>(src[3]); [[fallthrough]];
-    case 3: dst[2] = static_cast<Out>(src[2]); [[fallthrough]];
-    case 2: dst[1] = static_cast<Out>(src[1]); [[fallthrough]];
-    case 1: dst[0] = static_cast<Out>(src[0]); [[fallthrough]];
-    case 0: return;
-    default: std::copy(src, src + n, dst);
+    case 8:
+        dst[7] = static_cast<Out>(src[7]);
+        [[fallthrough]];
+    case 7:
+        dst[6] = static_cast<Out>(src[6]);
+        [[fallthrough]];
+    case 6:
+        dst[5] = static_cast<Out>(src[5]);
+        [[fallthrough]];
+    case 5:
+        dst[4] = static_cast<Out>(src[4]);
+        [[fallthrough]];
+    case 4:
+        dst[3] = static_cast<Out>(src[3]);
+        [[fallthrough]];
+    case 3:
+        dst[2] = static_cast<Out>(src[2]);
+        [[fallthrough]];
+    case 2:
+        dst[1] = static_cast<Out>(src[1]);
+        [[fallthrough]];
+    case 1:
+        dst[0] = static_cast<Out>(src[0]);
+        [[fallthrough]];
+    case 0:
+        return;
+    default:
+        std::copy(src, src + n, dst);
     }
 }
 
@@ -57,8 +75,10 @@ void im2col(V const* x, conv_geometry const& g, std::size_t img, std::size_t gro
                 for (std::size_t kx = 0; kx < g.kw; ++kx) {
                     const long ix = ix0 + long(kx) * g.dw;
                     Out* d = dst + kx * g.cg;
-                    if (ix < 0 || ix >= long(g.w)) std::fill(d, d + g.cg, Out(0));
-                    else std::copy(line + std::size_t(ix) * g.c, line + std::size_t(ix) * g.c + g.cg, d);
+                    if (ix < 0 || ix >= long(g.w))
+                        std::fill(d, d + g.cg, Out(0));
+                    else
+                        std::copy(line + std::size_t(ix) * g.c, line + std::size_t(ix) * g.c + g.cg, d);
                 }
             }
         }
@@ -97,4 +117,4 @@ void col2im_add(T const* col, conv_geometry const& g, std::size_t group, T* x)
             }
 }
 
-} // namespace tensorquant::nn::kernels
+} // namespace tensorquant::inline TENSORQUANT_ABI::nn::kernels

@@ -22,7 +22,8 @@ inline void check_intrinsic_format(fixed_point_rt const& q, char const* what)
     const auto f = q.format();
     if (f.width > 26)
         throw format_error(std::string(what) + ": the vectorised intrinsic path computes exact products of two " +
-                           std::to_string(f.width) + "-bit words in double and needs W <= 26; use the generic layer "
+                           std::to_string(f.width) +
+                           "-bit words in double and needs W <= 26; use the generic layer "
                            "with quantized<double, Q> for wider formats");
 }
 
@@ -33,7 +34,8 @@ decltype(auto) visit_intrinsic(fixed_point_rt const& q, Fn&& fn)
         return tensorquant::detail::visit_overflow(q.overflow(), [&](auto o) -> decltype(auto) {
             using R = decltype(r);
             using O = decltype(o);
-            return fn(intrinsic_mac<R, O, Arch>{fixed_kernel<double, R, O>(q.format(), q.key()), exp2i<double>(q.format().frac)});
+            return fn(intrinsic_mac<R, O, Arch>{fixed_kernel<double, R, O>(q.format(), q.key()),
+                                                exp2i<double>(q.format().frac)});
         });
     });
 }
@@ -87,4 +89,4 @@ inline tensor4<float> as4(tensor2<float>&& t)
     return y;
 }
 
-} // namespace tensorquant::nn::kernels
+} // namespace tensorquant::inline TENSORQUANT_ABI::nn::kernels

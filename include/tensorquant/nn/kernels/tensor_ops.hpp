@@ -19,7 +19,8 @@ template <class T, std::size_t N>
 xt::xtensor<T, N> as_fixed(xt::xarray<T> const& a)
 {
     if (a.dimension() != N)
-        throw shape_error("autograd: expected a tensor of rank " + std::to_string(N) + ", got " + shape_string(a.shape()));
+        throw shape_error("autograd: expected a tensor of rank " + std::to_string(N) + ", got " +
+                          shape_string(a.shape()));
     std::array<std::size_t, N> s;
     std::copy(a.shape().begin(), a.shape().end(), s.begin());
     xt::xtensor<T, N> t = xt::xtensor<T, N>::from_shape(s);
@@ -41,4 +42,4 @@ void accumulate(xt::xarray<T>& into, T const* from)
     for (std::size_t i = 0; i < into.size(); ++i) d[i] += from[i];
 }
 
-} // namespace tensorquant::nn::kernels
+} // namespace tensorquant::inline TENSORQUANT_ABI::nn::kernels

@@ -24,7 +24,8 @@ auto activate(E const& x, activation a, double alpha = 0.2)
     using std::min;
     auto y = xt::eval(x);
     switch (a) {
-    case activation::none: break;
+    case activation::none:
+        break;
     case activation::relu:
         for (auto& v : y) v = max(v, V(0));
         break;
@@ -80,26 +81,31 @@ typename Tape::var activate(Tape& t, typename Tape::var x, activation a, double 
     T* d = y.data();
     const T slope = T(alpha);
     for (std::size_t i = 0; i < y.size(); ++i) {
-        if (a == activation::relu) d[i] = std::max(d[i], T(0));
-        else if (a == activation::relu6) d[i] = std::min(std::max(d[i], T(0)), T(6));
-        else d[i] = d[i] < T(0) ? d[i] * slope : d[i];
+        if (a == activation::relu)
+            d[i] = std::max(d[i], T(0));
+        else if (a == activation::relu6)
+            d[i] = std::min(std::max(d[i], T(0)), T(6));
+        else
+            d[i] = d[i] < T(0) ? d[i] * slope : d[i];
     }
-    return t.record(
-        std::move(y),
-        [x, a, slope](Tape& tp, V out) {
-            T const* dy = tp.grad(out).data();
-            T const* xv = tp.value(x).data();
-            T* dx = tp.grad(x).data();
-            for (std::size_t i = 0; i < tp.value(x).size(); ++i) {
-                const T v = xv[i];
-                T g;
-                if (a == activation::relu) g = v > T(0) ? T(1) : T(0);
-                else if (a == activation::relu6) g = v > T(0) && v < T(6) ? T(1) : T(0);
-                else g = v < T(0) ? slope : T(1);
-                dx[i] += g * dy[i];
-            }
-        },
-        {x});
+    return t.record(std::move(y),
+                    [x, a, slope](Tape& tp, V out) {
+                        T const* dy = tp.grad(out).data();
+                        T const* xv = tp.value(x).data();
+                        T* dx = tp.grad(x).data();
+                        for (std::size_t i = 0; i < tp.value(x).size(); ++i) {
+                            const T v = xv[i];
+                            T g;
+                            if (a == activation::relu)
+                                g = v > T(0) ? T(1) : T(0);
+                            else if (a == activation::relu6)
+                                g = v > T(0) && v < T(6) ? T(1) : T(0);
+                            else
+                                g = v < T(0) ? slope : T(1);
+                            dx[i] += g * dy[i];
+                        }
+                    },
+                    {x});
 }
 
 } // namespace tape_ops
@@ -118,8 +124,8 @@ struct activation_layer
     template <class Ctx>
     tensor4<float> forward_intrinsic(Ctx& ctx, fixed_point_rt const& q) const
     {
-        return kernels::activate_intrinsic(kernels::quantized_copy(q, ctx.input(0), kernels::intrinsic_operand_offset(0)),
-                                           act, alpha, q);
+        return kernels::activate_intrinsic(
+            kernels::quantized_copy(q, ctx.input(0), kernels::intrinsic_operand_offset(0)), act, alpha, q);
     }
     std::string intrinsic_problem(fixed_point_rt const& q) const { return kernels::activation_problem(act, q); }
     template <class Ctx>
@@ -129,4 +135,4 @@ struct activation_layer
     }
 };
 
-} // namespace tensorquant::nn
+} // namespace tensorquant::inline TENSORQUANT_ABI::nn

@@ -24,8 +24,8 @@ template <class V>
 tensor4<V> add(tensor4<V> const& a, tensor4<V> const& b)
 {
     if (a.shape() != b.shape())
-        throw shape_error("add: shapes " + kernels::shape_string(a.shape()) + " and " + kernels::shape_string(b.shape()) +
-                          " differ");
+        throw shape_error("add: shapes " + kernels::shape_string(a.shape()) + " and " +
+                          kernels::shape_string(b.shape()) + " differ");
     tensor4<V> y = tensor4<V>::from_shape(a.shape());
     for (std::size_t i = 0; i < a.size(); ++i) y.data()[i] = a.data()[i] + b.data()[i];
     return y;
@@ -40,13 +40,12 @@ typename Tape::var add(Tape& t, typename Tape::var a, typename Tape::var b)
     using V = typename Tape::var;
     if (t.value(a).shape() != t.value(b).shape()) throw shape_error("add: shapes differ");
     xt::xarray<T> y = t.value(a) + t.value(b);
-    return t.record(
-        std::move(y),
-        [a, b](Tape& tp, V out) {
-            for (V v : {a, b})
-                if (tp.needs_grad(v)) kernels::accumulate(tp.grad(v), tp.grad(out).data());
-        },
-        {a, b});
+    return t.record(std::move(y),
+                    [a, b](Tape& tp, V out) {
+                        for (V v : {a, b})
+                            if (tp.needs_grad(v)) kernels::accumulate(tp.grad(v), tp.grad(out).data());
+                    },
+                    {a, b});
 }
 
 } // namespace tape_ops
@@ -66,7 +65,7 @@ struct add_layer
     tensor4<float> forward_intrinsic(Ctx& ctx, fixed_point_rt const& q) const
     {
         auto y = nn::add(kernels::quantized_copy(q, ctx.input(0), kernels::intrinsic_operand_offset(0)),
-                     kernels::quantized_copy(q, ctx.input(1), kernels::intrinsic_operand_offset(1)));
+                         kernels::quantized_copy(q, ctx.input(1), kernels::intrinsic_operand_offset(1)));
         quantize_inplace(q, std::span<float>(y.data(), y.size()));
         return kernels::activate_intrinsic(std::move(y), act, alpha, q);
     }
@@ -78,4 +77,4 @@ struct add_layer
     }
 };
 
-} // namespace tensorquant::nn
+} // namespace tensorquant::inline TENSORQUANT_ABI::nn

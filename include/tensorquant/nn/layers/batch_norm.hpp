@@ -31,8 +31,8 @@ tensor4<V> batch_norm(tensor4<V> const& x, tensor1<V> const& gamma, tensor1<V> c
     const std::size_t c = x.shape(3);
     for (auto const* p : {&gamma, &beta, &mean, &variance})
         if (p->size() != c)
-            throw shape_error("batch_norm: parameter of shape " + kernels::shape_string(p->shape()) +
-                              " does not fit " + std::to_string(c) + " channels");
+            throw shape_error("batch_norm: parameter of shape " + kernels::shape_string(p->shape()) + " does not fit " +
+                              std::to_string(c) + " channels");
     using std::sqrt;
     std::vector<V> inv(c), rest(c);
     for (std::size_t j = 0; j < c; ++j) {
@@ -54,9 +54,10 @@ namespace tape_ops {
 // Training-mode batch norm: normalises with the batch's mean and (biased) variance over
 // N, H, W; mean_out and var_out receive them for the running averages.
 template <class Tape>
-typename Tape::var batch_norm(Tape& t, typename Tape::var x, typename Tape::var gamma,
-                                 typename Tape::var beta, typename Tape::value_type epsilon, std::vector<typename Tape::value_type>* mean_out = nullptr,
-                                 std::vector<typename Tape::value_type>* var_out = nullptr)
+typename Tape::var batch_norm(Tape& t, typename Tape::var x, typename Tape::var gamma, typename Tape::var beta,
+                              typename Tape::value_type epsilon,
+                              std::vector<typename Tape::value_type>* mean_out = nullptr,
+                              std::vector<typename Tape::value_type>* var_out = nullptr)
 {
     using T = typename Tape::value_type;
     using V = typename Tape::var;
@@ -83,35 +84,36 @@ typename Tape::var batch_norm(Tape& t, typename Tape::var x, typename Tape::var 
             xhat.data()[r * c + j] = h;
             y.data()[r * c + j] = h * gm[j] + bt[j];
         }
-    return t.record(
-        std::move(y),
-        [x, gamma, beta, c, m, inv = std::move(inv), xhat = std::move(xhat)](Tape& tp, V out) {
-            T const* dy = tp.grad(out).data();
-            std::vector<T> sum_dy(c, 0), sum_dy_xhat(c, 0);
-            for (std::size_t r = 0; r < m; ++r)
-                for (std::size_t j = 0; j < c; ++j) {
-                    sum_dy[j] += dy[r * c + j];
-                    sum_dy_xhat[j] += dy[r * c + j] * xhat.data()[r * c + j];
-                }
-            if (tp.needs_grad(gamma)) kernels::accumulate(tp.grad(gamma), sum_dy_xhat.data());
-            if (tp.needs_grad(beta)) kernels::accumulate(tp.grad(beta), sum_dy.data());
-            if (tp.needs_grad(x)) {
-                T* dx = tp.grad(x).data();
-                T const* gm = tp.value(gamma).data();
-                for (std::size_t r = 0; r < m; ++r)
-                    for (std::size_t j = 0; j < c; ++j)
-                        dx[r * c + j] += gm[j] * inv[j] / T(m) *
-                                         (T(m) * dy[r * c + j] - sum_dy[j] - xhat.data()[r * c + j] * sum_dy_xhat[j]);
-            }
-        },
-        {x, gamma, beta});
+    return t.record(std::move(y),
+                    [x, gamma, beta, c, m, inv = std::move(inv), xhat = std::move(xhat)](Tape& tp, V out) {
+                        T const* dy = tp.grad(out).data();
+                        std::vector<T> sum_dy(c, 0), sum_dy_xhat(c, 0);
+                        for (std::size_t r = 0; r < m; ++r)
+                            for (std::size_t j = 0; j < c; ++j) {
+                                sum_dy[j] += dy[r * c + j];
+                                sum_dy_xhat[j] += dy[r * c + j] * xhat.data()[r * c + j];
+                            }
+                        if (tp.needs_grad(gamma)) kernels::accumulate(tp.grad(gamma), sum_dy_xhat.data());
+                        if (tp.needs_grad(beta)) kernels::accumulate(tp.grad(beta), sum_dy.data());
+                        if (tp.needs_grad(x)) {
+                            T* dx = tp.grad(x).data();
+                            T const* gm = tp.value(gamma).data();
+                            for (std::size_t r = 0; r < m; ++r)
+                                for (std::size_t j = 0; j < c; ++j)
+                                    dx[r * c + j] +=
+                                        gm[j] * inv[j] / T(m) *
+                                        (T(m) * dy[r * c + j] - sum_dy[j] - xhat.data()[r * c + j] * sum_dy_xhat[j]);
+                        }
+                    },
+                    {x, gamma, beta});
 }
 
 // Inference-mode batch norm (the reference layer) with gradients to x, gamma and beta.
 template <class Tape>
 typename Tape::var batch_norm_inference(Tape& t, typename Tape::var x, typename Tape::var gamma,
-                                           typename Tape::var beta, std::vector<typename Tape::value_type> const& mean,
-                                           std::vector<typename Tape::value_type> const& variance, typename Tape::value_type epsilon)
+                                        typename Tape::var beta, std::vector<typename Tape::value_type> const& mean,
+                                        std::vector<typename Tape::value_type> const& variance,
+                                        typename Tape::value_type epsilon)
 {
     using T = typename Tape::value_type;
     using V = typename Tape::var;
@@ -123,22 +125,23 @@ typename Tape::var batch_norm_inference(Tape& t, typename Tape::var x, typename 
     T const* gm = t.value(gamma).data();
     T const* bt = t.value(beta).data();
     for (std::size_t r = 0; r < m; ++r)
-        for (std::size_t j = 0; j < c; ++j) y.data()[r * c + j] = (xv.data()[r * c + j] - mean[j]) * inv[j] * gm[j] + bt[j];
-    return t.record(
-        std::move(y),
-        [x, gamma, beta, c, m, inv, mean](Tape& tp, V out) {
-            T const* dy = tp.grad(out).data();
-            T const* xv = tp.value(x).data();
-            T const* gm = tp.value(gamma).data();
-            for (std::size_t r = 0; r < m; ++r)
-                for (std::size_t j = 0; j < c; ++j) {
-                    const T d = dy[r * c + j];
-                    if (tp.needs_grad(gamma)) tp.grad(gamma).data()[j] += d * (xv[r * c + j] - mean[j]) * inv[j];
-                    if (tp.needs_grad(beta)) tp.grad(beta).data()[j] += d;
-                    if (tp.needs_grad(x)) tp.grad(x).data()[r * c + j] += d * inv[j] * gm[j];
-                }
-        },
-        {x, gamma, beta});
+        for (std::size_t j = 0; j < c; ++j)
+            y.data()[r * c + j] = (xv.data()[r * c + j] - mean[j]) * inv[j] * gm[j] + bt[j];
+    return t.record(std::move(y),
+                    [x, gamma, beta, c, m, inv, mean](Tape& tp, V out) {
+                        T const* dy = tp.grad(out).data();
+                        T const* xv = tp.value(x).data();
+                        T const* gm = tp.value(gamma).data();
+                        for (std::size_t r = 0; r < m; ++r)
+                            for (std::size_t j = 0; j < c; ++j) {
+                                const T d = dy[r * c + j];
+                                if (tp.needs_grad(gamma))
+                                    tp.grad(gamma).data()[j] += d * (xv[r * c + j] - mean[j]) * inv[j];
+                                if (tp.needs_grad(beta)) tp.grad(beta).data()[j] += d;
+                                if (tp.needs_grad(x)) tp.grad(x).data()[r * c + j] += d * inv[j] * gm[j];
+                            }
+                    },
+                    {x, gamma, beta});
 }
 
 } // namespace tape_ops
@@ -163,8 +166,8 @@ struct batch_norm_layer
     template <class Ctx>
     tensor4<float> forward(Ctx& ctx) const
     {
-        return kernels::activate_float(nn::batch_norm(ctx.input(0), ctx.param(0, gamma), ctx.param(1, beta), ctx.param(2, mean),
-                                                  ctx.param(3, variance), epsilon),
+        return kernels::activate_float(nn::batch_norm(ctx.input(0), ctx.param(0, gamma), ctx.param(1, beta),
+                                                      ctx.param(2, mean), ctx.param(3, variance), epsilon),
                                        act, alpha);
     }
     template <class Ctx>
@@ -173,7 +176,7 @@ struct batch_norm_layer
         using kernels::to_rt;
         auto y = kernels::via_number(q, ctx.input(0), [&](auto const& v) {
             return nn::batch_norm(v, to_rt(ctx.param(0, gamma)), to_rt(ctx.param(1, beta)), to_rt(ctx.param(2, mean)),
-                              to_rt(ctx.param(3, variance)), quantized_rt<float>(epsilon));
+                                  to_rt(ctx.param(3, variance)), quantized_rt<float>(epsilon));
         });
         return kernels::activate_intrinsic(std::move(y), act, alpha, q);
     }
@@ -200,4 +203,4 @@ struct batch_norm_layer
     }
 };
 
-} // namespace tensorquant::nn
+} // namespace tensorquant::inline TENSORQUANT_ABI::nn

@@ -26,8 +26,8 @@ tensor4<V> concat(std::vector<tensor4<V> const*> const& parts)
     std::size_t c = 0;
     for (auto const* p : parts) {
         if (p->shape(0) != s[0] || p->shape(1) != s[1] || p->shape(2) != s[2])
-            throw shape_error("concat: shapes " + kernels::shape_string(s) + " and " + kernels::shape_string(p->shape()) +
-                              " differ outside the channel axis");
+            throw shape_error("concat: shapes " + kernels::shape_string(s) + " and " +
+                              kernels::shape_string(p->shape()) + " differ outside the channel axis");
         c += p->shape(3);
     }
     tensor4<V> y = tensor4<V>::from_shape({s[0], s[1], s[2], c});
@@ -94,7 +94,8 @@ struct concat_layer
     tensor4<float> forward_intrinsic(Ctx& ctx, fixed_point_rt const& q) const
     {
         std::vector<tensor4<float>> parts;
-        for (std::size_t k = 0; k < ctx.inputs(); ++k) parts.push_back(kernels::quantized_copy(q, ctx.input(k), kernels::intrinsic_operand_offset(k)));
+        for (std::size_t k = 0; k < ctx.inputs(); ++k)
+            parts.push_back(kernels::quantized_copy(q, ctx.input(k), kernels::intrinsic_operand_offset(k)));
         std::vector<tensor4<float> const*> ptrs;
         for (auto const& p : parts) ptrs.push_back(&p);
         return nn::concat(ptrs);
@@ -109,4 +110,4 @@ struct concat_layer
     }
 };
 
-} // namespace tensorquant::nn
+} // namespace tensorquant::inline TENSORQUANT_ABI::nn

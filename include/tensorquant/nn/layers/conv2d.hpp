@@ -30,7 +30,8 @@ tensor4<V> conv2d(tensor4<V> const& x, tensor4<V> const& w, tensor1<V> const& b,
     kernels::check_bias(b.size(), g.oc, "conv2d");
     tensor4<V> y = tensor4<V>::from_shape({g.n, g.oh, g.ow, g.oc});
     if constexpr (std::is_floating_point_v<V>) {
-        const auto packs = kernels::pack_conv_weights<kernels::packed_panels<V, Arch>>(w.data(), b.size() ? b.data() : nullptr, g);
+        const auto packs =
+            kernels::pack_conv_weights<kernels::packed_panels<V, Arch>>(w.data(), b.size() ? b.data() : nullptr, g);
         kernels::conv_products(kernels::float_mac<V, Arch>{}, x.data(), g, packs, y.data());
     } else {
         const std::size_t K = g.k();
@@ -82,7 +83,7 @@ namespace tape_ops {
 // pass is kept for the weight gradient; all three products use the packed SIMD kernel.
 template <class Tape>
 typename Tape::var conv2d(Tape& t, typename Tape::var x, typename Tape::var w, typename Tape::var b,
-                             window_options const& o)
+                          window_options const& o)
 {
     using T = typename Tape::value_type;
     using V = typename Tape::var;
@@ -101,7 +102,8 @@ typename Tape::var conv2d(Tape& t, typename Tape::var x, typename Tape::var w, t
     for (std::size_t grp = 0; grp < std::size_t(g.groups); ++grp) {
         auto& col = (*cols)[grp];
         col.resize(M * K);
-        for (std::size_t img = 0; img < g.n; ++img) kernels::im2col(xv.data(), g, img, grp, col.data() + img * rows * K);
+        for (std::size_t img = 0; img < g.n; ++img)
+            kernels::im2col(xv.data(), g, img, grp, col.data() + img * rows * K);
         const kernels::packed_panels<T> pack(
             K, g.ocg, [&](std::size_t kk, std::size_t j) { return wv.data()[kk * g.oc + grp * g.ocg + j]; },
             [&](std::size_t j) { return bv.size() ? bv.data()[grp * g.ocg + j] : T(0); });
@@ -110,46 +112,51 @@ typename Tape::var conv2d(Tape& t, typename Tape::var x, typename Tape::var w, t
         if (g.groups > 1)
             for (std::size_t r = 0; r < M; ++r) std::copy_n(&part[r * g.ocg], g.ocg, y.data() + r * g.oc + grp * g.ocg);
     }
-    return t.record(
-        std::move(y),
-        [x, w, b, g, cols](Tape& tp, V out) {
-            const std::size_t rows = g.oh * g.ow, M = g.n * rows, K = g.k();
-            T const* dy = tp.grad(out).data();
-            T const* wv = tp.value(w).data();
-            if (tp.needs_grad(b) && tp.value(b).size()) {
-                T* db = tp.grad(b).data();
-                for (std::size_t r = 0; r < M; ++r)
-                    for (std::size_t c = 0; c < g.oc; ++c) db[c] += dy[r * g.oc + c];
-            }
-            std::vector<T> dyg(g.groups > 1 ? M * g.ocg : 0), tmp;
-            for (std::size_t grp = 0; grp < std::size_t(g.groups); ++grp) {
-                T const* d = dy;
-                if (g.groups > 1) {
-                    for (std::size_t r = 0; r < M; ++r) std::copy_n(dy + r * g.oc + grp * g.ocg, g.ocg, &dyg[r * g.ocg]);
-                    d = dyg.data();
-                }
-                if (tp.needs_grad(w)) {
-                    // dW[k, j] = sum over rows of col[r, k] dy[r, j], image by image so that
-                    // each image's patch rows stay in cache while they are reread
-                    tmp.resize(K * g.ocg);
-                    T* dw = tp.grad(w).data();
-                    for (std::size_t img = 0; img < g.n; ++img) {
-                        T const* di = d + img * rows * g.ocg;
-                        kernels::matmul((*cols)[grp].data() + img * rows * K, K, rows, g.ocg,
-                                       [&](std::size_t r, std::size_t j) { return di[r * g.ocg + j]; }, tmp.data(), true);
-                        for (std::size_t kk = 0; kk < K; ++kk)
-                            for (std::size_t j = 0; j < g.ocg; ++j) dw[kk * g.oc + grp * g.ocg + j] += tmp[kk * g.ocg + j];
-                    }
-                }
-                if (tp.needs_grad(x)) {
-                    // dcol[r, k] = sum_j dy[r, j] W[k, j], then back to the image positions
-                    tmp.resize(M * K);
-                    kernels::matmul(d, M, g.ocg, K, [&](std::size_t j, std::size_t kk) { return wv[kk * g.oc + grp * g.ocg + j]; }, tmp.data());
-                    kernels::col2im_add(tmp.data(), g, grp, tp.grad(x).data());
-                }
-            }
-        },
-        {x, w, b});
+    return t.record(std::move(y),
+                    [x, w, b, g, cols](Tape& tp, V out) {
+                        const std::size_t rows = g.oh * g.ow, M = g.n * rows, K = g.k();
+                        T const* dy = tp.grad(out).data();
+                        T const* wv = tp.value(w).data();
+                        if (tp.needs_grad(b) && tp.value(b).size()) {
+                            T* db = tp.grad(b).data();
+                            for (std::size_t r = 0; r < M; ++r)
+                                for (std::size_t c = 0; c < g.oc; ++c) db[c] += dy[r * g.oc + c];
+                        }
+                        std::vector<T> dyg(g.groups > 1 ? M * g.ocg : 0), tmp;
+                        for (std::size_t grp = 0; grp < std::size_t(g.groups); ++grp) {
+                            T const* d = dy;
+                            if (g.groups > 1) {
+                                for (std::size_t r = 0; r < M; ++r)
+                                    std::copy_n(dy + r * g.oc + grp * g.ocg, g.ocg, &dyg[r * g.ocg]);
+                                d = dyg.data();
+                            }
+                            if (tp.needs_grad(w)) {
+                                // dW[k, j] = sum over rows of col[r, k] dy[r, j], image by image so that
+                                // each image's patch rows stay in cache while they are reread
+                                tmp.resize(K * g.ocg);
+                                T* dw = tp.grad(w).data();
+                                for (std::size_t img = 0; img < g.n; ++img) {
+                                    T const* di = d + img * rows * g.ocg;
+                                    kernels::matmul((*cols)[grp].data() + img * rows * K, K, rows, g.ocg,
+                                                    [&](std::size_t r, std::size_t j) { return di[r * g.ocg + j]; },
+                                                    tmp.data(), true);
+                                    for (std::size_t kk = 0; kk < K; ++kk)
+                                        for (std::size_t j = 0; j < g.ocg; ++j)
+                                            dw[kk * g.oc + grp * g.ocg + j] += tmp[kk * g.ocg + j];
+                                }
+                            }
+                            if (tp.needs_grad(x)) {
+                                // dcol[r, k] = sum_j dy[r, j] W[k, j], then back to the image positions
+                                tmp.resize(M * K);
+                                kernels::matmul(
+                                    d, M, g.ocg, K,
+                                    [&](std::size_t j, std::size_t kk) { return wv[kk * g.oc + grp * g.ocg + j]; },
+                                    tmp.data());
+                                kernels::col2im_add(tmp.data(), g, grp, tp.grad(x).data());
+                            }
+                        }
+                    },
+                    {x, w, b});
 }
 
 } // namespace tape_ops
@@ -173,21 +180,23 @@ struct conv2d_layer
     template <class Ctx>
     tensor4<float> forward(Ctx& ctx) const
     {
-        return kernels::activate_float(nn::conv2d(ctx.input(0), ctx.param(0, weights), ctx.param(1, bias), options), act, alpha);
+        return kernels::activate_float(nn::conv2d(ctx.input(0), ctx.param(0, weights), ctx.param(1, bias), options),
+                                       act, alpha);
     }
     template <class Ctx>
     tensor4<float> forward_intrinsic(Ctx& ctx, fixed_point_rt const& q) const
     {
-        return kernels::activate_intrinsic(nn::conv2d_intrinsic(ctx.input(0), ctx.param(0, weights), ctx.param(1, bias), options, q),
-                                           act, alpha, q);
+        return kernels::activate_intrinsic(
+            nn::conv2d_intrinsic(ctx.input(0), ctx.param(0, weights), ctx.param(1, bias), options, q), act, alpha, q);
     }
     std::string intrinsic_problem(fixed_point_rt const& q) const { return kernels::activation_problem(act, q); }
     template <class Ctx>
     auto on_tape(Ctx& ctx) const
     {
         auto& t = ctx.tape();
-        return tape_ops::activate(t, tape_ops::conv2d(t, ctx.input(0), ctx.param(0), ctx.param(1), options), act, alpha);
+        return tape_ops::activate(t, tape_ops::conv2d(t, ctx.input(0), ctx.param(0), ctx.param(1), options), act,
+                                  alpha);
     }
 };
 
-} // namespace tensorquant::nn
+} // namespace tensorquant::inline TENSORQUANT_ABI::nn

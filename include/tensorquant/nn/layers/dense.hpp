@@ -91,30 +91,32 @@ typename Tape::var dense(Tape& t, typename Tape::var x, typename Tape::var w, ty
         in, outs, [&](std::size_t i, std::size_t j) { return wv.data()[i * outs + j]; },
         [&](std::size_t j) { return bv.size() ? bv.data()[j] : T(0); });
     kernels::gemm(kernels::float_mac<T>{}, xv.data(), n, pack, y.data());
-    return t.record(
-        std::move(y),
-        [x, w, b, n, in, outs](Tape& tp, V o) {
-            T const* dy = tp.grad(o).data();
-            if (tp.needs_grad(b) && tp.value(b).size()) {
-                T* db = tp.grad(b).data();
-                for (std::size_t r = 0; r < n; ++r)
-                    for (std::size_t j = 0; j < outs; ++j) db[j] += dy[r * outs + j];
-            }
-            std::vector<T> tmp;
-            if (tp.needs_grad(w)) {
-                tmp.resize(in * outs);
-                kernels::matmul(tp.value(x).data(), in, n, outs, [&](std::size_t r, std::size_t j) { return dy[r * outs + j]; },
-                               tmp.data(), true);
-                kernels::accumulate(tp.grad(w), tmp.data());
-            }
-            if (tp.needs_grad(x)) {
-                T const* wv = tp.value(w).data();
-                tmp.resize(n * in);
-                kernels::matmul(dy, n, outs, in, [&](std::size_t j, std::size_t i) { return wv[i * outs + j]; }, tmp.data());
-                kernels::accumulate(tp.grad(x), tmp.data());
-            }
-        },
-        {x, w, b});
+    return t.record(std::move(y),
+                    [x, w, b, n, in, outs](Tape& tp, V o) {
+                        T const* dy = tp.grad(o).data();
+                        if (tp.needs_grad(b) && tp.value(b).size()) {
+                            T* db = tp.grad(b).data();
+                            for (std::size_t r = 0; r < n; ++r)
+                                for (std::size_t j = 0; j < outs; ++j) db[j] += dy[r * outs + j];
+                        }
+                        std::vector<T> tmp;
+                        if (tp.needs_grad(w)) {
+                            tmp.resize(in * outs);
+                            kernels::matmul(
+                                tp.value(x).data(), in, n, outs,
+                                [&](std::size_t r, std::size_t j) { return dy[r * outs + j]; }, tmp.data(), true);
+                            kernels::accumulate(tp.grad(w), tmp.data());
+                        }
+                        if (tp.needs_grad(x)) {
+                            T const* wv = tp.value(w).data();
+                            tmp.resize(n * in);
+                            kernels::matmul(
+                                dy, n, outs, in, [&](std::size_t j, std::size_t i) { return wv[i * outs + j]; },
+                                tmp.data());
+                            kernels::accumulate(tp.grad(x), tmp.data());
+                        }
+                    },
+                    {x, w, b});
 }
 
 } // namespace tape_ops
@@ -137,14 +139,15 @@ struct dense_layer
     template <class Ctx>
     tensor4<float> forward(Ctx& ctx) const
     {
-        return kernels::activate_float(kernels::as4(nn::dense(nn::flatten(ctx.input(0)), ctx.param(0, weights), ctx.param(1, bias))),
-                                       act, alpha);
+        return kernels::activate_float(
+            kernels::as4(nn::dense(nn::flatten(ctx.input(0)), ctx.param(0, weights), ctx.param(1, bias))), act, alpha);
     }
     template <class Ctx>
     tensor4<float> forward_intrinsic(Ctx& ctx, fixed_point_rt const& q) const
     {
         return kernels::activate_intrinsic(
-            kernels::as4(nn::dense_intrinsic(nn::flatten(ctx.input(0)), ctx.param(0, weights), ctx.param(1, bias), q)), act, alpha, q);
+            kernels::as4(nn::dense_intrinsic(nn::flatten(ctx.input(0)), ctx.param(0, weights), ctx.param(1, bias), q)),
+            act, alpha, q);
     }
     std::string intrinsic_problem(fixed_point_rt const& q) const { return kernels::activation_problem(act, q); }
     template <class Ctx>
@@ -155,4 +158,4 @@ struct dense_layer
     }
 };
 
-} // namespace tensorquant::nn
+} // namespace tensorquant::inline TENSORQUANT_ABI::nn

@@ -36,10 +36,10 @@ typename Tape::var flatten(Tape& t, typename Tape::var x)
     using V = typename Tape::var;
     auto const& xv = t.value(x);
     const std::size_t n = xv.shape(0);
-    xt::xarray<T> y = xt::xarray<T>::from_shape({n, std::size_t(1), std::size_t(1), xv.size() / std::max<std::size_t>(n, 1)});
+    xt::xarray<T> y =
+        xt::xarray<T>::from_shape({n, std::size_t(1), std::size_t(1), xv.size() / std::max<std::size_t>(n, 1)});
     std::copy(xv.data(), xv.data() + xv.size(), y.data());
-    return t.record(
-        std::move(y), [x](Tape& tp, V out) { kernels::accumulate(tp.grad(x), tp.grad(out).data()); }, {x});
+    return t.record(std::move(y), [x](Tape& tp, V out) { kernels::accumulate(tp.grad(x), tp.grad(out).data()); }, {x});
 }
 
 } // namespace tape_ops
@@ -56,7 +56,8 @@ struct flatten_layer
     template <class Ctx>
     tensor4<float> forward_intrinsic(Ctx& ctx, fixed_point_rt const& q) const
     {
-        return kernels::as4(nn::flatten(kernels::quantized_copy(q, ctx.input(0), kernels::intrinsic_operand_offset(0))));
+        return kernels::as4(
+            nn::flatten(kernels::quantized_copy(q, ctx.input(0), kernels::intrinsic_operand_offset(0))));
     }
     std::string intrinsic_problem(fixed_point_rt const&) const { return ""; }
     template <class Ctx>
@@ -66,4 +67,4 @@ struct flatten_layer
     }
 };
 
-} // namespace tensorquant::nn
+} // namespace tensorquant::inline TENSORQUANT_ABI::nn

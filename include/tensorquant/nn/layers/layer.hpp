@@ -30,20 +30,21 @@ namespace tensorquant::inline TENSORQUANT_ABI::nn {
 // A parameter tensor as the trainer and the checkpoints see it.
 struct parameter_info
 {
-    std::string_view name;  // file name in checkpoints, key in reports
-    bool trainable = true;  // false: running statistics (batch norm's mean and variance)
-    bool decays = false;    // L2 weight decay applies
+    std::string_view name; // file name in checkpoints, key in reports
+    bool trainable = true; // false: running statistics (batch norm's mean and variance)
+    bool decays = false;   // L2 weight decay applies
 };
 
 // Calls fn(parameter_info, tensor&) for each parameter of layer l (none for most layers).
 template <class L, class Fn>
 void for_each_parameter(L& l, Fn&& fn)
 {
-    if constexpr (requires { std::remove_const_t<L>::parameters_of(l, fn); }) std::remove_const_t<L>::parameters_of(l, fn);
+    if constexpr (requires { std::remove_const_t<L>::parameters_of(l, fn); })
+        std::remove_const_t<L>::parameters_of(l, fn);
 }
 
 inline constexpr char const* no_stochastic_intrinsic =
     "this layer's intrinsic form divides or multiplies by constants, which the number type rounds "
     "deterministically only (use a deterministic rounding)";
 
-} // namespace tensorquant::nn
+} // namespace tensorquant::inline TENSORQUANT_ABI::nn

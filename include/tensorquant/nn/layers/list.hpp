@@ -21,4 +21,4 @@ namespace tensorquant::inline TENSORQUANT_ABI::nn {
 using layer = std::variant<conv2d_layer, dense_layer, max_pool_layer, avg_pool_layer, global_avg_pool_layer,
                            batch_norm_layer, activation_layer, add_layer, concat_layer, flatten_layer, softmax_layer>;
 
-} // namespace tensorquant::nn
+} // namespace tensorquant::inline TENSORQUANT_ABI::nn

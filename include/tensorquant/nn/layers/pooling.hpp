@@ -26,15 +26,16 @@ tensor4<V> max_pool(tensor4<V> const& x, pool_options const& o = {})
 {
     const auto g = kernels::pool_geometry_of(x.shape(), o, "max_pool");
     tensor4<V> y = tensor4<V>::from_shape({g.n, g.oh, g.ow, g.c});
-    kernels::for_each_window(g, [&](std::size_t img, std::size_t oy, std::size_t ox, long ya, long yb, long xa, long xb) {
-        V* out = &y(img, oy, ox, 0);
-        for (std::size_t c = 0; c < g.c; ++c) out[c] = x(img, ya, xa, c);
-        for (long iy = ya; iy < yb; ++iy)
-            for (long ix = xa; ix < xb; ++ix) {
-                V const* in = &x(img, iy, ix, 0);
-                for (std::size_t c = 0; c < g.c; ++c) out[c] = in[c] > out[c] ? in[c] : out[c];
-            }
-    });
+    kernels::for_each_window(g,
+                             [&](std::size_t img, std::size_t oy, std::size_t ox, long ya, long yb, long xa, long xb) {
+                                 V* out = &y(img, oy, ox, 0);
+                                 for (std::size_t c = 0; c < g.c; ++c) out[c] = x(img, ya, xa, c);
+                                 for (long iy = ya; iy < yb; ++iy)
+                                     for (long ix = xa; ix < xb; ++ix) {
+                                         V const* in = &x(img, iy, ix, 0);
+                                         for (std::size_t c = 0; c < g.c; ++c) out[c] = in[c] > out[c] ? in[c] : out[c];
+                                     }
+                             });
     return y;
 }
 
@@ -45,14 +46,15 @@ tensor4<V> avg_pool(tensor4<V> const& x, pool_options const& o = {})
     const auto g = kernels::pool_geometry_of(x.shape(), o, "avg_pool");
     tensor4<V> y = tensor4<V>::from_shape({g.n, g.oh, g.ow, g.c});
     std::vector<V> sum(g.c);
-    kernels::for_each_window(g, [&](std::size_t img, std::size_t oy, std::size_t ox, long ya, long yb, long xa, long xb) {
-        std::fill(sum.begin(), sum.end(), V(0));
-        for (long iy = ya; iy < yb; ++iy)
-            for (long ix = xa; ix < xb; ++ix)
-                for (std::size_t c = 0; c < g.c; ++c) sum[c] = sum[c] + x(img, iy, ix, c);
-        const std::int64_t count = (yb - ya) * (xb - xa);
-        for (std::size_t c = 0; c < g.c; ++c) y(img, oy, ox, c) = divide(sum[c], count);
-    });
+    kernels::for_each_window(g,
+                             [&](std::size_t img, std::size_t oy, std::size_t ox, long ya, long yb, long xa, long xb) {
+                                 std::fill(sum.begin(), sum.end(), V(0));
+                                 for (long iy = ya; iy < yb; ++iy)
+                                     for (long ix = xa; ix < xb; ++ix)
+                                         for (std::size_t c = 0; c < g.c; ++c) sum[c] = sum[c] + x(img, iy, ix, c);
+                                 const std::int64_t count = (yb - ya) * (xb - xa);
+                                 for (std::size_t c = 0; c < g.c; ++c) y(img, oy, ox, c) = divide(sum[c], count);
+                             });
     return y;
 }
 
@@ -83,8 +85,8 @@ typename Tape::var max_pool(Tape& t, typename Tape::var x, pool_options const& o
             T const* y = tp.value(out).data();
             T const* dy = tp.grad(out).data();
             T* dx = tp.grad(x).data();
-            if (g.kh == 2 && g.kw == 2 && g.sh == 2 && g.sw == 2 && g.pad_top == 0 && g.pad_left == 0 && g.h == 2 * g.oh &&
-                g.w == 2 * g.ow) {
+            if (g.kh == 2 && g.kw == 2 && g.sh == 2 && g.sw == 2 && g.pad_top == 0 && g.pad_left == 0 &&
+                g.h == 2 * g.oh && g.w == 2 * g.ow) {
                 // the common 2x2 / 2 pooling without padding: four candidates per output
                 const std::size_t row = g.w * g.c;
                 for (std::size_t img = 0; img < g.n; ++img)
@@ -106,19 +108,20 @@ typename Tape::var max_pool(Tape& t, typename Tape::var x, pool_options const& o
                 return;
             }
             std::vector<unsigned char> done(g.c);
-            kernels::for_each_window(g, [&](std::size_t img, std::size_t oy, std::size_t ox, long ya, long yb, long xa, long xb) {
-                const std::size_t o0 = ((img * g.oh + oy) * g.ow + ox) * g.c;
-                std::fill(done.begin(), done.end(), 0);
-                for (long iy = ya; iy < yb; ++iy)
-                    for (long ix = xa; ix < xb; ++ix) {
-                        const std::size_t base = ((img * g.h + std::size_t(iy)) * g.w + std::size_t(ix)) * g.c;
-                        for (std::size_t c = 0; c < g.c; ++c) { // branch-free over the channels
-                            const bool take = !done[c] && in[base + c] == y[o0 + c];
-                            dx[base + c] += take ? dy[o0 + c] : T(0);
-                            done[c] |= take;
+            kernels::for_each_window(
+                g, [&](std::size_t img, std::size_t oy, std::size_t ox, long ya, long yb, long xa, long xb) {
+                    const std::size_t o0 = ((img * g.oh + oy) * g.ow + ox) * g.c;
+                    std::fill(done.begin(), done.end(), 0);
+                    for (long iy = ya; iy < yb; ++iy)
+                        for (long ix = xa; ix < xb; ++ix) {
+                            const std::size_t base = ((img * g.h + std::size_t(iy)) * g.w + std::size_t(ix)) * g.c;
+                            for (std::size_t c = 0; c < g.c; ++c) { // branch-free over the channels
+                                const bool take = !done[c] && in[base + c] == y[o0 + c];
+                                dx[base + c] += take ? dy[o0 + c] : T(0);
+                                done[c] |= take;
+                            }
                         }
-                    }
-            });
+                });
         },
         {x});
 }
@@ -130,22 +133,22 @@ typename Tape::var avg_pool(Tape& t, typename Tape::var x, pool_options const& o
     using V = typename Tape::var;
     const auto x4 = kernels::as_fixed<T, 4>(t.value(x));
     const auto g = kernels::pool_geometry_of(x4.shape(), o, "avg_pool");
-    return t.record(
-        kernels::as_dynamic(nn::avg_pool(x4, o)),
-        [x, g](Tape& tp, V out) {
-            T const* dy = tp.grad(out).data();
-            T* dx = tp.grad(x).data();
-            kernels::for_each_window(g, [&](std::size_t img, std::size_t oy, std::size_t ox, long ya, long yb, long xa, long xb) {
-                const T inv = T(1) / T((yb - ya) * (xb - xa));
-                T const* d = dy + ((img * g.oh + oy) * g.ow + ox) * g.c;
-                for (long iy = ya; iy < yb; ++iy)
-                    for (long ix = xa; ix < xb; ++ix) {
-                        T* dst = dx + ((img * g.h + std::size_t(iy)) * g.w + std::size_t(ix)) * g.c;
-                        for (std::size_t c = 0; c < g.c; ++c) dst[c] += d[c] * inv;
-                    }
-            });
-        },
-        {x});
+    return t.record(kernels::as_dynamic(nn::avg_pool(x4, o)),
+                    [x, g](Tape& tp, V out) {
+                        T const* dy = tp.grad(out).data();
+                        T* dx = tp.grad(x).data();
+                        kernels::for_each_window(g, [&](std::size_t img, std::size_t oy, std::size_t ox, long ya,
+                                                        long yb, long xa, long xb) {
+                            const T inv = T(1) / T((yb - ya) * (xb - xa));
+                            T const* d = dy + ((img * g.oh + oy) * g.ow + ox) * g.c;
+                            for (long iy = ya; iy < yb; ++iy)
+                                for (long ix = xa; ix < xb; ++ix) {
+                                    T* dst = dx + ((img * g.h + std::size_t(iy)) * g.w + std::size_t(ix)) * g.c;
+                                    for (std::size_t c = 0; c < g.c; ++c) dst[c] += d[c] * inv;
+                                }
+                        });
+                    },
+                    {x});
 }
 
 template <class Tape>
@@ -233,4 +236,4 @@ struct global_avg_pool_layer
     }
 };
 
-} // namespace tensorquant::nn
+} // namespace tensorquant::inline TENSORQUANT_ABI::nn

@@ -53,19 +53,18 @@ typename Tape::var softmax(Tape& t, typename Tape::var x)
         for (std::size_t j = 0; j < k; ++j) s += (out[j] = std::exp(in[j] - mx));
         for (std::size_t j = 0; j < k; ++j) out[j] /= s;
     }
-    return t.record(
-        std::move(y),
-        [x, k, rows](Tape& tp, V o) {
-            T const* y = tp.value(o).data();
-            T const* dy = tp.grad(o).data();
-            T* dx = tp.grad(x).data();
-            for (std::size_t r = 0; r < rows; ++r) { // dx = y (dy - sum(dy y))
-                T dot = 0;
-                for (std::size_t j = 0; j < k; ++j) dot += dy[r * k + j] * y[r * k + j];
-                for (std::size_t j = 0; j < k; ++j) dx[r * k + j] += y[r * k + j] * (dy[r * k + j] - dot);
-            }
-        },
-        {x});
+    return t.record(std::move(y),
+                    [x, k, rows](Tape& tp, V o) {
+                        T const* y = tp.value(o).data();
+                        T const* dy = tp.grad(o).data();
+                        T* dx = tp.grad(x).data();
+                        for (std::size_t r = 0; r < rows; ++r) { // dx = y (dy - sum(dy y))
+                            T dot = 0;
+                            for (std::size_t j = 0; j < k; ++j) dot += dy[r * k + j] * y[r * k + j];
+                            for (std::size_t j = 0; j < k; ++j) dx[r * k + j] += y[r * k + j] * (dy[r * k + j] - dot);
+                        }
+                    },
+                    {x});
 }
 
 } // namespace tape_ops
@@ -92,4 +91,4 @@ struct softmax_layer
     }
 };
 
-} // namespace tensorquant::nn
+} // namespace tensorquant::inline TENSORQUANT_ABI::nn
