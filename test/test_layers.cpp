@@ -38,7 +38,7 @@ xt::xtensor<To, N> convert(xt::xtensor<From, N> const& x)
 }
 
 // Naive convolution: fn(n, oy, ox, oc, visit) where visit(x index, w index) is called for
-// every (kh, kw, ic) inside the image, in that order. Padding as the README's layer section defines it.
+// every (kh, kw, ic) inside the image, in that order. Padding as docs/guide.md's layer section defines it.
 struct naive_conv
 {
     std::size_t n, h, w, c, kh, kw, cg, oc, oh, ow;

@@ -2,7 +2,7 @@
 // hardware would (paper eq. 7, intrinsic quantization). Generic code written for float
 // runs on it unchanged.
 //
-// Semantics (see README, "The number type"):
+// Semantics (docs/guide.md, "The number type"; docs/reference.md §3):
 // - Q is a fixed_point<W, F, R, O, Signed> with a deterministic rounding R. The storage
 //   T must hold every value exactly: float (W <= 24) or double (W <= 53) store the value,
 //   std::int64_t stores the word (any W up to 64). Anything else is a compile error.
