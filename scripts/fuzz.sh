@@ -17,7 +17,7 @@ command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 cmake -S . -B $build -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE= -DCMAKE_CXX_FLAGS=-O1 \
       -DTENSORQUANT_BUILD_FUZZERS=ON -DTENSORQUANT_BUILD_TESTS=OFF -DTENSORQUANT_BUILD_BENCHMARKS=OFF \
       -DTENSORQUANT_BUILD_EXAMPLES=OFF -DTENSORQUANT_INSTALL=OFF "${launcher[@]}" >/dev/null
-cmake --build $build -j2 --target tq_fuzz_seeds "${targets[@]/#/tq_fuzz_}"
+cmake --build $build -j2 --target tq_fuzz
 rm -rf $build/seeds && $build/test/fuzz/tq_fuzz_seeds $build/seeds
 run() {
     local t=$1

@@ -9,16 +9,18 @@ bash scripts/setup-debian.sh
 jobs=2
 launcher=-DCMAKE_CXX_COMPILER_LAUNCHER=ccache
 export CCACHE_BASEDIR="$PWD" # clones in other folders share the cache
+stage() { echo "== [$((SECONDS / 60))m$((SECONDS % 60))s] $*"; } # the time since the start
 
-echo "== clang-format: the tree is formatted as .clang-format says"
+
+stage "clang-format: the tree is formatted as .clang-format says"
 git ls-files -z '*.hpp' '*.cpp' | xargs -0 clang-format --dry-run --Werror
 
-echo "== g++: Release build and tests"
+stage "g++: Release build and tests"
 cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release $launcher >/dev/null
 cmake --build build/release -j$jobs
 ctest --test-dir build/release --output-on-failure -j$jobs
 
-echo "== clang++: the test suite under AddressSanitizer + UndefinedBehaviorSanitizer"
+stage "clang++: the test suite under AddressSanitizer + UndefinedBehaviorSanitizer"
 # -O1 without debug info: instrumented template-heavy code compiles many times slower at -O2 -g;
 # clang's undefined group includes float-cast-overflow (GCC's does not)
 cmake -S . -B build/sanitize-clang -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE= -DCMAKE_CXX_FLAGS=-O1 \
@@ -27,10 +29,10 @@ cmake -S . -B build/sanitize-clang -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TY
 cmake --build build/sanitize-clang -j$jobs
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --test-dir build/sanitize-clang --output-on-failure -j$jobs
 
-echo "== Fuzzers: libFuzzer with clang++, ASan and UBSan, 60 s per target (scripts/fuzz.sh)"
+stage "Fuzzers: libFuzzer with clang++, ASan and UBSan, 60 s per target (scripts/fuzz.sh)"
 bash scripts/fuzz.sh 60
 
-echo "== Packaging: the Conan recipe and the vcpkg port agree with CMakeLists.txt"
+stage "Packaging: the Conan recipe and the vcpkg port agree with CMakeLists.txt"
 python3 scripts/check_packaging.py
 
 prefix=$(mktemp -d)
@@ -43,7 +45,7 @@ consumer() { # consumer <build dir> <cmake options...>: configure, build and run
     "$dir/consumer"
 }
 
-echo "== Package: installed as the vcpkg port installs it, then find_package per component"
+stage "Package: installed as the vcpkg port installs it, then find_package per component"
 # shellcheck disable=SC2046 # the options are words
 cmake -S . -B "$prefix/port" $(python3 scripts/check_packaging.py --port-options) $launcher >/dev/null
 cmake --install "$prefix/port" --prefix "$prefix/usr" >/dev/null
@@ -51,7 +53,7 @@ for component in core nn train all; do
     consumer "$prefix/consumer-$component" -DCOMPONENT=$component -DCMAKE_PREFIX_PATH="$prefix/usr"
 done
 
-echo "== Package without the nn and train features: core works, nn is not found"
+stage "Package without the nn and train features: core works, nn is not found"
 # shellcheck disable=SC2046
 cmake -S . -B "$prefix/port-core" $(python3 scripts/check_packaging.py --port-options) -DTENSORQUANT_WITH_NN=OFF \
       -DTENSORQUANT_WITH_TRAIN=OFF $launcher >/dev/null
@@ -64,7 +66,7 @@ if cmake -S test/consumer -B "$prefix/consumer-nn-missing" -DCOMPONENT=nn -DCMAK
 fi
 grep -q "built without the component 'nn'" "$prefix/nn-missing.log"
 
-echo "== Conan's route: the recipe's CMake variables, installed, and conan/test_package against it"
+stage "Conan's route: the recipe's CMake variables, installed, and conan/test_package against it"
 # shellcheck disable=SC2046
 cmake -S . -B "$prefix/conan-build" $(python3 scripts/check_packaging.py --conan-options) $launcher >/dev/null
 cmake --install "$prefix/conan-build" --prefix "$prefix/conan-package" >/dev/null
@@ -72,12 +74,12 @@ cmake -S conan/test_package -B "$prefix/test_package" -DCMAKE_PREFIX_PATH="$pref
 cmake --build "$prefix/test_package" -j$jobs >/dev/null
 "$prefix/test_package/test_package"
 
-echo "== add_subdirectory, FetchContent from this clone, and the build tree's export"
+stage "add_subdirectory, FetchContent from this clone, and the build tree's export"
 consumer "$prefix/consumer-subdirectory" -DROUTE=add_subdirectory -DTQ_SOURCE_DIR="$PWD"
 consumer "$prefix/consumer-fetchcontent" -DCOMPONENT=core -DROUTE=fetchcontent -DTQ_SOURCE_DIR="$PWD" -DTQ_GIT_TAG="$(git rev-parse HEAD)"
 consumer "$prefix/consumer-build-tree" -DCOMPONENT=nn -DROUTE=build_tree -Dtensorquant_DIR="$PWD/build/release"
 
-echo "== Every public header with -Wall -Wextra -Wpedantic -Werror: g++ and clang++, with and without -march=native"
+stage "Every public header with -Wall -Wextra -Wpedantic -Werror: g++ and clang++, with and without -march=native"
 for cxx in g++ clang++; do
     cmake -S test/consumer -B "$prefix/headers-$cxx" -DROUTE=build_tree -Dtensorquant_DIR="$PWD/build/release" \
           -DHEADER_CHECK=ON -DCMAKE_CXX_COMPILER=$cxx $launcher >/dev/null
@@ -86,7 +88,7 @@ for cxx in g++ clang++; do
     "$prefix/headers-$cxx/all_headers_native"
 done
 
-echo "== A C++17 build is refused with a clear message"
+stage "A C++17 build is refused with a clear message"
 for cxx in g++ clang++; do
     first=$(echo '#include <tensorquant/tensorquant.hpp>' | $cxx -std=c++17 -fsyntax-only -Iinclude -x c++ - 2>&1 |
             grep -m1 "error" || true)
@@ -94,5 +96,6 @@ for cxx in g++ clang++; do
     [[ $first == *"tensorquant needs C++20"* ]]
 done
 
-echo "== Benchmarks build (run them with bench/run.sh)"
+stage "Benchmarks build (run them with bench/run.sh)"
 test -x build/release/bench/tq_bench_quantize
+stage "done"
