@@ -17,6 +17,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <random>
 #include <span>
 #include <stdexcept>
@@ -448,11 +449,25 @@ inline std::vector<std::vector<float>> snapshot(tq::nn::network& net)
     return all;
 }
 
+inline std::vector<std::uint8_t> read_bytes(std::filesystem::path const& p)
+{
+    std::ifstream in(p, std::ios::binary);
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+inline void write_file(std::filesystem::path const& p, bytes b)
+{
+    std::ofstream out(p, std::ios::binary | std::ios::trunc);
+    out.write(reinterpret_cast<char const*>(b.data()), std::streamsize(b.size()));
+}
+
+// The network saved once; each input replaces one file, which is put back afterwards.
 struct load_fixture
 {
     std::filesystem::path dir;
     tq::nn::network net = small_network();
     std::vector<std::filesystem::path> files;
+    std::vector<std::vector<std::uint8_t>> file_bytes;
     std::vector<std::vector<float>> original;
     load_fixture()
     {
@@ -460,18 +475,21 @@ struct load_fixture
         std::filesystem::remove_all(dir);
         net.save(dir);
         for (auto const& n : net.nodes())
-            for (auto const& p : tq::nn::parameters_of(net.layer_at(n.name)))
+            for (auto const& p : tq::nn::parameters_of(net.layer_at(n.name))) {
                 files.push_back(dir / n.name / (p.name + ".npy"));
+                file_bytes.push_back(read_bytes(files.back()));
+            }
         original = snapshot(net);
     }
     ~load_fixture() { std::filesystem::remove_all(dir); }
+    void restore_parameters()
+    {
+        std::size_t i = 0;
+        for (auto const& n : net.nodes())
+            for (auto const& p : tq::nn::parameters_of(net.layer_at(n.name)))
+                std::copy(original[i].begin(), original[i].end(), p.data), ++i;
+    }
 };
-
-inline void write_file(std::filesystem::path const& p, bytes b)
-{
-    std::ofstream out(p, std::ios::binary | std::ios::trunc);
-    out.write(reinterpret_cast<char const*>(b.data()), std::streamsize(b.size()));
-}
 
 inline void network_load(bytes in)
 {
@@ -489,8 +507,9 @@ inline void network_load(bytes in)
         error = e.what();
     }
     const auto now = snapshot(fx.net);
-    // put everything back for the next input before judging this one
-    fx.net.save(fx.dir);
+    // put the file and the parameters back for the next input before judging this one
+    write_file(fx.files[which], fx.file_bytes[which]);
+    if (loaded) fx.restore_parameters();
     for (std::size_t i = 0; i < now.size(); ++i) {
         if (!loaded || i != which) {
             require(now[i].size() == fx.original[i].size(), "a parameter changed size");
@@ -502,16 +521,9 @@ inline void network_load(bytes in)
     }
     if (loaded) {
         const auto expect = tq::parse_npy<float>(file, "fuzz.npy");
+        require(expect.values.size() == now[which].size(), "the loaded parameter has another size than its file");
         for (std::size_t k = 0; k < expect.values.size(); ++k)
             require(same_value(now[which][k], expect.values[k]), "the loaded parameter differs from its file");
-        // restore the original values in memory and on disk
-        std::size_t i = 0;
-        for (auto const& n : fx.net.nodes())
-            for (auto const& p : tq::nn::parameters_of(fx.net.layer_at(n.name))) {
-                std::copy(fx.original[i].begin(), fx.original[i].end(), p.data);
-                ++i;
-            }
-        fx.net.save(fx.dir);
     }
 }
 
