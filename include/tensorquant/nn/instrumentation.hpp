@@ -26,6 +26,18 @@ struct tensor_stats
     std::size_t count = 0;
     long long saturated = -1;
     double sqnr_db = 0;
+    double signal = 0, noise = 0; // sum ref^2 and sum (ref - quantized)^2
+
+    // The statistics of this tensor and another part of it (the same tensor over other
+    // samples) as one.
+    void merge(tensor_stats const& o)
+    {
+        count += o.count;
+        if (saturated >= 0 && o.saturated >= 0) saturated += o.saturated;
+        signal += o.signal;
+        noise += o.noise;
+        sqnr_db = noise == 0 ? std::numeric_limits<double>::infinity() : 10 * std::log10(signal / noise);
+    }
 };
 
 // [lowest, max] of a fixed-point quantizer, or nothing for the others.
@@ -38,12 +50,14 @@ inline std::optional<std::pair<double, double>> saturation_range(any_quantizer c
 inline tensor_stats measure(std::string layer, std::string tensor, float const* ref, float const* q, std::size_t n,
                             any_quantizer const& quantizer)
 {
-    tensor_stats s{std::move(layer), std::move(tensor), n, -1, 0};
+    tensor_stats s{std::move(layer), std::move(tensor), n, -1, 0, 0, 0};
     double signal = 0, noise = 0;
     for (std::size_t i = 0; i < n; ++i) {
         signal += double(ref[i]) * ref[i];
         noise += (double(ref[i]) - q[i]) * (double(ref[i]) - q[i]);
     }
+    s.signal = signal;
+    s.noise = noise;
     s.sqnr_db = noise == 0 ? std::numeric_limits<double>::infinity() : 10 * std::log10(signal / noise);
     if (auto range = saturation_range(quantizer)) {
         const auto [lo, hi] = *range;

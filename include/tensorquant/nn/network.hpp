@@ -18,7 +18,9 @@
 #include "quantization.hpp"
 #include "scope.hpp"
 
+#include <algorithm>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -89,24 +91,73 @@ public:
 
     // ---- inference --------------------------------------------------------------------
 
-    tensor4<float> forward(tensor4<float> const& x)
+    // The network's output for x. step salts the streams of stochastic intrinsic and
+    // extrinsic quantizers (core/stream.hpp) so that batches evaluated as separate steps
+    // draw independent thresholds; weights keep step 0 at inference.
+    tensor4<float> forward(tensor4<float> const& x, std::uint64_t step = 0) { return forward_from(0, x, {}, step); }
+
+    // The outputs of the nodes before first that node first or a later one reads (the
+    // others are left empty): the part of a pass that stays the same while only nodes
+    // from first on change their quantization.
+    std::vector<tensor4<float>> prefix_outputs(tensor4<float> const& x, std::size_t first, std::uint64_t step = 0)
     {
-        if (nodes_.empty()) return x;
-        std::vector<tensor4<float>> outs(nodes_.size());
-        std::vector<std::size_t> last_use(nodes_.size(), 0);
-        for (std::size_t i = 0; i < nodes_.size(); ++i)
+        first = std::min(first, nodes_.size());
+        std::vector<bool> keep(nodes_.size(), false);
+        for (std::size_t i = first; i < nodes_.size(); ++i)
             for (int j : nodes_[i].inputs)
-                if (j >= 0) last_use[std::size_t(j)] = i;
-        for (std::size_t i = 0; i < nodes_.size(); ++i) {
+                if (j >= 0 && std::size_t(j) < first) keep[std::size_t(j)] = true;
+        std::vector<tensor4<float>> outs(nodes_.size());
+        const auto last_use = last_uses(0, first);
+        for (std::size_t i = 0; i < first; ++i) {
             std::vector<tensor4<float> const*> in;
             for (int j : nodes_[i].inputs) in.push_back(j < 0 ? &x : &outs[std::size_t(j)]);
-            outs[i] = run(i, in);
+            outs[i] = run(i, in, step);
             for (int j : nodes_[i].inputs)
-                if (j >= 0 && last_use[std::size_t(j)] == i && std::size_t(j) + 1 != nodes_.size())
+                if (j >= 0 && last_use[std::size_t(j)] == i && !keep[std::size_t(j)]) outs[std::size_t(j)] = {};
+        }
+        for (std::size_t i = 0; i < first; ++i)
+            if (!keep[i]) outs[i] = {};
+        return outs;
+    }
+
+    // The output of the pass that runs nodes [first, end) on the outputs prefix_outputs
+    // gave for the same x: the same as forward(x, step) when the nodes before first are
+    // quantized as they were then.
+    tensor4<float> forward_from(std::size_t first, tensor4<float> const& x,
+                                std::vector<tensor4<float>> const& prefix, std::uint64_t step = 0)
+    {
+        if (nodes_.empty()) return x;
+        first = std::min(first, nodes_.size() - 1);
+        std::vector<tensor4<float>> outs(nodes_.size());
+        const auto last_use = last_uses(first, nodes_.size());
+        for (std::size_t i = first; i < nodes_.size(); ++i) {
+            std::vector<tensor4<float> const*> in;
+            for (int j : nodes_[i].inputs) {
+                if (j < 0) {
+                    in.push_back(&x);
+                } else if (std::size_t(j) < first) {
+                    if (std::size_t(j) >= prefix.size() || prefix[std::size_t(j)].size() == 0)
+                        throw config_error("network '" + scope_ + "': forward_from(" + std::to_string(first) +
+                                           ") needs the output of '" + nodes_[std::size_t(j)].name +
+                                           "' from prefix_outputs");
+                    in.push_back(&prefix[std::size_t(j)]);
+                } else {
+                    in.push_back(&outs[std::size_t(j)]);
+                }
+            }
+            outs[i] = run(i, in, step);
+            if (observer_) observer_(i, outs[i]);
+            for (int j : nodes_[i].inputs)
+                if (j >= 0 && std::size_t(j) >= first && last_use[std::size_t(j)] == i &&
+                    std::size_t(j) + 1 != nodes_.size())
                     outs[std::size_t(j)] = {};
         }
         return std::move(outs.back());
     }
+
+    // Called with every node's output (after its extrinsic quantizer) in forward and
+    // forward_from; for measurements such as sparsity. Copies of the network share it.
+    void set_output_observer(std::function<void(std::size_t, tensor4<float> const&)> f) { observer_ = std::move(f); }
 
     // Index of the largest output per sample.
     std::vector<int> classify(tensor4<float> const& x)
@@ -187,7 +238,17 @@ private:
         stats_.push_back(measure(nodes_[node].name, what, before.data(), t.data(), t.size(), e.quantizer));
     }
 
-    tensor4<float> run(std::size_t i, std::vector<tensor4<float> const*> const& in)
+    // For each node in [first, last), the last node in that range that reads it.
+    std::vector<std::size_t> last_uses(std::size_t first, std::size_t last) const
+    {
+        std::vector<std::size_t> use(nodes_.size(), 0);
+        for (std::size_t i = first; i < last; ++i)
+            for (int j : nodes_[i].inputs)
+                if (j >= 0) use[std::size_t(j)] = i;
+        return use;
+    }
+
+    tensor4<float> run(std::size_t i, std::vector<tensor4<float> const*> const& in, std::uint64_t step)
     {
         auto const& node = nodes_[i];
         const auto q = quantization_of(node.name);
@@ -195,7 +256,7 @@ private:
         auto float_path = [&] { return std::visit([&](auto const& l) { return l.forward(ctx); }, node.op); };
         tensor4<float> y;
         if (q.intrinsic) {
-            const fixed_point_rt f = intrinsic_for(i, *q.intrinsic);
+            const fixed_point_rt f = intrinsic_for(i, *q.intrinsic, step);
             y = std::visit([&](auto const& l) { return l.forward_intrinsic(ctx, f); }, node.op);
             if (instrument_) {
                 struct resume
@@ -212,7 +273,7 @@ private:
             y = float_path();
         }
         if (q.extrinsic)
-            quantize_tensor(y, *q.extrinsic, i, stream_offset(i, 0, stream_role::extrinsic), "output (extrinsic)");
+            quantize_tensor(y, *q.extrinsic, i, stream_offset(i, 0, stream_role::extrinsic, step), "output (extrinsic)");
         return y;
     }
 
@@ -222,6 +283,7 @@ private:
     bool instrument_ = false;
     bool recording_ = true;
     std::vector<tensor_stats> stats_;
+    std::function<void(std::size_t, tensor4<float> const&)> observer_;
 };
 
 } // namespace tensorquant::inline TENSORQUANT_ABI::nn

@@ -153,6 +153,14 @@ public:
         return m;
     }
 
+    // The map as the JSON object from_json reads: each scope and its quantizer's string.
+    std::string to_json() const
+    {
+        nlohmann::ordered_json j = nlohmann::ordered_json::object();
+        for (auto const& e : entries_) j[e.scope] = e.spec;
+        return j.dump(2) + "\n";
+    }
+
     static scope_map from_json_file(std::filesystem::path const& path, rng_key key = {})
     {
         std::ifstream in(path);

@@ -1,0 +1,428 @@
+// tensorquant-study: the TensorQuant experiments on LeNet-5 and the small residual network
+// (or their weights from a directory), on Fashion-MNIST, as one command. docs/guide.md
+// ("The study") describes each subcommand; `tensorquant-study --help` lists the options.
+#include <tensorquant/study.hpp>
+
+#include <CLI/CLI.hpp>
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace tq = tensorquant;
+namespace nn = tensorquant::nn;
+namespace st = tensorquant::study;
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr char const* debian_fashion_mnist_dir = "/usr/share/datasets/fashion-mnist";
+
+struct settings
+{
+    std::vector<std::string> networks;
+    std::string weights;
+    std::string data = debian_fashion_mnist_dir;
+    std::size_t images = 1000, layer_images = 500, final_images = 0;
+    std::uint64_t sample_seed = 0;
+    unsigned threads = 0;
+    std::string out = "study";
+    std::string models;
+    std::string shard = "1/1";
+    std::string results;
+    std::vector<std::string> result_files;
+    std::string widths, fractions, roundings = "nearest,zero,down,stochastic", subunits, thresholds = "1,0.99,0.9";
+    int depth = 1, epochs = 4, gradient_epochs = 2, tqt_epochs = 1, frac_step = 1;
+    std::string bits = "8,4", gradient_formats = "2,1;4,2;6,3;8,4;10,5;12,6";
+    double budget = 0, stop_below = 0.9;
+    std::uint64_t seed = 1;
+    bool plots = true;
+    // predict
+    std::string maps, input, output;
+};
+
+// "4:20" (step 1), "4:20:2", or "4,8,12".
+std::vector<int> parse_ints(std::string const& text, char const* what)
+{
+    std::vector<int> out;
+    auto fail = [&] {
+        throw tq::config_error(std::string(what) + " '" + text + "': expected a list such as 4,8,12 or a range 4:20[:2]");
+    };
+    try {
+        if (text.find(':') != std::string::npos) {
+            std::vector<int> parts;
+            std::stringstream in(text);
+            std::string p;
+            while (std::getline(in, p, ':')) parts.push_back(std::stoi(p));
+            if (parts.size() < 2 || parts.size() > 3) fail();
+            const int step = parts.size() == 3 ? parts[2] : 1;
+            if (step <= 0 || parts[1] < parts[0]) fail();
+            for (int v = parts[0]; v <= parts[1]; v += step) out.push_back(v);
+        } else {
+            std::stringstream in(text);
+            std::string p;
+            while (std::getline(in, p, ',')) {
+                std::size_t used = 0;
+                out.push_back(std::stoi(p, &used));
+                if (used != p.size()) fail();
+            }
+        }
+    } catch (std::logic_error const&) {
+        fail();
+    }
+    if (out.empty()) fail();
+    return out;
+}
+
+std::vector<std::string> split(std::string const& text, char sep)
+{
+    std::vector<std::string> out;
+    std::stringstream in(text);
+    std::string p;
+    while (std::getline(in, p, sep))
+        if (!p.empty()) out.push_back(p);
+    return out;
+}
+
+// The progress of the current experiment: a bar with ETA on a terminal, a line per tenth
+// otherwise.
+class progress
+{
+public:
+    void operator()(std::string const& experiment, std::size_t done, std::size_t total, std::string const& label)
+    {
+        if (experiment != experiment_ || done < last_done_) {
+            experiment_ = experiment;
+            start_ = std::chrono::steady_clock::now();
+            last_tenth_ = -1;
+        }
+        last_done_ = done;
+        const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+        const double eta = done ? s / double(done) * double(total - done) : 0;
+        if (tty_) {
+            const int width = 28, filled = total ? int(width * done / total) : width;
+            std::fprintf(stderr, "\r\033[K%s%-10s [%s%s] %zu/%zu  %s  ETA %s  %.40s", prefix.c_str(),
+                         experiment.c_str(), std::string(std::size_t(filled), '#').c_str(),
+                         std::string(std::size_t(width - filled), '.').c_str(), done, total, clock(s).c_str(),
+                         done ? clock(eta).c_str() : "?", label.c_str());
+            if (done == total) std::fprintf(stderr, "\n");
+        } else {
+            const int tenth = total ? int(10 * done / total) : 10;
+            if (tenth != last_tenth_) {
+                std::fprintf(stderr, "%s%s: %zu/%zu points, %s elapsed\n", prefix.c_str(), experiment.c_str(), done,
+                             total, clock(s).c_str());
+                last_tenth_ = tenth;
+            }
+        }
+    }
+    std::string prefix;
+
+private:
+    static std::string clock(double s)
+    {
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "%d:%02d", int(s) / 60, int(s) % 60);
+        return buf;
+    }
+    bool tty_ = isatty(fileno(stderr));
+    std::string experiment_;
+    std::size_t last_done_ = 0;
+    int last_tenth_ = -1;
+    std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+};
+
+nn::network fresh(std::string const& name, std::uint64_t seed)
+{
+    if (name == "lenet5") return nn::lenet5(seed);
+    if (name == "small_resnet") return nn::small_resnet(seed);
+    throw tq::config_error("network '" + name + "': expected lenet5 or small_resnet");
+}
+
+struct data_sets
+{
+    tq::data::labeled_images train, test;
+};
+
+// The float network: from --weights, or the checkpoint in the models directory, or
+// trained now (and saved there).
+nn::network float_network(settings const& s, std::string const& name, data_sets const& d)
+{
+    nn::network net = fresh(name, s.seed);
+    if (!s.weights.empty()) {
+        net.load(s.weights);
+        return net;
+    }
+    const fs::path dir = fs::path(s.models.empty() ? s.out + "/models" : s.models) / name;
+    if (fs::exists(dir / "epochs.txt")) {
+        net.load(dir);
+        std::fprintf(stderr, "%s: float weights from %s\n", name.c_str(), dir.c_str());
+        return net;
+    }
+    st::training_setup t;
+    t.make = [&] { return fresh(name, s.seed); };
+    t.train_set = &d.train;
+    t.epochs = s.epochs;
+    t.threads = s.threads;
+    t.seed = s.seed;
+    const auto t0 = std::chrono::steady_clock::now();
+    std::fprintf(stderr, "%s: training in float for %d epochs ...\n", name.c_str(), s.epochs);
+    net = st::detail::train_fresh(t, {});
+    net.save(dir);
+    std::ofstream(dir / "epochs.txt") << s.epochs << '\n';
+    std::fprintf(stderr, "%s: trained in %.0f s, saved to %s\n", name.c_str(),
+                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), dir.c_str());
+    return net;
+}
+
+int run(std::string const& command, settings s)
+{
+    if (s.networks.empty()) s.networks = {"lenet5", "small_resnet"};
+    if (!s.weights.empty() && s.networks.size() != 1)
+        throw tq::config_error("--weights names the weights of one network: give exactly one --network");
+    for (auto const& n : s.networks) fresh(n, 1); // names checked before any work
+    const auto part = st::shard::parse(s.shard);
+    const fs::path out = s.out;
+    const fs::path results_path =
+        !s.results.empty() ? fs::path(s.results)
+        : part.count == 1  ? out / "results.jsonl"
+                           : out / ("results." + std::to_string(part.index) + "of" + std::to_string(part.count) + ".jsonl");
+
+    if (command == "report") {
+        std::vector<st::record> all;
+        std::set<std::string> seen;
+        auto add_file = [&](fs::path const& p) {
+            for (auto& r : st::read_records(p))
+                if (seen.insert(r.key()).second) all.push_back(std::move(r));
+        };
+        if (!s.result_files.empty()) {
+            for (auto const& f : s.result_files) {
+                if (!fs::exists(f)) throw tq::file_error(f + ": no such file");
+                add_file(f);
+            }
+        } else {
+            if (!fs::is_directory(out)) throw tq::file_error(out.string() + ": no such directory (run the study first)");
+            std::vector<fs::path> files;
+            for (auto const& e : fs::directory_iterator(out))
+                if (e.path().extension() == ".jsonl") files.push_back(e.path());
+            std::sort(files.begin(), files.end());
+            for (auto const& f : files) add_file(f);
+        }
+        if (all.empty()) throw tq::file_error(out.string() + ": no records to report on");
+        st::report_options ro;
+        ro.thresholds.clear();
+        for (auto const& t : split(s.thresholds, ',')) ro.thresholds.push_back(std::stod(t));
+
+        st::write_report(all, out, s.plots, ro);
+        std::ifstream txt(out / "report.txt");
+        std::cout << txt.rdbuf();
+        std::fprintf(stderr, "wrote %s and %s\n", (out / "report.md").c_str(), (out / "report.txt").c_str());
+        return 0;
+    }
+
+    if (!fs::exists(fs::path(s.data) / "t10k-images-idx3-ubyte.gz") && !fs::exists(fs::path(s.data) / "t10k-images-idx3-ubyte"))
+        throw tq::file_error(s.data + ": no Fashion-MNIST here (install Debian's dataset-fashion-mnist or give --data)");
+    data_sets d;
+    d.test = tq::data::load_fashion_mnist(tq::data::split::test, s.data);
+
+    if (command == "predict") {
+        if (s.input.empty() || s.output.empty()) throw tq::config_error("predict needs --input and --output");
+        if (s.weights.empty()) d.train = tq::data::load_fashion_mnist(tq::data::split::train, s.data);
+        auto net = float_network(s, s.networks.front(), d);
+        st::quantization q;
+        if (!s.maps.empty()) {
+            auto load = [&](char const* file) {
+                const fs::path p = fs::path(s.maps) / file;
+                return fs::exists(p) ? nn::scope_map::from_json_file(p, {s.seed, 0}) : nn::scope_map{};
+            };
+            q.intrinsic = load("intrinsic.json");
+            q.extrinsic = load("extrinsic.json");
+            q.weights = load("weights.json");
+        }
+        net.set_quantization(q.intrinsic, q.extrinsic, q.weights);
+        auto x = tq::read_npy<float>(s.input);
+        if (x.shape.size() != 3 && x.shape.size() != 4)
+            throw tq::file_error(s.input + ": expected images shaped (N, 28, 28) or (N, 28, 28, 1), got " +
+                                 tq::detail::shape_text(x.shape));
+        const std::size_t channels = x.shape.size() == 4 ? x.shape[3] : 1;
+        auto batch = nn::tensor4<float>::from_shape({x.shape[0], x.shape[1], x.shape[2], channels});
+        std::copy(x.values.begin(), x.values.end(), batch.data());
+        const auto y = net.forward(batch);
+        tq::write_npy(s.output, y.data(), {y.shape(0), y.size() / std::max<std::size_t>(y.shape(0), 1)});
+        std::fprintf(stderr, "wrote the logits of %zu images to %s\n", std::size_t(y.shape(0)), s.output.c_str());
+        return 0;
+    }
+
+    static const std::set<std::string> experiments{"sweep", "fractions", "layers", "gradients",
+                                                   "sparsity", "tqt", "mixed", "all", "train"};
+    if (!experiments.count(command)) throw tq::config_error("unknown command '" + command + "'");
+    d.train = tq::data::load_fashion_mnist(tq::data::split::train, s.data);
+    st::results res(results_path);
+    progress bar;
+    auto wants = [&](char const* e) { return command == e || command == "all"; };
+    for (auto const& name : s.networks) {
+        const auto net = float_network(s, name, d);
+        if (command == "train") continue;
+        bar.prefix = net.scope() + " ";
+        st::evaluation_options eo;
+        eo.threads = s.threads;
+        const auto t0 = std::chrono::steady_clock::now();
+        st::evaluator search(net, d.test, {s.images, s.sample_seed}, eo);
+        st::evaluator layers(net, d.test, {s.layer_images, s.sample_seed}, eo);
+        std::fprintf(stderr, "%s: float accuracy %.4f on %zu images (%.4f on the %zu of the layer search), %.1f s\n",
+                     net.scope().c_str(), search.float_accuracy(), search.images(), layers.float_accuracy(),
+                     layers.images(), std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+        st::context ctx{net.scope(), search, res, part, s.seed, std::ref(bar)};
+        st::context layer_ctx{net.scope(), layers, res, part, s.seed, std::ref(bar)};
+        st::training_setup train;
+        train.make = [&] { return fresh(name, s.seed); };
+        train.train_set = &d.train;
+        train.epochs = s.gradient_epochs;
+        train.threads = s.threads;
+        train.seed = s.seed;
+        if (wants("sweep")) {
+            st::sweep_options o;
+            o.roundings = split(s.roundings, ',');
+            if (!s.widths.empty()) o.widths = parse_ints(s.widths, "--widths");
+            st::rounding_sweep(ctx, o);
+        }
+        if (wants("fractions")) {
+            st::fractions_options o;
+            if (!s.widths.empty()) o.widths = parse_ints(s.widths, "--widths");
+            st::best_fractions(ctx, o);
+        }
+        if (wants("layers")) {
+            st::layers_options o;
+            o.depth = s.depth;
+            o.subunits = split(s.subunits, ',');
+            o.frac_step = s.frac_step;
+            if (!s.widths.empty() && command == "layers") o.widths = parse_ints(s.widths, "--widths");
+            o.thresholds.clear();
+            for (auto const& t : split(s.thresholds, ',')) o.thresholds.push_back(std::stod(t));
+            st::subunit_search(layer_ctx, o);
+        }
+        if (wants("gradients")) {
+            st::gradients_options o;
+            o.formats.clear();
+            for (auto const& f : split(s.gradient_formats, ';')) {
+                const auto wf = parse_ints(f, "--gradient-formats");
+                if (wf.size() != 2) throw tq::config_error("--gradient-formats: expected W,F;W,F;...");
+                o.formats.push_back({wf[0], wf[1]});
+            }
+            st::gradient_quantization(ctx, train, o);
+        }
+        if (wants("sparsity")) {
+            st::sparsity_options o;
+            st::sparsity(ctx, train, o);
+        }
+        if (wants("tqt")) {
+            st::tqt_options o;
+            o.bits = parse_ints(s.bits, "--bits");
+            o.epochs = s.tqt_epochs;
+            st::tqt_retraining(ctx, train, o);
+        }
+        if (wants("mixed")) {
+            st::mixed_options o;
+            o.budget_average_bits = s.budget;
+            o.stop_below = s.stop_below;
+            st::mixed_precision(layer_ctx, o);
+        }
+    }
+    std::fprintf(stderr, "records in %s\n", results_path.c_str());
+    if (command == "all" && part.count == 1) {
+        st::write_report(res.all(), out, s.plots);
+        std::ifstream txt(out / "report.txt");
+        std::cout << txt.rdbuf();
+        std::fprintf(stderr, "wrote %s\n", (out / "report.md").c_str());
+    }
+    return 0;
+}
+
+} // namespace
+
+int main(int argc, char** argv)
+{
+    CLI::App app{"tensorquant-study: how few bits a network tolerates, where, and with which rounding "
+                 "(the experiments of the TensorQuant papers)"};
+    app.require_subcommand(1, 1);
+    settings s;
+    auto common = [&](CLI::App* c) {
+        c->add_option("--network", s.networks, "lenet5 or small_resnet (repeatable; default both)");
+        c->add_option("--weights", s.weights, "directory of the network's .npy weights (<scope>/<layer>/<name>.npy)");
+        c->add_option("--data", s.data, "Fashion-MNIST directory")->capture_default_str();
+        c->add_option("--images", s.images, "test images for the sweeps (0: all)")->capture_default_str();
+        c->add_option("--layer-images", s.layer_images, "test images for the layer and mixed searches (0: all)")
+            ->capture_default_str();
+        c->add_option("--sample-seed", s.sample_seed, "draw the images with this seed (0: the first ones)");
+        c->add_option("--threads", s.threads, "threads (0: every core)")->capture_default_str();
+        c->add_option("--out", s.out, "output directory")->capture_default_str();
+        c->add_option("--models", s.models, "where float checkpoints are kept (default OUT/models)");
+        c->add_option("--shard", s.shard, "run shard k of N of each grid (k/N)")->capture_default_str();
+        c->add_option("--results", s.results, "records file (default OUT/results.jsonl, OUT/results.KofN.jsonl)");
+        c->add_option("--widths", s.widths, "word sizes: 4:20, 4:24:2 or 4,8,12");
+        c->add_option("--roundings", s.roundings, "rounding methods of the sweep")->capture_default_str();
+        c->add_option("--subunits", s.subunits, "subunits (scope prefixes, comma separated) for layers");
+        c->add_option("--depth", s.depth, "subunit depth below the network scope")->capture_default_str();
+        c->add_option("--frac-step", s.frac_step, "step of F in the layer search")->capture_default_str();
+        c->add_option("--thresholds", s.thresholds, "relative accuracy thresholds")->capture_default_str();
+        c->add_option("--epochs", s.epochs, "epochs of the float training (when no checkpoint)")->capture_default_str();
+        c->add_option("--gradient-epochs", s.gradient_epochs, "epochs of each gradient and sparsity training")
+            ->capture_default_str();
+        c->add_option("--gradient-formats", s.gradient_formats, "gradient formats W,F;W,F")->capture_default_str();
+        c->add_option("--tqt-epochs", s.tqt_epochs, "epochs of TQT retraining (at most 2)")->capture_default_str();
+        c->add_option("--bits", s.bits, "TQT bit widths")->capture_default_str();
+        c->add_option("--budget", s.budget, "mixed: stop at this average of bits (0: none)");
+        c->add_option("--stop-below", s.stop_below, "mixed: stop below this relative accuracy")->capture_default_str();
+        c->add_option("--seed", s.seed, "seed of networks, training and stochastic rounding")->capture_default_str();
+        c->add_flag("!--no-plots", s.plots, "no gnuplot plots");
+    };
+    std::string chosen;
+    const std::vector<std::pair<char const*, char const*>> commands{
+        {"sweep", "rounding methods against word size, F = W/2, intrinsic and extrinsic (figures 3 and 4)"},
+        {"fractions", "best F per word size with the whole network quantized (tables 2 to 4)"},
+        {"layers", "one subunit at a time: smallest (W, F) per accuracy threshold, bottleneck (tables 1, 5, 6)"},
+        {"gradients", "training with quantized gradients (table 7)"},
+        {"sparsity", "zeros in outputs, weights and gradients, per epoch and per word size (2018)"},
+        {"tqt", "retraining with trained power-of-two thresholds at 8 and 4 bits (2019)"},
+        {"mixed", "word size per layer under a budget by greedy search; the Pareto frontier"},
+        {"all", "every experiment, then the report"},
+        {"train", "train (or reuse) the float networks only"},
+        {"report", "tables (report.md, report.txt) and plots from the records"},
+        {"predict", "logits of a .npy batch of images under given maps, as .npy"}};
+    for (auto const& [name, help] : commands) {
+        auto* c = app.add_subcommand(name, help);
+        common(c);
+        if (std::string(name) == "report")
+            c->add_option("--from", s.result_files, "records files (default: every .jsonl in OUT)");
+        if (std::string(name) == "predict") {
+            c->add_option("--maps", s.maps, "directory with intrinsic.json, extrinsic.json, weights.json");
+            c->add_option("--input", s.input, "images as .npy, float32 (N, 28, 28[, 1])");
+            c->add_option("--output", s.output, "logits as .npy (N, 10)");
+        }
+        c->callback([&chosen, name = std::string(name)] { chosen = name; });
+    }
+    try {
+        app.parse(argc, argv);
+    } catch (CLI::CallForHelp const& e) {
+        return app.exit(e);
+    } catch (CLI::CallForAllHelp const& e) {
+        return app.exit(e);
+    } catch (CLI::ParseError const& e) {
+        std::fprintf(stderr, "tensorquant-study: %s\n", e.what());
+        return 2;
+    }
+    try {
+        return run(chosen, s);
+    } catch (tq::error const& e) {
+        std::fprintf(stderr, "\ntensorquant-study: %s\n", e.what());
+        return 2;
+    } catch (std::exception const& e) {
+        std::fprintf(stderr, "\ntensorquant-study: %s\n", e.what());
+        return 1;
+    }
+}
