@@ -57,6 +57,7 @@ class TensorquantConan(ConanFile):
         tc.cache_variables["TENSORQUANT_BUILD_TESTS"] = False
         tc.cache_variables["TENSORQUANT_BUILD_BENCHMARKS"] = False
         tc.cache_variables["TENSORQUANT_BUILD_EXAMPLES"] = False
+        tc.cache_variables["TENSORQUANT_BUILD_TOOLS"] = False  # the library only; the program installs from source
         tc.cache_variables["TENSORQUANT_INSTALL"] = True
         tc.cache_variables["TENSORQUANT_WITH_NN"] = bool(self.options.nn)
         tc.cache_variables["TENSORQUANT_WITH_TRAIN"] = bool(self.options.train)

@@ -7,6 +7,7 @@
 
 #include <doctest/doctest.h>
 
+#include <bit>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -414,6 +415,68 @@ TEST_CASE("JSON quantizer maps")
                          doctest::Contains("typo.json: scope 'LeNet'"), tq::parse_error);
     CHECK_THROWS_WITH_AS(nn::scope_map::from_json_file("/nonexistent/q.json"), doctest::Contains("/nonexistent/q.json"),
                          tq::file_error);
+}
+
+TEST_CASE("vectorised intrinsic average pooling equals the number type bit for bit")
+{
+    std::mt19937_64 gen(12);
+    std::uniform_real_distribution<float> u(-1, 1);
+    for (int w : {4, 8, 12, 16, 24})
+        for (int f : {0, w / 2, w - 1})
+            for (auto r : {tq::rounding_mode::nearest, tq::rounding_mode::zero, tq::rounding_mode::down,
+                           tq::rounding_mode::nearest_even})
+                for (auto o : {tq::overflow_mode::saturate, tq::overflow_mode::wrap, tq::overflow_mode::symmetric}) {
+                    const tq::fixed_point_rt q(tq::fixed_format{w, f, true}, r, o);
+                    auto x = nn::tensor4<float>::from_shape({2, 7, 6, 5});
+                    // near the top of the range, so that partial sums overflow
+                    const float top = float(std::ldexp(1.0, w - 1 - f));
+                    for (auto& v : x) v = top * u(gen);
+                    for (auto opts : {nn::pool_options{}, nn::pool_options{{3, 3}, {2, 2}, nn::padding_mode::same, {0, 0, 0, 0}}}) {
+                        const auto fast = nn::avg_pool_intrinsic(x, opts, q);
+                        const auto ref = nn::kernels::via_number(q, x, [&](auto const& v) { return nn::avg_pool(v, opts); });
+                        INFO("format " << w << "," << f);
+                        REQUIRE(fast.shape() == ref.shape());
+                        bool same = true;
+                        for (std::size_t i = 0; i < fast.size(); ++i)
+                            same = same && std::bit_cast<std::uint32_t>(fast.data()[i]) ==
+                                               std::bit_cast<std::uint32_t>(ref.data()[i]);
+                        CHECK(same);
+                    }
+                }
+}
+
+TEST_CASE("vectorised intrinsic batch norm equals the number type bit for bit")
+{
+    std::mt19937_64 gen(11);
+    std::uniform_real_distribution<float> u(-1, 1);
+    for (int w : {4, 8, 12, 16, 20, 24})
+        for (int f : {0, w / 2, w - 1, w + 2})
+            for (auto r : {tq::rounding_mode::nearest, tq::rounding_mode::zero, tq::rounding_mode::down,
+                           tq::rounding_mode::nearest_even})
+                for (auto o : {tq::overflow_mode::saturate, tq::overflow_mode::wrap}) {
+                    const tq::fixed_point_rt q(tq::fixed_format{w, f, true}, r, o);
+                    auto x = nn::tensor4<float>::from_shape({3, 4, 5, 6});
+                    for (auto& v : x) v = 4 * u(gen);
+                    x(0, 0, 0, 0) = 0.5f * float(std::ldexp(1.0, w - f)); // beyond the range
+                    nn::tensor1<float> gamma = nn::tensor1<float>::from_shape({6}), beta = gamma, mean = gamma,
+                                       var = gamma;
+                    for (std::size_t j = 0; j < 6; ++j) {
+                        gamma(j) = 2 * u(gen), beta(j) = u(gen), mean(j) = u(gen);
+                        var(j) = 0.05f + 3 * std::fabs(u(gen));
+                    }
+                    const auto fast = nn::batch_norm_intrinsic(x, gamma, beta, mean, var, 1e-3f, q);
+                    using nn::kernels::to_rt;
+                    const auto ref = nn::kernels::via_number(q, x, [&](auto const& v) {
+                        return nn::batch_norm(v, to_rt(gamma), to_rt(beta), to_rt(mean), to_rt(var),
+                                              tq::quantized_rt<float>(1e-3f));
+                    });
+                    INFO("format " << w << "," << f);
+                    bool same = true;
+                    for (std::size_t i = 0; i < x.size(); ++i)
+                        same = same && std::bit_cast<std::uint32_t>(fast.data()[i]) ==
+                                           std::bit_cast<std::uint32_t>(ref.data()[i]);
+                    CHECK(same);
+                }
 }
 
 namespace {

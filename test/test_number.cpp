@@ -359,3 +359,14 @@ TEST_CASE("number_scope errors name the problem")
     CHECK_THROWS_AS(tq::quantized_rt<float>(1.0f), tq::format_error);
     CHECK(tq::quantized_rt<double>(1.5).value() == 1.5);
 }
+
+TEST_CASE_TEMPLATE("exp2i is exact over the whole exponent range", T, float, double)
+{
+    bool same = true;
+    for (int e = -1200; e <= 1200; ++e) {
+        const T want = std::ldexp(T(1), e);
+        same = same && tensorquant::detail::exp2i<T>(e) == want;
+    }
+    CHECK(same);
+    static_assert(tensorquant::detail::exp2i<T>(-3) == T(0.125));
+}

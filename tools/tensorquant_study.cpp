@@ -39,10 +39,11 @@ struct settings
     std::vector<std::string> result_files;
     std::string widths, fractions, roundings = "nearest,zero,down,stochastic", subunits, thresholds = "1,0.99,0.9";
     int depth = 1, epochs = 4, gradient_epochs = 2, tqt_epochs = 1, frac_step = 1;
+    std::string experiments = "sweep,fractions,layers,gradients,sparsity,tqt,mixed";
     std::string bits = "8,4", gradient_formats = "2,1;4,2;6,3;8,4;10,5;12,6";
     double budget = 0, stop_below = 0.9;
     std::uint64_t seed = 1;
-    bool plots = true;
+    bool plots = true, reuse = true;
     // predict
     std::string maps, input, output;
 };
@@ -180,6 +181,98 @@ nn::network float_network(settings const& s, std::string const& name, data_sets 
     return net;
 }
 
+// Every experiment's options, parsed and checked before any work starts.
+struct plan
+{
+    st::sweep_options sweep;
+    st::fractions_options fractions;
+    st::layers_options layers;
+    st::gradients_options gradients;
+    st::sparsity_options sparsity;
+    st::tqt_options tqt;
+    st::mixed_options mixed;
+};
+
+double parse_double(std::string const& text, char const* what)
+{
+    try {
+        std::size_t used = 0;
+        const double v = std::stod(text, &used);
+        if (used == text.size()) return v;
+    } catch (std::logic_error const&) {
+    }
+    throw tq::config_error(std::string(what) + ": '" + text + "' is not a number");
+}
+
+plan make_plan(settings const& s, std::string const& command)
+{
+    plan p;
+    p.sweep.roundings = split(s.roundings, ',');
+    if (p.sweep.roundings.empty()) throw tq::config_error("--roundings: give at least one rounding method");
+    for (auto const& r : p.sweep.roundings)
+        tq::detail::with_error_context("--roundings '" + r + "'", [&] { tq::parse_quantizer(r + ",8,4"); });
+    if (!s.widths.empty()) {
+        const auto w = parse_ints(s.widths, "--widths");
+        for (int x : w)
+            if (x < 1 || x > 24) throw tq::config_error("--widths: " + std::to_string(x) + " is not in 1..24");
+        p.sweep.widths = p.fractions.widths = w;
+        if (command == "layers" || command == "all") p.layers.widths = w;
+    }
+    p.layers.depth = s.depth;
+    if (s.depth < 1) throw tq::config_error("--depth: expected 1 or more");
+    p.layers.subunits = split(s.subunits, ',');
+    p.layers.frac_step = s.frac_step;
+    if (s.frac_step < 1) throw tq::config_error("--frac-step: expected 1 or more");
+    p.layers.thresholds.clear();
+    for (auto const& t : split(s.thresholds, ',')) {
+        const double v = parse_double(t, "--thresholds");
+        if (!(v > 0 && v <= 2)) throw tq::config_error("--thresholds: " + t + " is not a relative accuracy in (0, 2]");
+        p.layers.thresholds.push_back(v);
+    }
+    p.gradients.formats.clear();
+    for (auto const& f : split(s.gradient_formats, ';')) {
+        const auto wf = parse_ints(f, "--gradient-formats");
+        if (wf.size() != 2) throw tq::config_error("--gradient-formats '" + f + "': expected W,F;W,F;...");
+        tq::detail::with_error_context("--gradient-formats '" + f + "'",
+                                       [&] { tq::parse_quantizer(st::fixed_spec("nearest", wf[0], wf[1])); });
+        p.gradients.formats.push_back({wf[0], wf[1]});
+    }
+    p.tqt.bits = parse_ints(s.bits, "--bits");
+    for (int b : p.tqt.bits)
+        if (b < 2 || b > 16) throw tq::config_error("--bits: " + std::to_string(b) + " is not in 2..16");
+    p.tqt.epochs = s.tqt_epochs;
+    if (s.tqt_epochs < 0 || s.tqt_epochs > 2) throw tq::config_error("--tqt-epochs: at most 2 epochs of retraining");
+    p.mixed.budget_average_bits = s.budget;
+    p.mixed.stop_below = s.stop_below;
+    if (s.epochs < 0 || s.gradient_epochs < 0) throw tq::config_error("--epochs: expected 0 or more");
+    // the subunits must name layers of every network studied
+    for (auto const& name : s.networks) {
+        const auto net = fresh(name, 1);
+        for (auto const& u : p.layers.subunits) {
+            bool any = false;
+            for (auto const& n : net.nodes()) any = any || nn::scope_matches(u, n.name);
+            if (!any) throw tq::config_error("subunit '" + u + "' matches no layer of network '" + net.scope() + "'");
+        }
+    }
+    return p;
+}
+
+// The maps of predict: DIR/{intrinsic,extrinsic,weights}.json, each optional.
+st::quantization load_maps(std::string const& dir, std::uint64_t seed)
+{
+    st::quantization q;
+    if (dir.empty()) return q;
+    if (!fs::is_directory(dir)) throw tq::file_error(dir + ": no such directory of maps");
+    auto load = [&](char const* file) {
+        const fs::path p = fs::path(dir) / file;
+        return fs::exists(p) ? nn::scope_map::from_json_file(p, {seed, 0}) : nn::scope_map{};
+    };
+    q.intrinsic = load("intrinsic.json");
+    q.extrinsic = load("extrinsic.json");
+    q.weights = load("weights.json");
+    return q;
+}
+
 int run(std::string const& command, settings s)
 {
     if (s.networks.empty()) s.networks = {"lenet5", "small_resnet"};
@@ -187,6 +280,12 @@ int run(std::string const& command, settings s)
         throw tq::config_error("--weights names the weights of one network: give exactly one --network");
     for (auto const& n : s.networks) fresh(n, 1); // names checked before any work
     const auto part = st::shard::parse(s.shard);
+    const plan p = make_plan(s, command);
+    const auto chosen = split(s.experiments, ',');
+    for (auto const& e : chosen)
+        if (e != "sweep" && e != "fractions" && e != "layers" && e != "gradients" && e != "sparsity" && e != "tqt" &&
+            e != "mixed")
+            throw tq::config_error("--experiments: unknown experiment '" + e + "'");
     const fs::path out = s.out;
     const fs::path results_path =
         !s.results.empty() ? fs::path(s.results)
@@ -215,8 +314,7 @@ int run(std::string const& command, settings s)
         }
         if (all.empty()) throw tq::file_error(out.string() + ": no records to report on");
         st::report_options ro;
-        ro.thresholds.clear();
-        for (auto const& t : split(s.thresholds, ',')) ro.thresholds.push_back(std::stod(t));
+        ro.thresholds = p.layers.thresholds;
 
         st::write_report(all, out, s.plots, ro);
         std::ifstream txt(out / "report.txt");
@@ -232,20 +330,12 @@ int run(std::string const& command, settings s)
 
     if (command == "predict") {
         if (s.input.empty() || s.output.empty()) throw tq::config_error("predict needs --input and --output");
+        const auto q = load_maps(s.maps, s.seed);
+        fresh(s.networks.front(), s.seed).set_quantization(q.intrinsic, q.extrinsic, q.weights); // checked first
+        auto x = tq::read_npy<float>(s.input);
         if (s.weights.empty()) d.train = tq::data::load_fashion_mnist(tq::data::split::train, s.data);
         auto net = float_network(s, s.networks.front(), d);
-        st::quantization q;
-        if (!s.maps.empty()) {
-            auto load = [&](char const* file) {
-                const fs::path p = fs::path(s.maps) / file;
-                return fs::exists(p) ? nn::scope_map::from_json_file(p, {s.seed, 0}) : nn::scope_map{};
-            };
-            q.intrinsic = load("intrinsic.json");
-            q.extrinsic = load("extrinsic.json");
-            q.weights = load("weights.json");
-        }
         net.set_quantization(q.intrinsic, q.extrinsic, q.weights);
-        auto x = tq::read_npy<float>(s.input);
         if (x.shape.size() != 3 && x.shape.size() != 4)
             throw tq::file_error(s.input + ": expected images shaped (N, 28, 28) or (N, 28, 28, 1), got " +
                                  tq::detail::shape_text(x.shape));
@@ -264,13 +354,16 @@ int run(std::string const& command, settings s)
     d.train = tq::data::load_fashion_mnist(tq::data::split::train, s.data);
     st::results res(results_path);
     progress bar;
-    auto wants = [&](char const* e) { return command == e || command == "all"; };
+    auto wants = [&](std::string const& e) {
+        return command == e || (command == "all" && std::find(chosen.begin(), chosen.end(), e) != chosen.end());
+    };
     for (auto const& name : s.networks) {
         const auto net = float_network(s, name, d);
         if (command == "train") continue;
         bar.prefix = net.scope() + " ";
         st::evaluation_options eo;
         eo.threads = s.threads;
+        eo.reuse_prefix = s.reuse;
         const auto t0 = std::chrono::steady_clock::now();
         st::evaluator search(net, d.test, {s.images, s.sample_seed}, eo);
         st::evaluator layers(net, d.test, {s.layer_images, s.sample_seed}, eo);
@@ -285,57 +378,19 @@ int run(std::string const& command, settings s)
         train.epochs = s.gradient_epochs;
         train.threads = s.threads;
         train.seed = s.seed;
-        if (wants("sweep")) {
-            st::sweep_options o;
-            o.roundings = split(s.roundings, ',');
-            if (!s.widths.empty()) o.widths = parse_ints(s.widths, "--widths");
-            st::rounding_sweep(ctx, o);
-        }
-        if (wants("fractions")) {
-            st::fractions_options o;
-            if (!s.widths.empty()) o.widths = parse_ints(s.widths, "--widths");
-            st::best_fractions(ctx, o);
-        }
-        if (wants("layers")) {
-            st::layers_options o;
-            o.depth = s.depth;
-            o.subunits = split(s.subunits, ',');
-            o.frac_step = s.frac_step;
-            if (!s.widths.empty() && command == "layers") o.widths = parse_ints(s.widths, "--widths");
-            o.thresholds.clear();
-            for (auto const& t : split(s.thresholds, ',')) o.thresholds.push_back(std::stod(t));
-            st::subunit_search(layer_ctx, o);
-        }
-        if (wants("gradients")) {
-            st::gradients_options o;
-            o.formats.clear();
-            for (auto const& f : split(s.gradient_formats, ';')) {
-                const auto wf = parse_ints(f, "--gradient-formats");
-                if (wf.size() != 2) throw tq::config_error("--gradient-formats: expected W,F;W,F;...");
-                o.formats.push_back({wf[0], wf[1]});
-            }
-            st::gradient_quantization(ctx, train, o);
-        }
-        if (wants("sparsity")) {
-            st::sparsity_options o;
-            st::sparsity(ctx, train, o);
-        }
-        if (wants("tqt")) {
-            st::tqt_options o;
-            o.bits = parse_ints(s.bits, "--bits");
-            o.epochs = s.tqt_epochs;
-            st::tqt_retraining(ctx, train, o);
-        }
-        if (wants("mixed")) {
-            st::mixed_options o;
-            o.budget_average_bits = s.budget;
-            o.stop_below = s.stop_below;
-            st::mixed_precision(layer_ctx, o);
-        }
+        if (wants("sweep")) st::rounding_sweep(ctx, p.sweep);
+        if (wants("fractions")) st::best_fractions(ctx, p.fractions);
+        if (wants("layers")) st::subunit_search(layer_ctx, p.layers);
+        if (wants("gradients")) st::gradient_quantization(ctx, train, p.gradients);
+        if (wants("sparsity")) st::sparsity(ctx, train, p.sparsity);
+        if (wants("tqt")) st::tqt_retraining(ctx, train, p.tqt);
+        if (wants("mixed")) st::mixed_precision(layer_ctx, p.mixed);
     }
     std::fprintf(stderr, "records in %s\n", results_path.c_str());
     if (command == "all" && part.count == 1) {
-        st::write_report(res.all(), out, s.plots);
+        st::report_options ro;
+        ro.thresholds = p.layers.thresholds;
+        st::write_report(res.all(), out, s.plots, ro);
         std::ifstream txt(out / "report.txt");
         std::cout << txt.rdbuf();
         std::fprintf(stderr, "wrote %s\n", (out / "report.md").c_str());
@@ -378,8 +433,10 @@ int main(int argc, char** argv)
         c->add_option("--bits", s.bits, "TQT bit widths")->capture_default_str();
         c->add_option("--budget", s.budget, "mixed: stop at this average of bits (0: none)");
         c->add_option("--stop-below", s.stop_below, "mixed: stop below this relative accuracy")->capture_default_str();
+        c->add_option("--experiments", s.experiments, "what all runs")->capture_default_str();
         c->add_option("--seed", s.seed, "seed of networks, training and stochastic rounding")->capture_default_str();
         c->add_flag("!--no-plots", s.plots, "no gnuplot plots");
+        c->add_flag("!--no-reuse", s.reuse, "recompute the float layers before a quantized subunit at every point");
     };
     std::string chosen;
     const std::vector<std::pair<char const*, char const*>> commands{
@@ -406,6 +463,16 @@ int main(int argc, char** argv)
         }
         c->callback([&chosen, name = std::string(name)] { chosen = name; });
     }
+    if (argc > 1 && argv[1][0] != '-') {
+        bool known = false;
+        for (auto const& c : commands) known = known || std::string(argv[1]) == c.first;
+        if (!known) {
+            std::string list;
+            for (auto const& c : commands) list += std::string(list.empty() ? "" : ", ") + c.first;
+            std::fprintf(stderr, "tensorquant-study: unknown command '%s' (expected one of %s)\n", argv[1], list.c_str());
+            return 2;
+        }
+    }
     try {
         app.parse(argc, argv);
     } catch (CLI::CallForHelp const& e) {
@@ -419,10 +486,10 @@ int main(int argc, char** argv)
     try {
         return run(chosen, s);
     } catch (tq::error const& e) {
-        std::fprintf(stderr, "\ntensorquant-study: %s\n", e.what());
+        std::fprintf(stderr, "%stensorquant-study: %s\n", isatty(fileno(stderr)) ? "\r\033[K" : "", e.what());
         return 2;
     } catch (std::exception const& e) {
-        std::fprintf(stderr, "\ntensorquant-study: %s\n", e.what());
+        std::fprintf(stderr, "%stensorquant-study: %s\n", isatty(fileno(stderr)) ? "\r\033[K" : "", e.what());
         return 1;
     }
 }

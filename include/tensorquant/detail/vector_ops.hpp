@@ -6,7 +6,9 @@
 
 #include "xsimd_compat.hpp"
 
+#include <bit>
 #include <cmath>
+#include <limits>
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
@@ -192,15 +194,22 @@ inline V one_if(M const& m) noexcept
     return vselect(m, V(value_type_t<V>(1)), V(value_type_t<V>(0)));
 }
 
-// Exact 2^e for T, for e within T's normal exponent range.
+// Exact 2^e for T (0 below the subnormals, +inf above the range, as repeated halving and
+// doubling give). Kernels are made per operation by the number type, so the normal range
+// is built from its exponent bits rather than by a loop.
 template <class T>
 constexpr T exp2i(int e) noexcept
 {
+    if constexpr (std::is_same_v<T, float> && std::numeric_limits<float>::is_iec559) {
+        if (e >= -126 && e <= 127) return std::bit_cast<float>(std::uint32_t(e + 127) << 23);
+    } else if constexpr (std::is_same_v<T, double> && std::numeric_limits<double>::is_iec559) {
+        if (e >= -1022 && e <= 1023) return std::bit_cast<double>(std::uint64_t(e + 1023) << 52);
+    }
     T r = 1;
     if (e >= 0)
-        for (int i = 0; i < e; ++i) r *= 2;
+        for (int i = 0; i < e && r != std::numeric_limits<T>::infinity(); ++i) r *= 2;
     else
-        for (int i = 0; i < -e; ++i) r /= 2;
+        for (int i = 0; i < -e && r != 0; ++i) r /= 2;
     return r;
 }
 

@@ -19,6 +19,7 @@
 #include "../train/trainer.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <exception>
 #include <numeric>
@@ -62,6 +63,7 @@ struct evaluation_options
     unsigned threads = 0;    // 0: every core
     std::size_t block = 100; // images per block (fixes the stochastic streams)
     bool reuse_prefix = true;
+    bool keep_heap = true; // train::detail::keep_heap_pages()
 };
 
 struct evaluation
@@ -83,8 +85,9 @@ inline unsigned thread_count(unsigned asked)
     return hw ? hw : 1;
 }
 
-// fn(b, worker) for every block b on `threads` workers (block b on worker b % threads);
-// the first exception is rethrown after all have stopped.
+// fn(b, worker) for every block b on `threads` workers, each taking the next block when
+// it is free (results depend only on the block, never on the worker that ran it); the
+// first exception is rethrown after all have stopped.
 template <class Fn>
 void for_each_block(std::size_t blocks, unsigned threads, Fn&& fn)
 {
@@ -95,12 +98,14 @@ void for_each_block(std::size_t blocks, unsigned threads, Fn&& fn)
     }
     std::vector<std::thread> pool;
     std::vector<std::exception_ptr> errors(threads);
+    std::atomic<std::size_t> next{0};
     for (unsigned t = 0; t < threads; ++t)
         pool.emplace_back([&, t] {
             try {
-                for (std::size_t b = t; b < blocks; b += threads) fn(b, t);
+                for (std::size_t b; (b = next.fetch_add(1)) < blocks;) fn(b, t);
             } catch (...) {
                 errors[t] = std::current_exception();
+                next = blocks; // the others stop at their next block
             }
         });
     for (auto& th : pool) th.join();
@@ -123,6 +128,7 @@ public:
         : net_(net), options_(options)
     {
         if (options_.block == 0) throw config_error("evaluator: the block size must be positive");
+        if (options_.keep_heap) train::detail::keep_heap_pages();
         const auto idx = which.indices(data.size());
         if (idx.empty()) throw config_error("evaluator: no images to evaluate");
         const std::size_t per = data.images.size() / std::max<std::size_t>(data.images.shape(0), 1);
@@ -196,12 +202,22 @@ private:
 
     unsigned threads() const { return detail::thread_count(options_.threads); }
 
+    unsigned workers() const { return std::max(1u, std::min<unsigned>(threads(), unsigned(blocks_.size()))); }
+
     std::vector<nn::network> copies_of(nn::network const& net, quantization const& q) const
     {
         nn::network first = net;
         first.set_quantization(q.intrinsic, q.extrinsic, q.weights); // checks the maps once
-        std::vector<nn::network> copies(std::max(1u, std::min<unsigned>(threads(), unsigned(blocks_.size()))), first);
-        return copies;
+        return std::vector<nn::network>(workers(), first);
+    }
+
+    // One copy of the evaluator's network per thread, kept between evaluations (copying
+    // the parameters every time is a serial part of each evaluation), under q.
+    std::vector<nn::network>& own_copies(quantization const& q)
+    {
+        if (own_.empty()) own_.assign(workers(), net_);
+        for (auto& n : own_) n.set_quantization(q.intrinsic, q.extrinsic, q.weights);
+        return own_;
     }
 
     // The first node any map quantizes.
@@ -219,7 +235,8 @@ private:
     std::vector<int> classify(nn::network const& net, quantization const& q, std::vector<nn::tensor_stats>* stats,
                               nn::network const* reuse_of)
     {
-        auto copies = copies_of(net, q);
+        std::vector<nn::network> others;
+        std::vector<nn::network>& copies = &net == &net_ ? own_copies(q) : (others = copies_of(net, q));
         std::size_t first = 0;
         if (reuse_of && !stats) {
             first = first_quantized(copies[0]);
@@ -275,6 +292,7 @@ private:
     std::vector<int> labels_;
     std::vector<int> float_labels_;
     double float_accuracy_ = 0;
+    std::vector<nn::network> own_;
     std::vector<std::vector<nn::tensor4<float>>> prefix_;
     std::size_t cached_first_ = 0;
     std::size_t prefix_passes_ = 0;

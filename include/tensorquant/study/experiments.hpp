@@ -39,13 +39,21 @@ struct training_setup
 // on the images of the searches, where the records go, and the run's shard.
 struct context
 {
+    // called before each point: (experiment, points done, points of this shard, key)
+    using progress_fn = std::function<void(std::string const&, std::size_t, std::size_t, std::string const&)>;
+
+    context(std::string network, evaluator& e, results& r, shard s = {}, std::uint64_t rng_seed = 1,
+            progress_fn p = {})
+        : network_name(std::move(network)), eval(e), out(r), part(s), seed(rng_seed), progress(std::move(p))
+    {
+    }
+
     std::string network_name;
     evaluator& eval;
     results& out;
-    shard part{};
-    std::uint64_t seed = 1;
-    // called before each point: (experiment, points done, points of this shard, label)
-    std::function<void(std::string const&, std::size_t, std::size_t, std::string const&)> progress;
+    shard part;
+    std::uint64_t seed;
+    progress_fn progress;
 };
 
 // TensorQuant's fixed-point spelling.

@@ -63,6 +63,20 @@ inline nn::tensor4<float> gather(xt::xtensor<float, 4> const& images, std::span<
     return b;
 }
 
+namespace detail {
+
+// Passes allocate and free tensors of megabytes; glibc then returns the top of the heap
+// to the system and faults it back in on the next pass (a third of an epoch's time
+// here). This asks glibc (M_TOP_PAD) to keep 64 MiB.
+inline void keep_heap_pages() noexcept
+{
+#if defined(__GLIBC__)
+    mallopt(M_TOP_PAD, 64 << 20);
+#endif
+}
+
+} // namespace detail
+
 struct trainer_options
 {
     std::size_t batch_size = 64;
@@ -71,10 +85,7 @@ struct trainer_options
     ste estimator = ste::pass;
     float bn_momentum = 0.9f;
     std::uint64_t seed = 1; // shuffling, and stochastic quantizers' streams
-    // Each batch allocates and frees tensors of megabytes; glibc then returns the top of
-    // the heap to the system and faults it back in on the next batch, which cost a
-    // third of the epoch time here. keep_heap asks glibc (M_TOP_PAD) to keep 64 MiB.
-    bool keep_heap = true;
+    bool keep_heap = true; // detail::keep_heap_pages()
 };
 
 // Trained Quantization Thresholds on the weights or the outputs of the layers under a
@@ -97,9 +108,7 @@ public:
     {
         if (o.batch_size == 0 || o.shard_size == 0)
             throw config_error("trainer: batch and shard sizes must be positive");
-#if defined(__GLIBC__)
-        if (o.keep_heap) mallopt(M_TOP_PAD, 64 << 20);
-#endif
+        if (o.keep_heap) detail::keep_heap_pages();
         for (std::size_t i = 0; i < net.nodes().size(); ++i) {
             const std::string name = net.nodes()[i].name;
             const auto refs = net.parameters(name);

@@ -49,6 +49,48 @@ tensor4<V> batch_norm(tensor4<V> const& x, tensor1<V> const& gamma, tensor1<V> c
     return y;
 }
 
+// batch_norm on quantized_rt under q's format, computed faster: the per-channel inv and
+// rest with the number type, then y = x inv + rest over the tensor with the quantizer on
+// doubles. The product of two words of at most 26 bits and the sum of two values on the
+// grid are exact in double, so rounding them with the quantizer is what the number
+// type's integer arithmetic does (test_layers checks both agree bit for bit).
+inline tensor4<float> batch_norm_intrinsic(tensor4<float> const& x, tensor1<float> const& gamma,
+                                           tensor1<float> const& beta, tensor1<float> const& mean,
+                                           tensor1<float> const& variance, float epsilon, fixed_point_rt const& q)
+{
+    kernels::check_intrinsic_format(q, "batch_norm");
+    const std::size_t c = x.shape(3);
+    for (auto const* p : {&gamma, &beta, &mean, &variance})
+        if (p->size() != c)
+            throw shape_error("batch_norm: parameter of shape " + kernels::shape_string(p->shape()) + " does not fit " +
+                              std::to_string(c) + " channels");
+    std::vector<double> inv(c), rest(c);
+    {
+        number_scope scope(q);
+        using V = quantized_rt<float>;
+        for (std::size_t j = 0; j < c; ++j) {
+            using std::sqrt;
+            V i = sqrt(V(variance(j)) + V(epsilon));
+            i = V(1) / i;
+            i = i * V(gamma(j));
+            inv[j] = double(i.value());
+            rest[j] = double((V(beta(j)) - V(mean(j)) * i).value());
+        }
+    }
+    const auto xq = kernels::quantized_copy(q, x);
+    std::vector<double> t(x.size());
+    const std::size_t n = x.size() / std::max<std::size_t>(c, 1);
+    for (std::size_t r = 0; r < n; ++r)
+        for (std::size_t j = 0; j < c; ++j) t[r * c + j] = double(xq.data()[r * c + j]) * inv[j];
+    quantize_inplace(q, std::span<double>(t));
+    for (std::size_t r = 0; r < n; ++r)
+        for (std::size_t j = 0; j < c; ++j) t[r * c + j] += rest[j];
+    quantize_inplace(q, std::span<double>(t));
+    tensor4<float> y = tensor4<float>::from_shape(x.shape());
+    std::copy(t.begin(), t.end(), y.data());
+    return y;
+}
+
 namespace tape_ops {
 
 // Training-mode batch norm: normalises with the batch's mean and (biased) variance over
@@ -173,12 +215,10 @@ struct batch_norm_layer
     template <class Ctx>
     tensor4<float> forward_intrinsic(Ctx& ctx, fixed_point_rt const& q) const
     {
-        using kernels::to_rt;
-        auto y = kernels::via_number(q, ctx.input(0), [&](auto const& v) {
-            return nn::batch_norm(v, to_rt(ctx.param(0, gamma)), to_rt(ctx.param(1, beta)), to_rt(ctx.param(2, mean)),
-                                  to_rt(ctx.param(3, variance)), quantized_rt<float>(epsilon));
-        });
-        return kernels::activate_intrinsic(std::move(y), act, alpha, q);
+        return kernels::activate_intrinsic(
+            batch_norm_intrinsic(ctx.input(0), ctx.param(0, gamma), ctx.param(1, beta), ctx.param(2, mean),
+                                 ctx.param(3, variance), epsilon, q),
+            act, alpha, q);
     }
     std::string intrinsic_problem(fixed_point_rt const& q) const
     {

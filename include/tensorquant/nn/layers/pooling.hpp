@@ -58,6 +58,34 @@ tensor4<V> avg_pool(tensor4<V> const& x, pool_options const& o = {})
     return y;
 }
 
+// avg_pool on quantized_rt under q's format, computed faster: the window's partial sums
+// in double (a sum of two values on the grid is exact; the quantizer applies the
+// overflow policy after each addition, in the same order), then one division per output
+// with the number type (test_layers checks both agree bit for bit).
+inline tensor4<float> avg_pool_intrinsic(tensor4<float> const& x, pool_options const& o, fixed_point_rt const& q)
+{
+    kernels::check_intrinsic_format(q, "avg_pool");
+    const auto g = kernels::pool_geometry_of(x.shape(), o, "avg_pool");
+    const auto xq = kernels::quantized_copy(q, x);
+    tensor4<float> y = tensor4<float>::from_shape({g.n, g.oh, g.ow, g.c});
+    std::vector<double> sum(g.c);
+    number_scope scope(q);
+    kernels::for_each_window(g, [&](std::size_t img, std::size_t oy, std::size_t ox, long ya, long yb, long xa,
+                                    long xb) {
+        std::fill(sum.begin(), sum.end(), 0.0);
+        for (long iy = ya; iy < yb; ++iy)
+            for (long ix = xa; ix < xb; ++ix) {
+                float const* row = &xq(img, std::size_t(iy), std::size_t(ix), 0);
+                for (std::size_t c = 0; c < g.c; ++c) sum[c] += double(row[c]);
+                quantize_inplace(q, std::span<double>(sum));
+            }
+        const std::int64_t count = (yb - ya) * (xb - xa);
+        for (std::size_t c = 0; c < g.c; ++c)
+            y(img, oy, ox, c) = divide(quantized_rt<float>::from_raw(float(sum[c])), count).value();
+    });
+    return y;
+}
+
 // [N, H, W, C] -> [N, 1, 1, C].
 template <class V>
 tensor4<V> global_avg_pool(tensor4<V> const& x)
@@ -198,7 +226,7 @@ struct avg_pool_layer
     template <class Ctx>
     tensor4<float> forward_intrinsic(Ctx& ctx, fixed_point_rt const& q) const
     {
-        return kernels::via_number(q, ctx.input(0), [&](auto const& v) { return nn::avg_pool(v, options); });
+        return avg_pool_intrinsic(ctx.input(0), options, q);
     }
     std::string intrinsic_problem(fixed_point_rt const& q) const
     {
@@ -223,7 +251,9 @@ struct global_avg_pool_layer
     template <class Ctx>
     tensor4<float> forward_intrinsic(Ctx& ctx, fixed_point_rt const& q) const
     {
-        return kernels::via_number(q, ctx.input(0), [&](auto const& v) { return nn::global_avg_pool(v); });
+        pool_options whole;
+        whole.size = whole.stride = {int(ctx.input(0).shape(1)), int(ctx.input(0).shape(2))};
+        return avg_pool_intrinsic(ctx.input(0), whole, q);
     }
     std::string intrinsic_problem(fixed_point_rt const& q) const
     {
