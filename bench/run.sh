@@ -6,17 +6,20 @@
 # - tq_bench_layers: LeNet-5 time relative to BM_lenet5_float (lower is better);
 # - tq_bench_train: seconds per LeNet-5 training epoch, QAT relative to float;
 # - tq_bench_dispatch (built for generic x86-64): the baseline and the runtime-dispatched
-#   fixed-point kernels relative to BM_copy, and the dispatched against the native build.
+#   fixed-point kernels relative to BM_copy, and the dispatched against the native build;
+# - tq_bench_study: the study's evaluation throughput on 2 threads over 1 thread, and the
+#   layer-wise search with the float prefix reused over recomputed.
 # Usage: bench/run.sh [repetitions]   (training epochs run (repetitions + 4) / 5 times)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 reps=${1:-15}
 dir=build/release/bench
 if [ ! -x "$dir/tq_bench_quantize" ] || [ ! -x "$dir/tq_bench_layers" ] || [ ! -x "$dir/tq_bench_train" ] ||
-   [ ! -x "$dir/tq_bench_dispatch" ]; then
+   [ ! -x "$dir/tq_bench_dispatch" ] || [ ! -x "$dir/tq_bench_study" ]; then
     bash scripts/setup-debian.sh
     cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER_LAUNCHER=ccache >/dev/null
-    cmake --build build/release -j2 --target tq_bench_quantize tq_bench_layers tq_bench_train tq_bench_dispatch
+    cmake --build build/release -j2 --target tq_bench_quantize tq_bench_layers tq_bench_train tq_bench_dispatch \
+          tq_bench_study
 fi
 run() { # binary, json, repetitions
     "$dir/$1" --benchmark_format=json --benchmark_out="$2" --benchmark_out_format=json \
@@ -27,8 +30,9 @@ run tq_bench_quantize build/release/bench_quantize.json "$reps"
 run tq_bench_layers build/release/bench_layers.json "$(( (reps + 1) / 2 ))"
 run tq_bench_train build/release/bench_train.json "$(( (reps + 4) / 5 ))"
 run tq_bench_dispatch build/release/bench_dispatch.json "$reps"
+run tq_bench_study build/release/bench_study.json "$reps"
 python3 - build/release/bench_quantize.json build/release/bench_layers.json build/release/bench_train.json \
-          build/release/bench_dispatch.json <<'PY'
+          build/release/bench_dispatch.json build/release/bench_study.json <<'PY'
 import json, sys
 
 def medians(path):
@@ -71,4 +75,16 @@ for n in ("BM_fixed_nearest_baseline", "BM_fixed_nearest_dispatched"):
 ratio = lambda table, n, s: table[("BM_copy", str(s))] / table[(n, str(s))]
 print(f"{'dispatched / native':28}" + "".join(
     f"{ratio(dis, 'BM_fixed_nearest_dispatched', s) / ratio(split, 'BM_fixed_nearest', s):>18.2f} x  " for s in sizes))
+
+st = medians(sys.argv[5])
+print()
+print(f"{'study: LeNet-5, 1000 images':28}{'1 thread ms':>13}{'2 threads ms':>14}{'speed-up':>10}")
+for maps, name in ((0, "float"), (1, "extrinsic 8,4"), (2, "intrinsic 12,6")):
+    one = st[f"BM_lenet5_evaluate/maps:{maps}/threads:1/real_time"]
+    two = st[f"BM_lenet5_evaluate/maps:{maps}/threads:2/real_time"]
+    print(f"{name:28}{one:>13.1f}{two:>14.1f}{one / two:>9.2f}x")
+reuse = st["BM_resnet_layer_search/reuse:1/real_time"]
+again = st["BM_resnet_layer_search/reuse:0/real_time"]
+print(f"{'study: ResNet layer search':28}{'reused ms':>13}{'recomputed ms':>14}{'speed-up':>10}")
+print(f"{'':28}{reuse:>13.0f}{again:>14.0f}{again / reuse:>9.2f}x")
 PY

@@ -1,10 +1,9 @@
-// Trains LeNet-5 on Fashion-MNIST (Debian's dataset-fashion-mnist), saves the weights as
-// .npy checkpoints, and optionally repeats the paper's gradient-quantization study
-// (table 7): the same training with gradients quantized to fixed point (W, F), nearest
-// rounding, and the test accuracy relative to the unquantized run.
+// Trains LeNet-5 on Fashion-MNIST (Debian's dataset-fashion-mnist) with a progress bar and
+// saves the weights as .npy checkpoints. The paper's gradient-quantization study (table
+// 7) is `tensorquant-study gradients` (study::gradient_quantization).
 //
 // Usage: train_lenet [--epochs N] [--threads T] [--seed S] [--checkpoint DIR]
-//                    [--resume DIR] [--gradient-sweep] [--data DIR]
+//                    [--resume DIR] [--data DIR]
 #include <tensorquant/train.hpp>
 
 #include "fashion_mnist.hpp"
@@ -32,7 +31,6 @@ struct settings
     std::string checkpoint = "build/lenet5_checkpoint";
     std::string resume;
     std::string data = debian_fashion_mnist_dir;
-    bool gradient_sweep = false;
 };
 
 settings parse(int argc, char** argv)
@@ -59,12 +57,10 @@ settings parse(int argc, char** argv)
             s.resume = value();
         else if (a == "--data")
             s.data = value();
-        else if (a == "--gradient-sweep")
-            s.gradient_sweep = true;
         else {
             std::fprintf(stderr,
                          "usage: train_lenet [--epochs N] [--threads T] [--seed S] [--checkpoint DIR] [--resume DIR] "
-                         "[--gradient-sweep] [--data DIR]\n");
+                         "[--data DIR]\n");
             std::exit(2);
         }
     }
@@ -107,19 +103,18 @@ struct progress
 
 // Trains a fresh LeNet-5 (same seed every time) and returns its test accuracy.
 double train(settings const& s, tq::data::labeled_images const& train_set, tq::data::labeled_images const& test_set,
-             nn::network& net, std::string const& label, nn::scope_map gradient_quantizer = {})
+             nn::network& net, std::string const& label)
 {
     tr::trainer_options o;
     o.threads = s.threads;
     o.seed = s.seed;
     tr::trainer t(net, o);
     tr::sgd opt(0.05f, 0.9f, 5e-4f);
-    opt.quantization.gradients = std::move(gradient_quantizer);
     progress bar;
     bar.label = label, bar.epochs = s.epochs, bar.batch_size = o.batch_size;
     double acc = 0;
     for (int e = 0; e < s.epochs; ++e) {
-        opt.lr = e < s.epochs / 2 ? 0.05f : e < (s.epochs * 4) / 5 ? 0.02f : 0.005f; // step decay
+        opt.lr = tr::step_decay_lr(e, s.epochs, 0.05f);
         bar.begin(e);
         const double loss = t.train_epoch(train_set, opt, std::uint64_t(e),
                                           [&](std::size_t b, std::size_t n, double l) { bar.update(b, n, l); });
@@ -140,32 +135,13 @@ int main(int argc, char** argv)
         std::printf("Fashion-MNIST: %zu training and %zu test images\n", train_set.size(), test_set.size());
 
         auto net = nn::lenet5(s.seed);
-        double baseline;
         if (!s.resume.empty()) {
             net.load(s.resume);
-            baseline = tr::accuracy(net, test_set);
-            std::printf("loaded %s: test accuracy %.2f%%\n", s.resume.c_str(), 100 * baseline);
+            std::printf("loaded %s: test accuracy %.2f%%\n", s.resume.c_str(), 100 * tr::accuracy(net, test_set));
         } else {
-            baseline = train(s, train_set, test_set, net, "float");
+            train(s, train_set, test_set, net, "float");
             net.save(s.checkpoint);
             std::printf("saved the weights to %s/LeNet/<layer>/<parameter>.npy\n", s.checkpoint.c_str());
-        }
-        if (s.gradient_sweep) {
-            std::printf("\nGradient quantization (fixed point, nearest), accuracy relative to float %.2f%%:\n",
-                        100 * baseline);
-            std::vector<std::pair<int, int>> formats{{2, 1}, {4, 2}, {6, 3}, {8, 4}, {10, 5}, {12, 6}};
-            std::vector<double> rel;
-            for (auto [w, f] : formats) {
-                auto q = nn::lenet5(s.seed);
-                const std::string spec = "nearest," + std::to_string(w) + "," + std::to_string(f);
-                rel.push_back(train(s, train_set, test_set, q, "grad " + spec, nn::scope_map{{"LeNet", spec}}) /
-                              baseline);
-            }
-            std::printf("\n(W,F)          ");
-            for (auto [w, f] : formats) std::printf("%8s", (std::to_string(w) + "," + std::to_string(f)).c_str());
-            std::printf("\nrel. accuracy  ");
-            for (double r : rel) std::printf("%8.2f", r);
-            std::printf("\n");
         }
     } catch (std::exception const& e) {
         std::fprintf(stderr, "train_lenet: %s\n", e.what());

@@ -431,9 +431,11 @@ TEST_CASE("vectorised intrinsic average pooling equals the number type bit for b
                     // near the top of the range, so that partial sums overflow
                     const float top = float(std::ldexp(1.0, w - 1 - f));
                     for (auto& v : x) v = top * u(gen);
-                    for (auto opts : {nn::pool_options{}, nn::pool_options{{3, 3}, {2, 2}, nn::padding_mode::same, {0, 0, 0, 0}}}) {
+                    for (auto opts :
+                         {nn::pool_options{}, nn::pool_options{{3, 3}, {2, 2}, nn::padding_mode::same, {0, 0, 0, 0}}}) {
                         const auto fast = nn::avg_pool_intrinsic(x, opts, q);
-                        const auto ref = nn::kernels::via_number(q, x, [&](auto const& v) { return nn::avg_pool(v, opts); });
+                        const auto ref =
+                            nn::kernels::via_number(q, x, [&](auto const& v) { return nn::avg_pool(v, opts); });
                         INFO("format " << w << "," << f);
                         REQUIRE(fast.shape() == ref.shape());
                         bool same = true;

@@ -118,18 +118,26 @@ png_info read_png(std::filesystem::path const& p)
         const unsigned char filter = raw[y * (stride + 1)];
         unsigned char const* line = &raw[y * (stride + 1) + 1];
         for (std::size_t x = 0; x < stride; ++x) {
-            const int a = x >= channels ? row[x - channels] : 0, b = prev[x], c = x >= channels ? prev[x - channels] : 0;
+            const int a = x >= channels ? row[x - channels] : 0, b = prev[x],
+                      c = x >= channels ? prev[x - channels] : 0;
             int pred = 0;
             switch (filter) {
-            case 1: pred = a; break;
-            case 2: pred = b; break;
-            case 3: pred = (a + b) / 2; break;
+            case 1:
+                pred = a;
+                break;
+            case 2:
+                pred = b;
+                break;
+            case 3:
+                pred = (a + b) / 2;
+                break;
             case 4: {
                 const int p = a + b - c, pa = std::abs(p - a), pb = std::abs(p - b), pc = std::abs(p - c);
                 pred = pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
                 break;
             }
-            default: break;
+            default:
+                break;
             }
             row[x] = static_cast<unsigned char>(line[x] + pred);
         }
@@ -280,14 +288,17 @@ TEST_CASE("a run killed midway and restarted gives the records of one run")
         st::results res(path);
         st::context ctx{"Tiny", ev, res};
         struct killed
-        {};
+        {
+        };
         ctx.progress = [](std::string const&, std::size_t done, std::size_t, std::string const&) {
             if (done == 9) throw killed{};
         };
         CHECK_THROWS_AS(st::rounding_sweep(ctx, small_sweep()), killed);
         CHECK(res.all().size() == 9);
     }
-    { std::ofstream(path, std::ios::app) << R"({"experiment":"sweep","network":"Ti)"; } // killed while writing
+    {
+        std::ofstream(path, std::ios::app) << R"({"experiment":"sweep","network":"Ti)";
+    } // killed while writing
     std::size_t measured = 0;
     {
         st::results res(path);
@@ -302,8 +313,11 @@ TEST_CASE("a run killed midway and restarted gives the records of one run")
     CHECK(measured == whole.size() - 9);
     CHECK(identities(st::read_records(path)) == identities(whole));
     // a malformed line in the middle names the file and the line
-    { std::ofstream(path, std::ios::app) << "not json\n{}\n"; }
-    CHECK_THROWS_WITH_AS(st::read_records(path), doctest::Contains(("killed.jsonl:" + std::to_string(whole.size() + 1)).c_str()),
+    {
+        std::ofstream(path, std::ios::app) << "not json\n{}\n";
+    }
+    CHECK_THROWS_WITH_AS(st::read_records(path),
+                         doctest::Contains(("killed.jsonl:" + std::to_string(whole.size() + 1)).c_str()),
                          tq::file_error);
 }
 
@@ -370,7 +384,8 @@ TEST_CASE("the bottleneck rule and its tie break")
 TEST_CASE("subunits at a depth follow the scopes")
 {
     const auto units = st::subunits_at_depth(nn::small_resnet(1), 1);
-    CHECK(units == std::vector<std::string>{"ResNet/stem", "ResNet/block1", "ResNet/block2", "ResNet/pool", "ResNet/fc"});
+    CHECK(units ==
+          std::vector<std::string>{"ResNet/stem", "ResNet/block1", "ResNet/block2", "ResNet/pool", "ResNet/fc"});
     CHECK(st::subunits_at_depth(nn::lenet5(1), 1).size() == 8);
     CHECK(st::subunits_at_depth(nn::small_resnet(1), 2).size() == nn::small_resnet(1).nodes().size());
 }
@@ -530,6 +545,6 @@ TEST_CASE("reports and plots")
     }
     const auto ts = st::tables(res.all());
     REQUIRE(ts.size() == 4);
-    CHECK(ts[0].rows.size() == 4);            // two roundings, two placements
+    CHECK(ts[0].rows.size() == 4);             // two roundings, two placements
     CHECK(ts[2].rows.back()[1] == "Tiny/big"); // the bottleneck row
 }

@@ -53,7 +53,8 @@ std::vector<int> parse_ints(std::string const& text, char const* what)
 {
     std::vector<int> out;
     auto fail = [&] {
-        throw tq::config_error(std::string(what) + " '" + text + "': expected a list such as 4,8,12 or a range 4:20[:2]");
+        throw tq::config_error(std::string(what) + " '" + text +
+                               "': expected a list such as 4,8,12 or a range 4:20[:2]");
     };
     try {
         if (text.find(':') != std::string::npos) {
@@ -289,8 +290,9 @@ int run(std::string const& command, settings s)
     const fs::path out = s.out;
     const fs::path results_path =
         !s.results.empty() ? fs::path(s.results)
-        : part.count == 1  ? out / "results.jsonl"
-                           : out / ("results." + std::to_string(part.index) + "of" + std::to_string(part.count) + ".jsonl");
+        : part.count == 1
+            ? out / "results.jsonl"
+            : out / ("results." + std::to_string(part.index) + "of" + std::to_string(part.count) + ".jsonl");
 
     if (command == "report") {
         std::vector<st::record> all;
@@ -305,7 +307,8 @@ int run(std::string const& command, settings s)
                 add_file(f);
             }
         } else {
-            if (!fs::is_directory(out)) throw tq::file_error(out.string() + ": no such directory (run the study first)");
+            if (!fs::is_directory(out))
+                throw tq::file_error(out.string() + ": no such directory (run the study first)");
             std::vector<fs::path> files;
             for (auto const& e : fs::directory_iterator(out))
                 if (e.path().extension() == ".jsonl") files.push_back(e.path());
@@ -323,8 +326,10 @@ int run(std::string const& command, settings s)
         return 0;
     }
 
-    if (!fs::exists(fs::path(s.data) / "t10k-images-idx3-ubyte.gz") && !fs::exists(fs::path(s.data) / "t10k-images-idx3-ubyte"))
-        throw tq::file_error(s.data + ": no Fashion-MNIST here (install Debian's dataset-fashion-mnist or give --data)");
+    if (!fs::exists(fs::path(s.data) / "t10k-images-idx3-ubyte.gz") &&
+        !fs::exists(fs::path(s.data) / "t10k-images-idx3-ubyte"))
+        throw tq::file_error(s.data +
+                             ": no Fashion-MNIST here (install Debian's dataset-fashion-mnist or give --data)");
     data_sets d;
     d.test = tq::data::load_fashion_mnist(tq::data::split::test, s.data);
 
@@ -348,8 +353,8 @@ int run(std::string const& command, settings s)
         return 0;
     }
 
-    static const std::set<std::string> experiments{"sweep", "fractions", "layers", "gradients",
-                                                   "sparsity", "tqt", "mixed", "all", "train"};
+    static const std::set<std::string> experiments{"sweep", "fractions", "layers", "gradients", "sparsity",
+                                                   "tqt",   "mixed",     "all",    "train"};
     if (!experiments.count(command)) throw tq::config_error("unknown command '" + command + "'");
     d.train = tq::data::load_fashion_mnist(tq::data::split::train, s.data);
     st::results res(results_path);
@@ -469,7 +474,8 @@ int main(int argc, char** argv)
         if (!known) {
             std::string list;
             for (auto const& c : commands) list += std::string(list.empty() ? "" : ", ") + c.first;
-            std::fprintf(stderr, "tensorquant-study: unknown command '%s' (expected one of %s)\n", argv[1], list.c_str());
+            std::fprintf(stderr, "tensorquant-study: unknown command '%s' (expected one of %s)\n", argv[1],
+                         list.c_str());
             return 2;
         }
     }

@@ -8,9 +8,9 @@
 
 #include <bit>
 #include <cmath>
-#include <limits>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <type_traits>
 
 namespace tensorquant::inline TENSORQUANT_ABI::detail {

@@ -123,8 +123,8 @@ public:
     // The output of the pass that runs nodes [first, end) on the outputs prefix_outputs
     // gave for the same x: the same as forward(x, step) when the nodes before first are
     // quantized as they were then.
-    tensor4<float> forward_from(std::size_t first, tensor4<float> const& x,
-                                std::vector<tensor4<float>> const& prefix, std::uint64_t step = 0)
+    tensor4<float> forward_from(std::size_t first, tensor4<float> const& x, std::vector<tensor4<float>> const& prefix,
+                                std::uint64_t step = 0)
     {
         if (nodes_.empty()) return x;
         first = std::min(first, nodes_.size() - 1);
@@ -273,7 +273,8 @@ private:
             y = float_path();
         }
         if (q.extrinsic)
-            quantize_tensor(y, *q.extrinsic, i, stream_offset(i, 0, stream_role::extrinsic, step), "output (extrinsic)");
+            quantize_tensor(y, *q.extrinsic, i, stream_offset(i, 0, stream_role::extrinsic, step),
+                            "output (extrinsic)");
         return y;
     }
 

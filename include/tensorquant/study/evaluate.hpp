@@ -99,24 +99,22 @@ void for_each_block(std::size_t blocks, unsigned threads, Fn&& fn)
     std::vector<std::thread> pool;
     std::vector<std::exception_ptr> errors(threads);
     std::atomic<std::size_t> next{0};
-    for (unsigned t = 0; t < threads; ++t)
-        pool.emplace_back([&, t] {
-            try {
-                for (std::size_t b; (b = next.fetch_add(1)) < blocks;) fn(b, t);
-            } catch (...) {
-                errors[t] = std::current_exception();
-                next = blocks; // the others stop at their next block
-            }
-        });
+    auto work = [&](unsigned t) {
+        try {
+            for (std::size_t b; (b = next.fetch_add(1)) < blocks;) fn(b, t);
+        } catch (...) {
+            errors[t] = std::current_exception();
+            next = blocks; // the others stop at their next block
+        }
+    };
+    for (unsigned t = 1; t < threads; ++t) pool.emplace_back(work, t);
+    work(0); // the calling thread is worker 0
     for (auto& th : pool) th.join();
     for (auto& e : errors)
         if (e) std::rethrow_exception(e);
 }
 
-inline int argmax_row(float const* row, std::size_t k)
-{
-    return int(std::max_element(row, row + k) - row);
-}
+inline int argmax_row(float const* row, std::size_t k) { return int(std::max_element(row, row + k) - row); }
 
 } // namespace detail
 
@@ -259,7 +257,8 @@ private:
                 n.clear_stats();
                 n.set_instrumentation(true);
             }
-            const auto y = first > 0 ? n.forward_from(first, blocks_[b], prefix_[b], b + 1) : n.forward(blocks_[b], b + 1);
+            const auto y =
+                first > 0 ? n.forward_from(first, blocks_[b], prefix_[b], b + 1) : n.forward(blocks_[b], b + 1);
             if (stats) {
                 block_stats[b] = n.stats();
                 n.set_instrumentation(false);

@@ -42,11 +42,9 @@ struct context
     // called before each point: (experiment, points done, points of this shard, key)
     using progress_fn = std::function<void(std::string const&, std::size_t, std::size_t, std::string const&)>;
 
-    context(std::string network, evaluator& e, results& r, shard s = {}, std::uint64_t rng_seed = 1,
-            progress_fn p = {})
+    context(std::string network, evaluator& e, results& r, shard s = {}, std::uint64_t rng_seed = 1, progress_fn p = {})
         : network_name(std::move(network)), eval(e), out(r), part(s), seed(rng_seed), progress(std::move(p))
-    {
-    }
+    {}
 
     std::string network_name;
     evaluator& eval;
@@ -124,7 +122,7 @@ inline std::vector<record> run_grid(context& ctx, std::string const& experiment,
 
 // The layers of net that can run format f intrinsically, and those that cannot.
 inline std::pair<std::vector<std::string>, std::vector<std::string>> intrinsic_capable(nn::network const& net,
-                                                                                        fixed_point_rt const& f)
+                                                                                       fixed_point_rt const& f)
 {
     std::vector<std::string> can, cannot;
     for (auto const& n : net.nodes()) {
@@ -151,8 +149,7 @@ inline quantization placed(nn::network const& net, std::string const& scope, std
         auto [can, cannot] = intrinsic_capable(net, *f);
         bool all = true;
         for (auto const& n : net.nodes())
-            if (nn::scope_matches(scope, n.name) &&
-                std::find(cannot.begin(), cannot.end(), n.name) != cannot.end()) {
+            if (nn::scope_matches(scope, n.name) && std::find(cannot.begin(), cannot.end(), n.name) != cannot.end()) {
                 all = false;
                 if (skipped) skipped->push_back(n.name);
             }
@@ -195,11 +192,12 @@ inline std::vector<record> rounding_sweep(context& ctx, sweep_options const& o)
         for (auto const& placement : o.placements)
             for (int w : o.widths) {
                 const int f = o.frac(w);
-                points.push_back({detail::identity(ctx, "sweep", "", placement, rounding, w, f), [&, rounding, placement,
-                                                                                                  w, f](record& r) {
+                points.push_back({detail::identity(ctx, "sweep", "", placement, rounding, w, f),
+                                  [&, rounding, placement, w, f](record& r) {
                                       std::vector<std::string> skipped;
-                                      const auto q = detail::placed(net, net.scope(), placement,
-                                                                    fixed_spec(rounding, w, f), {ctx.seed, 0}, &skipped);
+                                      const auto q =
+                                          detail::placed(net, net.scope(), placement, fixed_spec(rounding, w, f),
+                                                         {ctx.seed, 0}, &skipped);
                                       detail::fill(r, ctx.eval.evaluate(q));
                                       if (!skipped.empty()) r.extra["float_layers"] = detail::names_json(skipped);
                                   }});
@@ -213,8 +211,8 @@ struct fractions_options
 {
     std::string rounding = "nearest";
     std::vector<int> widths{4, 6, 8, 10, 12, 14, 16, 18, 20};
-    int min_frac = 0;               // F from min_frac ...
-    int max_frac_below_width = 0;   // ... to W - max_frac_below_width
+    int min_frac = 0;             // F from min_frac ...
+    int max_frac_below_width = 0; // ... to W - max_frac_below_width
     std::vector<std::string> placements{"intrinsic", "extrinsic"};
 };
 
@@ -228,9 +226,9 @@ inline std::vector<record> best_fractions(context& ctx, fractions_options const&
                 points.push_back({detail::identity(ctx, "fractions", "", placement, o.rounding, w, f),
                                   [&, placement, w, f](record& r) {
                                       std::vector<std::string> skipped;
-                                      const auto q = detail::placed(net, net.scope(), placement,
-                                                                    fixed_spec(o.rounding, w, f), {ctx.seed, 0},
-                                                                    &skipped);
+                                      const auto q =
+                                          detail::placed(net, net.scope(), placement, fixed_spec(o.rounding, w, f),
+                                                         {ctx.seed, 0}, &skipped);
                                       detail::fill(r, ctx.eval.evaluate(q));
                                       if (!skipped.empty()) r.extra["float_layers"] = detail::names_json(skipped);
                                   }});
@@ -297,15 +295,14 @@ inline std::vector<record> subunit_search(context& ctx, layers_options const& o)
     for (auto const& unit : units) // subunit-major, so the reused prefix is computed once per subunit
         for (int w : o.widths)
             for (int f = 0; f < w; f += o.frac_step)
-                points.push_back({detail::identity(ctx, "layers", unit, o.placement, o.rounding, w, f),
-                                  [&, unit, w, f](record& r) {
-                                      std::vector<std::string> skipped;
-                                      const auto q = detail::placed(net, unit, o.placement,
-                                                                    fixed_spec(o.rounding, w, f), {ctx.seed, 0},
-                                                                    &skipped);
-                                      detail::fill(r, ctx.eval.evaluate(q));
-                                      if (!skipped.empty()) r.extra["float_layers"] = detail::names_json(skipped);
-                                  }});
+                points.push_back(
+                    {detail::identity(ctx, "layers", unit, o.placement, o.rounding, w, f), [&, unit, w, f](record& r) {
+                         std::vector<std::string> skipped;
+                         const auto q = detail::placed(net, unit, o.placement, fixed_spec(o.rounding, w, f),
+                                                       {ctx.seed, 0}, &skipped);
+                         detail::fill(r, ctx.eval.evaluate(q));
+                         if (!skipped.empty()) r.extra["float_layers"] = detail::names_json(skipped);
+                     }});
     return detail::run_grid(ctx, "layers", std::move(points));
 }
 
@@ -352,13 +349,6 @@ inline std::optional<bottleneck> find_bottleneck(std::vector<std::string> const&
 
 namespace detail {
 
-inline std::vector<float> lr_schedule(int epochs, float lr)
-{
-    std::vector<float> out;
-    for (int e = 0; e < epochs; ++e) out.push_back(e < epochs / 2 ? lr : e < (epochs * 4) / 5 ? lr * 0.4f : lr * 0.1f);
-    return out;
-}
-
 // Trains a fresh network; after_batch(trainer) runs after every batch and after_epoch(e,
 // net) after every epoch.
 inline nn::network train_fresh(training_setup const& s, nn::scope_map gradients,
@@ -374,13 +364,11 @@ inline nn::network train_fresh(training_setup const& s, nn::scope_map gradients,
     train::trainer t(net, o);
     train::sgd opt(s.lr, s.momentum, s.weight_decay);
     opt.quantization.gradients = std::move(gradients);
-    const auto lrs = lr_schedule(s.epochs, s.lr);
     for (int e = 0; e < s.epochs; ++e) {
-        opt.lr = lrs[std::size_t(e)];
-        t.train_epoch(*s.train_set, opt, std::uint64_t(e),
-                      [&](std::size_t, std::size_t, double) {
-                          if (after_batch) after_batch(t);
-                      });
+        opt.lr = train::step_decay_lr(e, s.epochs, s.lr);
+        t.train_epoch(*s.train_set, opt, std::uint64_t(e), [&](std::size_t, std::size_t, double) {
+            if (after_batch) after_batch(t);
+        });
         if (after_epoch) after_epoch(e, net);
     }
     return net;
@@ -419,14 +407,15 @@ inline std::vector<record> gradient_quantization(context& ctx, training_setup co
         if (ctx.part.index == 1) ctx.out.add(float_run); // recorded by one shard only
     }
     std::vector<detail::grid_point> points;
-    for (auto [w, f] : o.formats)
-        points.push_back({detail::identity(ctx, "gradients", "", "gradients", o.rounding, w, f),
-                          [&, w, f](record& r) {
+    for (auto const& format : o.formats) {
+        const int w = format.first, f = format.second; // (named copies: clang 14 cannot capture bindings)
+        points.push_back({detail::identity(ctx, "gradients", "", "gradients", o.rounding, w, f), [&, w, f](record& r) {
                               nn::scope_map g;
                               g.set(ctx.eval.network().scope(), fixed_spec(o.rounding, w, f), {ctx.seed, 0});
                               train_and_measure(r, std::move(g));
                               r.relative_accuracy = float_accuracy > 0 ? r.accuracy / float_accuracy : 0;
                           }});
+    }
     auto out = detail::run_grid(ctx, "gradients", std::move(points));
     if (auto const* existing = ctx.out.find(float_run.key())) out.insert(out.begin(), *existing);
     return out;
@@ -454,10 +443,7 @@ struct zero_count
             small += std::fabs(double(x[i])) < threshold;
         }
     }
-    void merge(zero_count const& o)
-    {
-        count += o.count, zeros += o.zeros, small += o.small;
-    }
+    void merge(zero_count const& o) { count += o.count, zeros += o.zeros, small += o.small; }
 };
 
 using sparsity_table = std::map<std::pair<std::string, std::string>, zero_count>; // (layer, tensor)
@@ -481,8 +467,7 @@ inline nlohmann::ordered_json to_json(sparsity_table const& t, nn::network const
 }
 
 // Zeros in every node's output on the evaluator's images, and in every parameter.
-inline sparsity_table measure_inference(evaluator& eval, nn::network const& net, quantization const& q,
-                                        double small)
+inline sparsity_table measure_inference(evaluator& eval, nn::network const& net, quantization const& q, double small)
 {
     std::vector<std::map<std::size_t, zero_count>> per_block(eval.blocks().size());
     eval.observe(net, q, [&](std::size_t b, std::size_t node, nn::tensor4<float> const& y) {
@@ -513,46 +498,47 @@ inline sparsity_table measure_inference(evaluator& eval, nn::network const& net,
 inline std::vector<record> sparsity(context& ctx, training_setup const& s, sparsity_options const& o)
 {
     std::vector<detail::grid_point> points;
-    points.push_back({detail::identity(ctx, "sparsity", "", "training", "float", 0, 0, "training"), [&](record& r) {
-                          const auto t0 = std::chrono::steady_clock::now();
-                          detail::sparsity_table gradients;
-                          nlohmann::ordered_json epochs = nlohmann::ordered_json::array();
-                          const auto net = detail::train_fresh(
-                              s, {},
-                              [&](train::trainer& t) {
-                                  for (auto const& p : t.parameters())
-                                      if (p.name == "weights")
-                                          gradients[{p.layer, "weight gradient"}].add(p.grad.data(), p.grad.size(),
-                                                                                      o.small);
-                              },
-                              [&](int e, nn::network& net) {
-                                  auto table = detail::measure_inference(ctx.eval, net, {}, o.small);
-                                  for (auto const& [k, c] : gradients) table[k] = c;
-                                  gradients.clear();
-                                  epochs.push_back({{"epoch", e + 1}, {"layers", detail::to_json(table, net)}});
-                              });
-                          detail::fill(r, ctx.eval.evaluate(net, {}));
-                          r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-                          r.extra["small"] = o.small;
-                          r.extra["epochs"] = epochs;
-                      }});
+    points.push_back(
+        {detail::identity(ctx, "sparsity", "", "training", "float", 0, 0, "training"), [&](record& r) {
+             const auto t0 = std::chrono::steady_clock::now();
+             detail::sparsity_table gradients;
+             nlohmann::ordered_json epochs = nlohmann::ordered_json::array();
+             const auto net = detail::train_fresh(
+                 s, {},
+                 [&](train::trainer& t) {
+                     for (auto const& p : t.parameters())
+                         if (p.name == "weights")
+                             gradients[{p.layer, "weight gradient"}].add(p.grad.data(), p.grad.size(), o.small);
+                 },
+                 [&](int e, nn::network& net) {
+                     auto table = detail::measure_inference(ctx.eval, net, {}, o.small);
+                     for (auto const& [k, c] : gradients) table[k] = c;
+                     gradients.clear();
+                     epochs.push_back({{"epoch", e + 1}, {"layers", detail::to_json(table, net)}});
+                 });
+             detail::fill(r, ctx.eval.evaluate(net, {}));
+             r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+             r.extra["small"] = o.small;
+             r.extra["epochs"] = epochs;
+         }});
     auto const& net = ctx.eval.network();
     for (int w : o.widths)
-        points.push_back({detail::identity(ctx, "sparsity", "", "weights+extrinsic", o.rounding, w, w / 2),
-                          [&, w](record& r) {
-                              quantization q;
-                              q.extrinsic.set(net.scope(), fixed_spec(o.rounding, w, w / 2), {ctx.seed, 0});
-                              q.weights.set(net.scope(), fixed_spec(o.rounding, w, w / 2), {ctx.seed, 0});
-                              detail::fill(r, ctx.eval.evaluate(q));
-                              const auto t0 = std::chrono::steady_clock::now();
-                              r.extra["small"] = o.small;
-                              r.extra["layers"] = detail::to_json(detail::measure_inference(ctx.eval, net, q, o.small), net);
-                              r.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-                          }});
+        points.push_back(
+            {detail::identity(ctx, "sparsity", "", "weights+extrinsic", o.rounding, w, w / 2), [&, w](record& r) {
+                 quantization q;
+                 q.extrinsic.set(net.scope(), fixed_spec(o.rounding, w, w / 2), {ctx.seed, 0});
+                 q.weights.set(net.scope(), fixed_spec(o.rounding, w, w / 2), {ctx.seed, 0});
+                 detail::fill(r, ctx.eval.evaluate(q));
+                 const auto t0 = std::chrono::steady_clock::now();
+                 r.extra["small"] = o.small;
+                 r.extra["layers"] = detail::to_json(detail::measure_inference(ctx.eval, net, q, o.small), net);
+                 r.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+             }});
     points.push_back({detail::identity(ctx, "sparsity", "", "float", "float", 0, 0, "inference"), [&](record& r) {
                           detail::fill(r, ctx.eval.evaluate(quantization{}));
                           r.extra["small"] = o.small;
-                          r.extra["layers"] = detail::to_json(detail::measure_inference(ctx.eval, net, {}, o.small), net);
+                          r.extra["layers"] =
+                              detail::to_json(detail::measure_inference(ctx.eval, net, {}, o.small), net);
                       }});
     return detail::run_grid(ctx, "sparsity", std::move(points));
 }
@@ -589,63 +575,61 @@ inline std::vector<record> tqt_retraining(context& ctx, training_setup const& s,
     std::vector<detail::grid_point> points;
     for (int bits : o.bits)
         for (char const* stage : {"calibrated", "retrained"})
-            points.push_back({detail::identity(ctx, "tqt", "", "weights+outputs", "nearest_even", bits, 0, stage),
-                              [&, bits, stage](record& r) {
-                                  const auto t0 = std::chrono::steady_clock::now();
-                                  nn::network net = float_net;
-                                  train::trainer_options to;
-                                  to.threads = detail::thread_count(s.threads);
-                                  to.seed = s.seed;
-                                  to.batch_size = o.batch_size;
-                                  const bool retrain = std::string(stage) == "retrained";
-                                  if (!retrain) to.bn_momentum = 1.0f; // the calibration batch keeps the statistics
-                                  train::trainer t(net, to);
-                                  for (std::size_t i = 0; i < net.nodes().size(); ++i) {
-                                      auto const& n = net.nodes()[i];
-                                      bool has_weights = false;
-                                      for (auto const& p : net.parameters(n.name)) has_weights |= p.name == "weights";
-                                      train::tqt_assignment a;
-                                      a.scope = n.name;
-                                      a.format = {bits, true};
-                                      a.weights = has_weights;
-                                      a.outputs = false;
-                                      if (has_weights) t.add_tqt(a);
-                                      a.weights = false;
-                                      a.outputs = true;
-                                      a.format = {bits, negative[i] != 0};
-                                      t.add_tqt(a);
-                                  }
-                                  train::sgd opt(o.lr, o.momentum);
-                                  if (!s.train_set) throw config_error("tqt: no training data");
-                                  if (retrain) {
-                                      for (int e = 0; e < o.epochs; ++e)
-                                          t.train_epoch(*s.train_set, opt, std::uint64_t(e));
-                                  } else { // thresholds of outputs from one batch, no step
-                                      std::vector<std::size_t> idx(std::min<std::size_t>(o.batch_size,
-                                                                                          s.train_set->size()));
-                                      std::iota(idx.begin(), idx.end(), std::size_t(0));
-                                      train::sgd none(0.0f, 0.0f);
-                                      std::vector<int> labels;
-                                      for (auto i : idx) labels.push_back(s.train_set->labels[i]);
-                                      // lr 0: calibrates the output thresholds, changes nothing
-                                      t.train_batch(train::gather(s.train_set->images, idx), labels, none);
-                                  }
-                                  auto [weights, outputs] = t.tqt_maps();
-                                  quantization q;
-                                  q.weights = weights;
-                                  q.extrinsic = outputs;
-                                  detail::fill(r, ctx.eval.evaluate(net, q));
-                                  nlohmann::ordered_json th = nlohmann::ordered_json::array();
-                                  for (auto const& p : t.parameters())
-                                      if (p.name.ends_with("log2t"))
-                                          th.push_back({{"layer", p.layer},
-                                                        {"tensor", p.name == "weights_log2t" ? "weights" : "output"},
-                                                        {"log2_threshold", p.value[0]}});
-                                  r.extra["thresholds"] = th;
-                                  r.extra["epochs"] = retrain ? o.epochs : 0;
-                                  r.seconds =
-                                      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-                              }});
+            points.push_back(
+                {detail::identity(ctx, "tqt", "", "weights+outputs", "nearest_even", bits, 0, stage),
+                 [&, bits, stage](record& r) {
+                     const auto t0 = std::chrono::steady_clock::now();
+                     nn::network net = float_net;
+                     train::trainer_options to;
+                     to.threads = detail::thread_count(s.threads);
+                     to.seed = s.seed;
+                     to.batch_size = o.batch_size;
+                     const bool retrain = std::string(stage) == "retrained";
+                     if (!retrain) to.bn_momentum = 1.0f; // the calibration batch keeps the statistics
+                     train::trainer t(net, to);
+                     for (std::size_t i = 0; i < net.nodes().size(); ++i) {
+                         auto const& n = net.nodes()[i];
+                         bool has_weights = false;
+                         for (auto const& p : net.parameters(n.name)) has_weights |= p.name == "weights";
+                         train::tqt_assignment a;
+                         a.scope = n.name;
+                         a.format = {bits, true};
+                         a.weights = has_weights;
+                         a.outputs = false;
+                         if (has_weights) t.add_tqt(a);
+                         a.weights = false;
+                         a.outputs = true;
+                         a.format = {bits, negative[i] != 0};
+                         t.add_tqt(a);
+                     }
+                     train::sgd opt(o.lr, o.momentum);
+                     if (!s.train_set) throw config_error("tqt: no training data");
+                     if (retrain) {
+                         for (int e = 0; e < o.epochs; ++e) t.train_epoch(*s.train_set, opt, std::uint64_t(e));
+                     } else { // thresholds of outputs from one batch, no step
+                         std::vector<std::size_t> idx(std::min<std::size_t>(o.batch_size, s.train_set->size()));
+                         std::iota(idx.begin(), idx.end(), std::size_t(0));
+                         train::sgd none(0.0f, 0.0f);
+                         std::vector<int> labels;
+                         for (auto i : idx) labels.push_back(s.train_set->labels[i]);
+                         // lr 0: calibrates the output thresholds, changes nothing
+                         t.train_batch(train::gather(s.train_set->images, idx), labels, none);
+                     }
+                     auto [weights, outputs] = t.tqt_maps();
+                     quantization q;
+                     q.weights = weights;
+                     q.extrinsic = outputs;
+                     detail::fill(r, ctx.eval.evaluate(net, q));
+                     nlohmann::ordered_json th = nlohmann::ordered_json::array();
+                     for (auto const& p : t.parameters())
+                         if (p.name.ends_with("log2t"))
+                             th.push_back({{"layer", p.layer},
+                                           {"tensor", p.name == "weights_log2t" ? "weights" : "output"},
+                                           {"log2_threshold", p.value[0]}});
+                     r.extra["thresholds"] = th;
+                     r.extra["epochs"] = retrain ? o.epochs : 0;
+                     r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+                 }});
     return detail::run_grid(ctx, "tqt", std::move(points));
 }
 

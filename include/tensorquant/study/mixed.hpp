@@ -75,10 +75,7 @@ inline std::vector<mixed_tensor> mixed_tensors(evaluator& eval)
     return out;
 }
 
-inline std::string mixed_spec(mixed_tensor const& t, int w)
-{
-    return fixed_spec("nearest", w, w - 1 - t.integer_bits);
-}
+inline std::string mixed_spec(mixed_tensor const& t, int w) { return fixed_spec("nearest", w, w - 1 - t.integer_bits); }
 
 inline quantization mixed_maps(std::vector<mixed_tensor> const& ts, std::vector<int> const& widths)
 {
@@ -187,7 +184,8 @@ inline std::vector<record> mixed_precision(context& ctx, mixed_options const& o)
             step = best_record;
             step.point = "step:" + detail::assignment(widths);
             step.extra["kind"] = "step";
-            step.extra["narrowed"] = ts[std::size_t(best)].layer + (ts[std::size_t(best)].weights ? " weights" : " output");
+            step.extra["narrowed"] =
+                ts[std::size_t(best)].layer + (ts[std::size_t(best)].weights ? " weights" : " output");
             ctx.out.add(step);
         }
         current = step;

@@ -30,7 +30,7 @@ struct record
 {
     std::string experiment; // sweep, fractions, layers, gradients, sparsity, tqt, mixed
     std::string network;
-    std::string subunit; // the scope quantized ("" for the whole network)
+    std::string subunit;   // the scope quantized ("" for the whole network)
     std::string placement; // intrinsic, extrinsic, weights+extrinsic, gradients, ...
     std::string rounding;
     int width = 0, frac = 0; // W, F (0 when the point has none)

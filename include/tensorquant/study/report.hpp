@@ -112,10 +112,7 @@ std::vector<T> sorted_unique(std::vector<T> v)
     return v;
 }
 
-inline std::string threshold_name(double t)
-{
-    return fmt(100 * t, t * 100 == std::floor(t * 100) ? 0 : 1) + "%";
-}
+inline std::string threshold_name(double t) { return fmt(100 * t, t * 100 == std::floor(t * 100) ? 0 : 1) + "%"; }
 
 // The paper's rows for LeNet on MNIST (docs/reference.md; ours is Fashion-MNIST).
 inline std::map<int, std::string> paper_lenet_table4()
@@ -124,7 +121,7 @@ inline std::map<int, std::string> paper_lenet_table4()
 }
 inline std::map<std::pair<int, int>, std::string> paper_lenet_table7()
 {
-    return {{{2, 1}, "0.87"}, {{4, 2}, "0.97"}, {{6, 3}, "0.99"},
+    return {{{2, 1}, "0.87"}, {{4, 2}, "0.97"},  {{6, 3}, "0.99"},
             {{8, 4}, "0.99"}, {{10, 5}, "1.00"}, {{12, 6}, "1.00"}};
 }
 
@@ -146,7 +143,8 @@ inline std::vector<table> tables(std::vector<record> const& all, report_options 
             std::vector<int> ws;
             for (auto const& r : recs) ws.push_back(r.width);
             ws = sorted_unique(ws);
-            table t{net + ": relative accuracy per rounding, F = W/2 (figures 3 and 4)", {"rounding, placement"}, {}, {}};
+            table t{
+                net + ": relative accuracy per rounding, F = W/2 (figures 3 and 4)", {"rounding, placement"}, {}, {}};
             for (int w : ws) t.header.push_back(std::to_string(w));
             std::vector<std::pair<std::string, std::string>> series;
             for (auto const& r : recs)
@@ -176,7 +174,10 @@ inline std::vector<table> tables(std::vector<record> const& all, report_options 
             std::vector<int> ws;
             for (auto const& r : recs) ws.push_back(r.width);
             ws = sorted_unique(ws);
-            table t{net + ": best (relative accuracy, F) per word size, whole network (tables 2 to 4)", {"placement"}, {}, {}};
+            table t{net + ": best (relative accuracy, F) per word size, whole network (tables 2 to 4)",
+                    {"placement"},
+                    {},
+                    {}};
             for (int w : ws) t.header.push_back(std::to_string(w) + " bit");
             for (auto const& p : placements) {
                 std::vector<record> of;
@@ -186,9 +187,9 @@ inline std::vector<table> tables(std::vector<record> const& all, report_options 
                 std::vector<std::string> row{p};
                 for (int w : ws) {
                     auto it = best_all[p].find(w);
-                    row.push_back(it == best_all[p].end() ? "-"
-                                                          : fmt(it->second.relative_accuracy) + ", " +
-                                                                std::to_string(it->second.frac));
+                    row.push_back(it == best_all[p].end()
+                                      ? "-"
+                                      : fmt(it->second.relative_accuracy) + ", " + std::to_string(it->second.frac));
                 }
                 t.rows.push_back(row);
             }
@@ -221,7 +222,8 @@ inline std::vector<table> tables(std::vector<record> const& all, report_options 
                 std::vector<std::string> row{u};
                 for (std::size_t k = 0; k < o.thresholds.size(); ++k) {
                     const auto wf = smallest_reaching(by_unit[u], o.thresholds[k]);
-                    std::string cell = wf ? std::to_string(wf->first) + "," + std::to_string(wf->second) : "not reached";
+                    std::string cell =
+                        wf ? std::to_string(wf->first) + "," + std::to_string(wf->second) : "not reached";
                     if (bn[k] && bn[k]->subunit == u) cell = "**" + cell + "**";
                     row.push_back(cell);
                 }
@@ -324,7 +326,10 @@ inline std::vector<table> tables(std::vector<record> const& all, report_options 
                                       cell("weight gradient", false)});
                 }
                 // per epoch: all outputs together
-                table e{net + ": share of exact zeros in all layer outputs, per epoch", {"epoch", "outputs", "weight gradients"}, {}, {}};
+                table e{net + ": share of exact zeros in all layer outputs, per epoch",
+                        {"epoch", "outputs", "weight gradients"},
+                        {},
+                        {}};
                 for (auto const& ep : r.extra["epochs"]) {
                     double z = 0, n = 0, gz = 0, gn = 0;
                     for (auto const& x : ep["layers"]) {
@@ -332,8 +337,8 @@ inline std::vector<table> tables(std::vector<record> const& all, report_options 
                         if (x["tensor"] == "output") z += c * x["zeros"].get<double>(), n += c;
                         if (x["tensor"] == "weight gradient") gz += c * x["zeros"].get<double>(), gn += c;
                     }
-                    e.rows.push_back({std::to_string(ep["epoch"].get<int>()), fmt(n ? z / n : 0, 3),
-                                      fmt(gn ? gz / gn : 0, 3)});
+                    e.rows.push_back(
+                        {std::to_string(ep["epoch"].get<int>()), fmt(n ? z / n : 0, 3), fmt(gn ? gz / gn : 0, 3)});
                 }
                 t.note = "Outputs on " + std::to_string(r.images) +
                          " images at the last epoch; weight gradients over its batches.";
@@ -374,7 +379,8 @@ inline std::vector<table> tables(std::vector<record> const& all, report_options 
                 if (r.point != "retrained") continue;
                 th.header.push_back(std::to_string(r.width) + " bit");
                 for (auto const& x : r.extra["thresholds"]) {
-                    std::pair<std::string, std::string> k{x["layer"].get<std::string>(), x["tensor"].get<std::string>()};
+                    std::pair<std::string, std::string> k{x["layer"].get<std::string>(),
+                                                          x["tensor"].get<std::string>()};
                     if (!cells.count(k)) order.push_back(k);
                     cells[k].push_back(fmt(x["log2_threshold"].get<double>(), 2));
                 }
@@ -398,8 +404,9 @@ inline std::vector<table> tables(std::vector<record> const& all, report_options 
             for (auto const& r : pts) {
                 bool dominated = false;
                 for (auto const& s : pts)
-                    dominated = dominated || (s.extra["average_bits"].get<double>() <= r.extra["average_bits"].get<double>() &&
-                                              s.relative_accuracy > r.relative_accuracy) ||
+                    dominated = dominated ||
+                                (s.extra["average_bits"].get<double>() <= r.extra["average_bits"].get<double>() &&
+                                 s.relative_accuracy > r.relative_accuracy) ||
                                 (s.extra["average_bits"].get<double>() < r.extra["average_bits"].get<double>() &&
                                  s.relative_accuracy >= r.relative_accuracy);
                 const std::string kind = r.extra.value("kind", "");
@@ -407,9 +414,9 @@ inline std::vector<table> tables(std::vector<record> const& all, report_options 
                 t.rows.push_back({kind == "uniform" ? "uniform W=" + std::to_string(r.width) : "greedy",
                                   fmt(r.extra["average_bits"].get<double>(), 2),
                                   fmt(r.extra["weight_bits"].get<double>(), 0), fmt(r.relative_accuracy, 3),
-                                  kind == "uniform" ? ""
-                                                    : "mixed/" + net + "/" +
-                                                          fmt(r.extra["average_bits"].get<double>(), 2) + "/"});
+                                  kind == "uniform"
+                                      ? ""
+                                      : "mixed/" + net + "/" + fmt(r.extra["average_bits"].get<double>(), 2) + "/"});
             }
             t.note = "Greedy rows are the frontier's points (dominated steps left out); uniform rows for "
                      "comparison. Each greedy row's maps are weights.json and extrinsic.json in its folder.";
@@ -479,13 +486,15 @@ inline std::vector<std::string> write_plots(std::vector<record> const& all, std:
                 std::sort(sorted.begin(), sorted.end(), [](auto& a, auto& b) { return a.width < b.width; });
                 for (auto const& r : sorted) f << r.width << ' ' << r.relative_accuracy << '\n';
                 if (!colour.count(k.first)) colour[k.first] = int(colour.size()) + 1;
-                plot += std::string(plot.empty() ? "plot " : ", ") + "'" + data.string() + "' using 1:2 with linespoints pt " +
-                        (k.second == "intrinsic" ? "7" : "9") + " ps 1.2 lc " + std::to_string(colour[k.first]) +
-                        " title '" + k.first + " (" + k.second + ")'";
+                plot += std::string(plot.empty() ? "plot " : ", ") + "'" + data.string() +
+                        "' using 1:2 with linespoints pt " + (k.second == "intrinsic" ? "7" : "9") + " ps 1.2 lc " +
+                        std::to_string(colour[k.first]) + " title '" + k.first + " (" + k.second + ")'";
             }
-            draw("sweep_" + safe(net), "set title '" + net + ": relative accuracy per rounding, F = W/2'\n"
-                                       "set xlabel 'word size W'\nset ylabel 'relative accuracy'\n"
-                                       "set yrange [0:1.05]\nset key bottom right\nset grid\n" + plot + "\n");
+            draw("sweep_" + safe(net), "set title '" + net +
+                                           ": relative accuracy per rounding, F = W/2'\n"
+                                           "set xlabel 'word size W'\nset ylabel 'relative accuracy'\n"
+                                           "set yrange [0:1.05]\nset key bottom right\nset grid\n" +
+                                           plot + "\n");
         }
         // required W per subunit at each threshold (bars)
         if (auto recs = select(all, "layers", net); !recs.empty()) {
@@ -511,12 +520,15 @@ inline std::vector<std::string> write_plots(std::vector<record> const& all, std:
                 f << '\n';
             }
             f.close();
-            draw("layers_" + safe(net), "set title '" + net + ": word size each subunit needs (0: not reached)'\n"
-                                        "set style data histograms\nset style histogram clustered gap 1\n"
-                                        "set style fill solid 0.8 border -1\nset ylabel 'W'\nset yrange [0:*]\n"
-                                        "set xtics rotate by -30\nset key top left\nset grid ytics\n"
-                                        "plot '" + data.string() + "' using 2:xtic(1) title columnhead(2), '' using 3 "
-                                        "title columnhead(3), '' using 4 title columnhead(4)\n");
+            draw("layers_" + safe(net), "set title '" + net +
+                                            ": word size each subunit needs (0: not reached)'\n"
+                                            "set style data histograms\nset style histogram clustered gap 1\n"
+                                            "set style fill solid 0.8 border -1\nset ylabel 'W'\nset yrange [0:*]\n"
+                                            "set xtics rotate by -30\nset key top left\nset grid ytics\n"
+                                            "plot '" +
+                                            data.string() +
+                                            "' using 2:xtic(1) title columnhead(2), '' using 3 "
+                                            "title columnhead(3), '' using 4 title columnhead(4)\n");
         }
         // zeros per layer output
         for (auto const& r : select(all, "sparsity", net)) {
@@ -535,12 +547,15 @@ inline std::vector<std::string> write_plots(std::vector<record> const& all, std:
             for (auto const& l : layers)
                 f << '"' << l.substr(l.find('/') + 1) << "\" " << cells[l].first << ' ' << cells[l].second << '\n';
             f.close();
-            draw("sparsity_" + safe(net), "set title '" + net + ": share of exact zeros after training'\n"
-                                          "set style data histograms\nset style histogram clustered gap 1\n"
-                                          "set style fill solid 0.8 border -1\nset yrange [0:1]\n"
-                                          "set xtics rotate by -30\nset grid ytics\nset key top left\n"
-                                          "plot '" + data.string() + "' using 2:xtic(1) title 'outputs', '' using 3 "
-                                          "title 'weights'\n");
+            draw("sparsity_" + safe(net), "set title '" + net +
+                                              ": share of exact zeros after training'\n"
+                                              "set style data histograms\nset style histogram clustered gap 1\n"
+                                              "set style fill solid 0.8 border -1\nset yrange [0:1]\n"
+                                              "set xtics rotate by -30\nset grid ytics\nset key top left\n"
+                                              "plot '" +
+                                              data.string() +
+                                              "' using 2:xtic(1) title 'outputs', '' using 3 "
+                                              "title 'weights'\n");
         }
         // mixed precision: accuracy against average bits
         if (auto recs = select(all, "mixed", net); !recs.empty()) {
@@ -550,16 +565,19 @@ inline std::vector<std::string> write_plots(std::vector<record> const& all, std:
             for (auto const& r : recs) {
                 const auto kind = r.extra.value("kind", "");
                 if (kind == "candidate") continue;
-                (kind == "uniform" ? u : g) << r.extra["average_bits"].get<double>() << ' ' << r.relative_accuracy
-                                            << '\n';
+                (kind == "uniform" ? u : g)
+                    << r.extra["average_bits"].get<double>() << ' ' << r.relative_accuracy << '\n';
             }
             g.close(), u.close();
-            draw("mixed_" + safe(net), "set title '" + net + ": relative accuracy against average bits'\n"
-                                       "set xlabel 'average bits per value'\nset ylabel 'relative accuracy'\n"
-                                       "set yrange [0:1.05]\nset grid\nset key bottom right\n"
-                                       "plot '" + greedy.string() + "' using 1:2 with linespoints pt 7 title "
-                                       "'greedy mixed precision', '" + uniform.string() +
-                                           "' using 1:2 with linespoints pt 5 title 'uniform W'\n");
+            draw("mixed_" + safe(net), "set title '" + net +
+                                           ": relative accuracy against average bits'\n"
+                                           "set xlabel 'average bits per value'\nset ylabel 'relative accuracy'\n"
+                                           "set yrange [0:1.05]\nset grid\nset key bottom right\n"
+                                           "plot '" +
+                                           greedy.string() +
+                                           "' using 1:2 with linespoints pt 7 title "
+                                           "'greedy mixed precision', '" +
+                                           uniform.string() + "' using 1:2 with linespoints pt 5 title 'uniform W'\n");
         }
     }
     return made;

@@ -85,7 +85,7 @@ struct trainer_options
     ste estimator = ste::pass;
     float bn_momentum = 0.9f;
     std::uint64_t seed = 1; // shuffling, and stochastic quantizers' streams
-    bool keep_heap = true; // detail::keep_heap_pages()
+    bool keep_heap = true;  // detail::keep_heap_pages()
 };
 
 // Trained Quantization Thresholds on the weights or the outputs of the layers under a

@@ -215,10 +215,9 @@ struct batch_norm_layer
     template <class Ctx>
     tensor4<float> forward_intrinsic(Ctx& ctx, fixed_point_rt const& q) const
     {
-        return kernels::activate_intrinsic(
-            batch_norm_intrinsic(ctx.input(0), ctx.param(0, gamma), ctx.param(1, beta), ctx.param(2, mean),
-                                 ctx.param(3, variance), epsilon, q),
-            act, alpha, q);
+        return kernels::activate_intrinsic(batch_norm_intrinsic(ctx.input(0), ctx.param(0, gamma), ctx.param(1, beta),
+                                                                ctx.param(2, mean), ctx.param(3, variance), epsilon, q),
+                                           act, alpha, q);
     }
     std::string intrinsic_problem(fixed_point_rt const& q) const
     {

@@ -70,19 +70,19 @@ inline tensor4<float> avg_pool_intrinsic(tensor4<float> const& x, pool_options c
     tensor4<float> y = tensor4<float>::from_shape({g.n, g.oh, g.ow, g.c});
     std::vector<double> sum(g.c);
     number_scope scope(q);
-    kernels::for_each_window(g, [&](std::size_t img, std::size_t oy, std::size_t ox, long ya, long yb, long xa,
-                                    long xb) {
-        std::fill(sum.begin(), sum.end(), 0.0);
-        for (long iy = ya; iy < yb; ++iy)
-            for (long ix = xa; ix < xb; ++ix) {
-                float const* row = &xq(img, std::size_t(iy), std::size_t(ix), 0);
-                for (std::size_t c = 0; c < g.c; ++c) sum[c] += double(row[c]);
-                quantize_inplace(q, std::span<double>(sum));
-            }
-        const std::int64_t count = (yb - ya) * (xb - xa);
-        for (std::size_t c = 0; c < g.c; ++c)
-            y(img, oy, ox, c) = divide(quantized_rt<float>::from_raw(float(sum[c])), count).value();
-    });
+    kernels::for_each_window(
+        g, [&](std::size_t img, std::size_t oy, std::size_t ox, long ya, long yb, long xa, long xb) {
+            std::fill(sum.begin(), sum.end(), 0.0);
+            for (long iy = ya; iy < yb; ++iy)
+                for (long ix = xa; ix < xb; ++ix) {
+                    float const* row = &xq(img, std::size_t(iy), std::size_t(ix), 0);
+                    for (std::size_t c = 0; c < g.c; ++c) sum[c] += double(row[c]);
+                    quantize_inplace(q, std::span<double>(sum));
+                }
+            const std::int64_t count = (yb - ya) * (xb - xa);
+            for (std::size_t c = 0; c < g.c; ++c)
+                y(img, oy, ox, c) = divide(quantized_rt<float>::from_raw(float(sum[c])), count).value();
+        });
     return y;
 }
 
