@@ -435,7 +435,7 @@ TEST_CASE("training experiments on a small task")
     s.epochs = 2;
     s.threads = 2;
     s.batch_size = 32;
-    auto trained = st::detail::train_fresh(s, {});
+    auto trained = st::train_from_scratch(s, {});
     tqtest::temp_dir dir;
     st::evaluator ev(trained, data);
     st::results res(dir.path / "r.jsonl");

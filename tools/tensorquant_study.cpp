@@ -151,6 +151,18 @@ struct data_sets
     tq::data::labeled_images train, test;
 };
 
+// Training a fresh network of this name on the training set.
+st::training_setup training(settings const& s, std::string const& name, data_sets const& d, int epochs)
+{
+    st::training_setup t;
+    t.make = [name, seed = s.seed] { return fresh(name, seed); };
+    t.train_set = &d.train;
+    t.epochs = epochs;
+    t.threads = s.threads;
+    t.seed = s.seed;
+    return t;
+}
+
 // The float network: from --weights, or the checkpoint in the models directory, or
 // trained now (and saved there).
 nn::network float_network(settings const& s, std::string const& name, data_sets const& d)
@@ -166,15 +178,10 @@ nn::network float_network(settings const& s, std::string const& name, data_sets 
         std::fprintf(stderr, "%s: float weights from %s\n", name.c_str(), dir.c_str());
         return net;
     }
-    st::training_setup t;
-    t.make = [&] { return fresh(name, s.seed); };
-    t.train_set = &d.train;
-    t.epochs = s.epochs;
-    t.threads = s.threads;
-    t.seed = s.seed;
+    const auto t = training(s, name, d, s.epochs);
     const auto t0 = std::chrono::steady_clock::now();
     std::fprintf(stderr, "%s: training in float for %d epochs ...\n", name.c_str(), s.epochs);
-    net = st::detail::train_fresh(t, {});
+    net = st::train_from_scratch(t, {});
     net.save(dir);
     std::ofstream(dir / "epochs.txt") << s.epochs << '\n';
     std::fprintf(stderr, "%s: trained in %.0f s, saved to %s\n", name.c_str(),
@@ -225,6 +232,7 @@ plan make_plan(settings const& s, std::string const& command)
     p.layers.frac_step = s.frac_step;
     if (s.frac_step < 1) throw tq::config_error("--frac-step: expected 1 or more");
     p.layers.thresholds.clear();
+    if (split(s.thresholds, ',').empty()) throw tq::config_error("--thresholds: give at least one");
     for (auto const& t : split(s.thresholds, ',')) {
         const double v = parse_double(t, "--thresholds");
         if (!(v > 0 && v <= 2)) throw tq::config_error("--thresholds: " + t + " is not a relative accuracy in (0, 2]");
@@ -377,12 +385,7 @@ int run(std::string const& command, settings s)
                      layers.images(), std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
         st::context ctx{net.scope(), search, res, part, s.seed, std::ref(bar)};
         st::context layer_ctx{net.scope(), layers, res, part, s.seed, std::ref(bar)};
-        st::training_setup train;
-        train.make = [&] { return fresh(name, s.seed); };
-        train.train_set = &d.train;
-        train.epochs = s.gradient_epochs;
-        train.threads = s.threads;
-        train.seed = s.seed;
+        const auto train = training(s, name, d, s.gradient_epochs);
         if (wants("sweep")) st::rounding_sweep(ctx, p.sweep);
         if (wants("fractions")) st::best_fractions(ctx, p.fractions);
         if (wants("layers")) st::subunit_search(layer_ctx, p.layers);

@@ -9,7 +9,9 @@
 // different (L, S, R, k) share a block with probability 2^-32 per pair.
 // - L: the layer's index in its network; S: the parameter's position in the layer's
 //   parameter list (weights 0, bias 1; gamma, beta, mean, variance), 0 for outputs;
-// - R: the role below; k: the optimizer step (0 at inference);
+// - R: the role below; k: the optimizer step in training; at inference 0, or the step
+//   network::forward is given (the study runs block b of its images as step b + 1;
+//   weights keep step 0 there);
 // - outputs in training: a shard of samples [first, last) starts at element first times
 //   the elements per sample, so the result does not depend on the shard size;
 // - intrinsic formats of a layer take rng stream mix64(stream ^ stream_offset(L, 0,

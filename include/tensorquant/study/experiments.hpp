@@ -347,18 +347,16 @@ inline std::optional<bottleneck> find_bottleneck(std::vector<std::string> const&
 
 // ---- 4. gradient quantization (table 7) -------------------------------------------------
 
-namespace detail {
-
-// Trains a fresh network; after_batch(trainer) runs after every batch and after_epoch(e,
-// net) after every epoch.
-inline nn::network train_fresh(training_setup const& s, nn::scope_map gradients,
-                               std::function<void(train::trainer&)> const& after_batch = {},
-                               std::function<void(int, nn::network&)> const& after_epoch = {})
+// Trains a fresh network (setup.make()) in float or with gradients quantized by the map; after_batch(trainer) runs
+// after every batch and after_epoch(e, net) after every epoch.
+inline nn::network train_from_scratch(training_setup const& s, nn::scope_map gradients,
+                                      std::function<void(train::trainer&)> const& after_batch = {},
+                                      std::function<void(int, nn::network&)> const& after_epoch = {})
 {
     if (!s.make || !s.train_set) throw config_error("training: no network or no training data");
     nn::network net = s.make();
     train::trainer_options o;
-    o.threads = thread_count(s.threads);
+    o.threads = detail::thread_count(s.threads);
     o.seed = s.seed;
     o.batch_size = s.batch_size;
     train::trainer t(net, o);
@@ -374,8 +372,6 @@ inline nn::network train_fresh(training_setup const& s, nn::scope_map gradients,
     return net;
 }
 
-} // namespace detail
-
 struct gradients_options
 {
     std::string rounding = "nearest";
@@ -388,7 +384,7 @@ inline std::vector<record> gradient_quantization(context& ctx, training_setup co
 {
     auto train_and_measure = [&](record& r, nn::scope_map gradients) {
         const auto t0 = std::chrono::steady_clock::now();
-        const auto net = detail::train_fresh(s, std::move(gradients));
+        const auto net = train_from_scratch(s, std::move(gradients));
         const auto e = ctx.eval.evaluate(net, {});
         detail::fill(r, e);
         r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -503,7 +499,7 @@ inline std::vector<record> sparsity(context& ctx, training_setup const& s, spars
              const auto t0 = std::chrono::steady_clock::now();
              detail::sparsity_table gradients;
              nlohmann::ordered_json epochs = nlohmann::ordered_json::array();
-             const auto net = detail::train_fresh(
+             const auto net = train_from_scratch(
                  s, {},
                  [&](train::trainer& t) {
                      for (auto const& p : t.parameters())

@@ -112,6 +112,18 @@ std::vector<T> sorted_unique(std::vector<T> v)
     return v;
 }
 
+// The subunits of layer-search records in their order, and each one's records.
+inline std::pair<std::vector<std::string>, std::map<std::string, std::vector<record>>>
+group_by_subunit(std::vector<record> const& recs)
+{
+    std::pair<std::vector<std::string>, std::map<std::string, std::vector<record>>> out;
+    for (auto const& r : recs) {
+        if (!out.second.count(r.subunit)) out.first.push_back(r.subunit);
+        out.second[r.subunit].push_back(r);
+    }
+    return out;
+}
+
 inline std::string threshold_name(double t) { return fmt(100 * t, t * 100 == std::floor(t * 100) ? 0 : 1) + "%"; }
 
 // The paper's rows for LeNet on MNIST (docs/reference.md; ours is Fashion-MNIST).
@@ -205,12 +217,7 @@ inline std::vector<table> tables(std::vector<record> const& all, report_options 
         }
         // 3. subunits
         if (auto recs = select(all, "layers", net); !recs.empty()) {
-            std::vector<std::string> units;
-            std::map<std::string, std::vector<record>> by_unit;
-            for (auto const& r : recs) {
-                if (!by_unit.count(r.subunit)) units.push_back(r.subunit);
-                by_unit[r.subunit].push_back(r);
-            }
+            const auto [units, by_unit] = group_by_subunit(recs);
             table t{net + ": smallest (W, F) per subunit reaching each relative accuracy (tables 5 and 6)",
                     {"subunit"},
                     {},
@@ -221,7 +228,7 @@ inline std::vector<table> tables(std::vector<record> const& all, report_options 
             for (auto const& u : units) {
                 std::vector<std::string> row{u};
                 for (std::size_t k = 0; k < o.thresholds.size(); ++k) {
-                    const auto wf = smallest_reaching(by_unit[u], o.thresholds[k]);
+                    const auto wf = smallest_reaching(by_unit.at(u), o.thresholds[k]);
                     std::string cell =
                         wf ? std::to_string(wf->first) + "," + std::to_string(wf->second) : "not reached";
                     if (bn[k] && bn[k]->subunit == u) cell = "**" + cell + "**";
@@ -255,7 +262,7 @@ inline std::vector<table> tables(std::vector<record> const& all, report_options 
                     std::optional<record> worst;
                     for (auto const& u : units) {
                         std::vector<record> at;
-                        for (auto const& x : by_unit[u])
+                        for (auto const& x : by_unit.at(u))
                             if (x.width == w) at.push_back(x);
                         const auto b = best_per_width(at);
                         if (b.count(w) && (!worst || b.at(w).relative_accuracy < worst->relative_accuracy))
@@ -458,7 +465,8 @@ inline std::string safe(std::string s)
 } // namespace detail
 
 // Draws every plot the records allow into dir (PNG and SVG each); returns the PNG names.
-inline std::vector<std::string> write_plots(std::vector<record> const& all, std::filesystem::path const& dir)
+inline std::vector<std::string> write_plots(std::vector<record> const& all, std::filesystem::path const& dir,
+                                            report_options const& o = {})
 {
     using namespace detail;
     std::filesystem::create_directories(dir / "data");
@@ -498,13 +506,12 @@ inline std::vector<std::string> write_plots(std::vector<record> const& all, std:
         }
         // required W per subunit at each threshold (bars)
         if (auto recs = select(all, "layers", net); !recs.empty()) {
-            std::vector<std::string> units;
-            std::map<std::string, std::vector<record>> by_unit;
-            for (auto const& r : recs) {
-                if (!by_unit.count(r.subunit)) units.push_back(r.subunit);
-                by_unit[r.subunit].push_back(r);
-            }
-            const std::vector<double> ths{1.0, 0.99, 0.90};
+            const auto [units, by_unit] = group_by_subunit(recs);
+            std::vector<double> const& ths = o.thresholds;
+            std::string more_columns;
+            for (std::size_t k = 1; k < ths.size(); ++k)
+                more_columns +=
+                    ", '' using " + std::to_string(k + 2) + " title columnhead(" + std::to_string(k + 2) + ")";
             const auto data = dir / "data" / ("layers_" + safe(net) + ".dat");
             std::ofstream f(data);
             f << "subunit";
@@ -514,7 +521,7 @@ inline std::vector<std::string> write_plots(std::vector<record> const& all, std:
                 std::string label = u.substr(u.find('/') == std::string::npos ? 0 : u.find('/') + 1);
                 f << '"' << label << '"';
                 for (double t : ths) {
-                    const auto wf = smallest_reaching(by_unit[u], t);
+                    const auto wf = smallest_reaching(by_unit.at(u), t);
                     f << ' ' << (wf ? wf->first : 0);
                 }
                 f << '\n';
@@ -526,9 +533,8 @@ inline std::vector<std::string> write_plots(std::vector<record> const& all, std:
                                             "set style fill solid 0.8 border -1\nset ylabel 'W'\nset yrange [0:*]\n"
                                             "set xtics rotate by -30\nset key top left\nset grid ytics\n"
                                             "plot '" +
-                                            data.string() +
-                                            "' using 2:xtic(1) title columnhead(2), '' using 3 "
-                                            "title columnhead(3), '' using 4 title columnhead(4)\n");
+                                            data.string() + "' using 2:xtic(1) title columnhead(2)" + more_columns +
+                                            "\n");
         }
         // zeros per layer output
         for (auto const& r : select(all, "sparsity", net)) {
@@ -602,7 +608,7 @@ inline void write_report(std::vector<record> const& all, std::filesystem::path c
     std::filesystem::create_directories(dir);
     const auto ts = tables(all, o);
     std::vector<std::string> pngs;
-    if (plots) pngs = write_plots(all, dir / "plots");
+    if (plots) pngs = write_plots(all, dir / "plots", o);
     write_mixed_maps(all, dir);
     std::ofstream md(dir / "report.md"), txt(dir / "report.txt");
     md << "# tensorquant study\n\nFrom " << all.size() << " records (tensorquant "
