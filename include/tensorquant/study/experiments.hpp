@@ -473,7 +473,6 @@ inline sparsity_table measure_inference(evaluator& eval, nn::network const& net,
     for (auto const& blk : per_block) // block order: deterministic
         for (auto const& [node, c] : blk) t[{net.nodes()[node].name, "output"}].merge(c);
     nn::network copy = net;
-    copy.set_quantization({}, {}, q.weights);
     for (auto const& n : net.nodes()) {
         for (auto const& p : copy.parameters(n.name)) {
             if (p.name != "weights" && p.name != "bias") continue;

@@ -180,7 +180,6 @@ inline std::vector<record> mixed_precision(context& ctx, mixed_options const& o)
         if (auto const* existing = ctx.out.find(step.key())) {
             step = *existing;
         } else { // the candidate's measurement, as a step
-            const std::string key = step.key();
             step = best_record;
             step.point = "step:" + detail::assignment(widths);
             step.extra["kind"] = "step";
