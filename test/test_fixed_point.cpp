@@ -2,6 +2,7 @@
 
 #include <doctest/doctest.h>
 
+#include <bit>
 #include <random>
 #include <span>
 #include <sstream>
@@ -241,6 +242,84 @@ TEST_CASE("saturation bounds of every overflow policy")
         CHECK(f24(-1e9f) == -8388608.f);
         tq::fixed_point_rt d53(53, 0);
         CHECK(d53(1e300) == 0x1p52 - 1);
+    }
+}
+
+namespace {
+bool same_bits(float a, float b)
+{
+    return (a != a && b != b) || std::bit_cast<std::uint32_t>(a) == std::bit_cast<std::uint32_t>(b);
+}
+} // namespace
+
+TEST_CASE("a range watch reports every value beyond the range")
+{
+    std::size_t unsound = 0, spurious = 0, bulk_differs = 0, flagged = 0, values = 0;
+    for (int W = 1; W <= 7; ++W)
+        for (int F : {-2, 0, W / 2, W + 2})
+            for (bool sgn : {true, false}) {
+                const tq::fixed_format f{W, F, sgn}, wider{W + 3, F, sgn};
+                const auto x = exhaustive_inputs<float>(f);
+                const double lo = sgn ? -std::ldexp(1.0, W - 1) : 0, hi = std::ldexp(1.0, sgn ? W - 1 : W) - 1;
+                for (auto r : all_roundings)
+                    for (auto o : all_overflows) {
+                        const tq::rng_key key{5, std::uint64_t(W * 100 + F)};
+                        const tq::fixed_point_rt q(f, r, o, key), wide(wider, r, o, key);
+                        bool any = false;
+                        for (std::size_t i = 0; i < x.size(); ++i) {
+                            float y;
+                            bool exceeded;
+                            {
+                                const tq::range_watch watch;
+                                y = q(x[i], i);
+                                exceeded = watch.exceeded();
+                            }
+                            any = any || exceeded;
+                            flagged += exceeded;
+                            ++values;
+                            // in range: a wider word gives the same bits
+                            if (!exceeded && !same_bits(y, wide(x[i], i)) && unsound++ == 0)
+                                FAIL_CHECK(describe(f, r, o) << ": x=" << x[i] << " not reported");
+                            // one step inside both bounds is never reported
+                            const double scaled = std::ldexp(double(x[i]), F);
+                            if (exceeded && scaled >= lo + 1 && scaled <= hi - 1 && spurious++ == 0)
+                                FAIL_CHECK(describe(f, r, o) << ": x=" << x[i] << " reported");
+                        }
+                        std::vector<float> out(x.size());
+                        const tq::range_watch watch;
+                        tq::quantize(q, std::span<float const>(x), std::span<float>(out));
+                        bulk_differs += watch.exceeded() != any;
+                    }
+            }
+    CHECK(unsound == 0);
+    CHECK(spurious == 0);
+    CHECK(bulk_differs == 0);
+    CHECK(flagged > values / 10); // the inputs reach well beyond every range
+    MESSAGE("values watched: " << values);
+}
+
+TEST_CASE("nested range watches and other threads report to the enclosing watch")
+{
+    {
+        const tq::fixed_point_rt q(8, 4);
+        const tq::range_watch outer;
+        {
+            const tq::range_watch inner;
+            CHECK(q(7.5f) == 7.5f);
+            CHECK_FALSE(inner.exceeded());
+        }
+        CHECK_FALSE(outer.exceeded());
+        {
+            std::vector<float> v(1 << 12, 1.0f), out(v.size());
+            v.back() = 9.0f; // in the last thread's piece
+            tq::apply_options o;
+            o.threads = 2;
+            o.min_elements_per_thread = 64;
+            const tq::range_watch inner;
+            tq::quantize(q, std::span<float const>(v), std::span<float>(out), o);
+            CHECK(inner.exceeded());
+        }
+        CHECK(outer.exceeded());
     }
 }
 

@@ -122,6 +122,47 @@ TEST_CASE("quantized_rt matches the exact reference exhaustively on small format
     MESSAGE("exhaustive number-type checks: " << checked);
 }
 
+TEST_CASE("the number type reports results beyond the range to a range watch")
+{
+    using V = tq::quantized_rt<float>;
+    long long unsound = 0, reported = 0, results = 0;
+    for (auto f : {tq::fixed_format{5, 2, true}, tq::fixed_format{4, -1, true}, tq::fixed_format{5, 2, false}})
+        for (auto r : {tq::rounding_mode::nearest, tq::rounding_mode::down, tq::rounding_mode::nearest_even})
+            for (auto o : overflows) {
+                const tq::fixed_point_rt narrow(f, r, o),
+                    wide(tq::fixed_format{f.width + 4, f.frac, f.is_signed}, r, o);
+                // op on the two formats: in range on the narrow one means the same value
+                auto check = [&](auto op) {
+                    float y;
+                    bool exceeded;
+                    {
+                        const tq::number_scope scope(narrow);
+                        const tq::range_watch watch;
+                        y = op().value();
+                        exceeded = watch.exceeded();
+                    }
+                    const tq::number_scope scope(wide);
+                    ++results;
+                    reported += exceeded;
+                    if (!exceeded && op().value() != y) ++unsound;
+                };
+                const auto words = all_words(f);
+                for (auto a : words)
+                    for (auto b : words) {
+                        const float va = value_of_word<float>(a, f.frac), vb = value_of_word<float>(b, f.frac);
+                        check([&] { return V::from_raw(va) + V::from_raw(vb); });
+                        check([&] { return V::from_raw(va) - V::from_raw(vb); });
+                        check([&] { return V::from_raw(va) * V::from_raw(vb); });
+                        if (b != 0) check([&] { return V::from_raw(va) / V::from_raw(vb); });
+                        if (b > 0) check([&] { return divide(V::from_raw(va), b); });
+                    }
+            }
+    CHECK(unsound == 0);
+    CHECK(reported > results / 10);
+    CHECK(reported < results);
+    MESSAGE("number-type results watched: " << results);
+}
+
 TEST_CASE("quantized_rt matches the exact reference on random words of wide formats")
 {
     std::mt19937_64 gen(42);

@@ -53,17 +53,19 @@ tq::data::labeled_images labelled_by(nn::network net, std::size_t n, std::uint64
     return d;
 }
 
-// A record without what differs between runs (its time).
-std::string identity_of(st::record r)
+// A record without what differs between runs (its time; whether the run watched the
+// ranges, when asked).
+std::string identity_of(st::record r, bool without_in_range = false)
 {
     r.seconds = 0;
+    if (without_in_range) r.extra.erase("in_range");
     return r.to_json().dump();
 }
 
-std::multiset<std::string> identities(std::vector<st::record> const& rs)
+std::multiset<std::string> identities(std::vector<st::record> const& rs, bool without_in_range = false)
 {
     std::multiset<std::string> out;
-    for (auto const& r : rs) out.insert(identity_of(r));
+    for (auto const& r : rs) out.insert(identity_of(r, without_in_range));
     return out;
 }
 
@@ -214,12 +216,49 @@ TEST_CASE("the evaluator measures against the float network")
     CHECK_THROWS_AS(st::evaluator(net, tq::data::labeled_images{}, {}, o), tq::config_error);
 }
 
-TEST_CASE("records do not depend on the thread count or on prefix reuse")
+TEST_CASE("a network in range at W gives the same bits at every wider W")
+{
+    xt::xtensor<float, 4> x = xt::xtensor<float, 4>::from_shape({3, 28, 28, 1});
+    tq::splitmix64 gen{4};
+    for (auto& v : x) v = float(gen.uniform());
+    for (auto const& net0 : {nn::lenet5(3), nn::small_resnet(3)}) {
+        CAPTURE(net0.scope());
+        for (std::string rounding : {"nearest", "down", "stochastic"})
+            for (int f : {3, 7}) {
+                CAPTURE(rounding);
+                CAPTURE(f);
+                auto run = [&](int w, bool* exceeded) {
+                    nn::network net = net0;
+                    const auto q =
+                        st::detail::placed(net, net.scope(), "intrinsic", st::fixed_spec(rounding, w, f), {11, 0});
+                    net.set_quantization(q.intrinsic, q.extrinsic, q.weights);
+                    const tq::range_watch watch;
+                    auto y = net.forward(x, 1);
+                    if (exceeded) *exceeded = watch.exceeded();
+                    return y;
+                };
+                int first_in_range = 0;
+                for (int w = f + 1; w <= 24 && !first_in_range; ++w) {
+                    bool exceeded = true;
+                    const auto y = run(w, &exceeded);
+                    if (!exceeded) {
+                        first_in_range = w;
+                        for (int wider : {w + 1, std::min(24, w + 6)}) CHECK(run(wider, nullptr) == y);
+                    }
+                }
+                CHECK(first_in_range > f + 1); // the narrowest words do leave the range
+                CHECK(first_in_range != 0);
+            }
+    }
+}
+
+TEST_CASE("records do not depend on the thread count or on reuse")
 {
     const auto net = bottleneck_network();
     const auto data = labelled_by(net, 300, 2);
     tqtest::temp_dir dir;
     std::vector<std::multiset<std::string>> runs;
+    std::vector<std::size_t> evaluations;
     for (auto [threads, reuse] : {std::pair{1u, true}, std::pair{2u, true}, std::pair{2u, false}}) {
         st::evaluation_options o;
         o.threads = threads;
@@ -229,15 +268,26 @@ TEST_CASE("records do not depend on the thread count or on prefix reuse")
         st::results res(dir.path / ("t" + std::to_string(threads) + (reuse ? "r" : "n") + ".jsonl"));
         st::context ctx{"Tiny", ev, res};
         auto recs = st::rounding_sweep(ctx, small_sweep());
+        const std::size_t before = ev.evaluations();
         st::layers_options lo;
         lo.widths = {4, 8, 12};
         lo.rounding = "stochastic";
-        for (auto& r : st::subunit_search(ctx, lo)) recs.push_back(r);
-        runs.push_back(identities(recs));
-        if (reuse) CHECK(ev.prefix_passes() == 2); // Tiny/pre and Tiny/big start after flatten
+        lo.reuse_in_range = reuse;
+        std::size_t points = 0;
+        for (auto& r : st::subunit_search(ctx, lo)) recs.push_back(r), ++points;
+        lo.widths = {3, 5, 6, 7, 9, 12, 16};
+        lo.rounding = "nearest";
+        for (auto& r : st::subunit_search(ctx, lo)) recs.push_back(r), ++points;
+        evaluations.push_back(ev.evaluations() - before);
+        if (!reuse) CHECK(evaluations.back() == points); // every point ran
+        runs.push_back(identities(recs, true));
+        if (reuse) CHECK(ev.prefix_passes() == 4); // Tiny/pre and Tiny/big start after flatten, twice
     }
     CHECK(runs[0] == runs[1]);
     CHECK(runs[1] == runs[2]);
+    // with reuse, the wider words of an in-range point did not run
+    CHECK(evaluations[0] == evaluations[1]);
+    CHECK(evaluations[0] < evaluations[2]);
 }
 
 TEST_CASE("sharded runs merged equal the unsharded run")

@@ -230,6 +230,7 @@ plan make_plan(settings const& s, std::string const& command)
     if (s.depth < 1) throw tq::config_error("--depth: expected 1 or more");
     p.layers.subunits = split(s.subunits, ',');
     p.layers.frac_step = s.frac_step;
+    p.layers.reuse_in_range = s.reuse;
     if (s.frac_step < 1) throw tq::config_error("--frac-step: expected 1 or more");
     p.layers.thresholds.clear();
     if (split(s.thresholds, ',').empty()) throw tq::config_error("--thresholds: give at least one");
@@ -444,7 +445,9 @@ int main(int argc, char** argv)
         c->add_option("--experiments", s.experiments, "what all runs")->capture_default_str();
         c->add_option("--seed", s.seed, "seed of networks, training and stochastic rounding")->capture_default_str();
         c->add_flag("!--no-plots", s.plots, "no gnuplot plots");
-        c->add_flag("!--no-reuse", s.reuse, "recompute the float layers before a quantized subunit at every point");
+        c->add_flag("!--no-reuse", s.reuse,
+                    "measure every point: recompute the float layers before a quantized subunit, and rerun wider words "
+                    "that cannot differ");
     };
     std::string chosen;
     const std::vector<std::pair<char const*, char const*>> commands{

@@ -9,6 +9,7 @@
 #include "core/error.hpp"
 #include "core/overflow.hpp"
 #include "core/random.hpp"
+#include "core/range_watch.hpp"
 #include "core/rounding.hpp"
 #include "core/stream.hpp"
 #include "number/quantized.hpp"

@@ -82,10 +82,15 @@ struct fixed_arith
         return fixed_arith(f);
     }
 
-    // The word of an exact integer result n (any size), after the overflow policy.
+    // The word of an exact integer result n (any size), after the overflow policy; a
+    // result beyond the range is reported to this thread's range_watch.
     template <class N>
     int128 fit(N const& n) const
     {
+        if (range_flag* watch = current_range_flag()) [[unlikely]] {
+            const word_range r = O::range(format);
+            if (n < N(r.lo) || n > N(r.hi)) watch->note();
+        }
         return fit_word<O>(n, format);
     }
 

@@ -19,6 +19,7 @@
 #include "../core/fixed_format.hpp"
 #include "../core/overflow.hpp"
 #include "../core/random.hpp"
+#include "../core/range_watch.hpp"
 #include "../core/rounding.hpp"
 #include "../core/spec.hpp"
 #include "../detail/vector_ops.hpp"
@@ -64,13 +65,14 @@ struct fixed_kernel : kernel_calls<fixed_kernel<T, R, O>, T, is_stochastic_round
     bool guard_tiny; // F < 0: x 2^F can underflow; keep its sign and non-zero-ness
     bool is_signed;
     counter_rng rng;
+    range_flag* watch; // core/range_watch.hpp: where values beyond the range are reported
 
     constexpr fixed_kernel(fixed_format f, rng_key k = {}) noexcept
         : scale(exp2i<T>(f.frac)), inv_scale(exp2i<T>(-f.frac)), lo(static_cast<T>(O::range(f).lo)),
           hi(static_cast<T>(O::range(f).hi)), modulus(exp2i<T>(f.width)), inv_modulus(exp2i<T>(-f.width)),
           half_modulus(f.is_signed ? exp2i<T>(f.width - 1) : exp2i<T>(f.width)),
           wrap_bound(exp2i<T>(f.width + std::numeric_limits<T>::digits)), guard_tiny(f.frac < 0),
-          is_signed(f.is_signed), rng(k)
+          is_signed(f.is_signed), rng(k), watch(current_range_flag())
     {}
 
     // x 2^F, exactly; with F < 0 a tiny x whose product underflows is replaced by the
@@ -98,7 +100,8 @@ struct fixed_kernel : kernel_calls<fixed_kernel<T, R, O>, T, is_stochastic_round
     }
 
     // Saturating formats clamp x 2^F to [lo, hi] before rounding: lo and hi are integers,
-    // so rounding stays inside, and infinities become finite before trunc.
+    // so rounding stays inside, and infinities become finite before trunc. (apply() and
+    // the watched products report to the range watch; the pieces themselves do not.)
     template <class V>
     V clamp_scaled(V const& xs) const noexcept
     {
@@ -121,14 +124,32 @@ struct fixed_kernel : kernel_calls<fixed_kernel<T, R, O>, T, is_stochastic_round
         return vselect(vabs(x) == V(std::numeric_limits<T>::infinity()), x - x, m);
     }
 
+    // Reports integer-valued words (or scaled values) outside [lo, hi] to the watch.
+    template <class V>
+    void note_beyond(V const& v) const noexcept
+    {
+        if constexpr (std::is_arithmetic_v<V>) {
+            if (v > hi || v < lo) watch->note();
+        } else {
+            if (xsimd::any((v > V(hi)) | (v < V(lo)))) watch->note();
+        }
+    }
+
     template <class V>
     V apply(V const& x, V const& u) const noexcept
     {
         V r;
-        if constexpr (O::modular)
-            r = wrap(round(scaled(x), u), x);
-        else
-            r = round(clamp_scaled(scaled(x)), u);
+        if constexpr (O::modular) {
+            r = round(scaled(x), u);
+            if (watch) [[unlikely]]
+                note_beyond(r);
+            r = wrap(r, x);
+        } else {
+            const V xs = scaled(x);
+            if (watch) [[unlikely]]
+                note_beyond(xs);
+            r = round(clamp_scaled(xs), u);
+        }
         // r 2^-F + 0: exact, and turns -0 into +0 (a fixed-point word has one zero)
         return mul_add(r, V(inv_scale), V(T(0)));
     }

@@ -14,6 +14,7 @@
 
 #include "../config.hpp"
 
+#include "../core/range_watch.hpp"
 #include "../data/idx.hpp"
 #include "../nn/network.hpp"
 #include "../train/trainer.hpp"
@@ -23,6 +24,7 @@
 #include <chrono>
 #include <exception>
 #include <numeric>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -73,6 +75,10 @@ struct evaluation
     double agreement = 0;         // share of images whose class is the float network's
     std::size_t images = 0;
     double seconds = 0;
+    // When asked for: no fixed-point rounding met a value beyond its format's range
+    // (core/range_watch.hpp), so the same maps with wider words and the same F and
+    // policies give the same results.
+    std::optional<bool> in_range;
     std::vector<nn::tensor_stats> stats; // per layer and tensor, when asked for
 };
 
@@ -153,18 +159,21 @@ public:
     evaluation_options const& options() const noexcept { return options_; }
     // Prefix passes computed so far (one per first quantized node met).
     std::size_t prefix_passes() const noexcept { return prefix_passes_; }
+    // Evaluations run so far (not counting the float baseline).
+    std::size_t evaluations() const noexcept { return evaluations_; }
 
-    // The evaluator's network under q.
-    evaluation evaluate(quantization const& q, bool instrument = false)
+    // The evaluator's network under q; instrument: the per-layer statistics; watch_range:
+    // in_range (watched products cost about a quarter more).
+    evaluation evaluate(quantization const& q, bool instrument = false, bool watch_range = false)
     {
-        return run(net_, q, instrument, options_.reuse_prefix);
+        return run(net_, q, instrument, options_.reuse_prefix, watch_range);
     }
 
     // Another network (retrained from the same float one, say) under q, against the float
     // predictions of the evaluator's network.
     evaluation evaluate(nn::network const& net, quantization const& q, bool instrument = false)
     {
-        return run(net, q, instrument, false);
+        return run(net, q, instrument, false, false);
     }
 
     // Runs fn(node, output) on every node's output under q for every block, on one
@@ -183,11 +192,15 @@ public:
     }
 
 private:
-    evaluation run(nn::network const& net, quantization const& q, bool instrument, bool reuse)
+    evaluation run(nn::network const& net, quantization const& q, bool instrument, bool reuse, bool watch_range)
     {
         const auto t0 = std::chrono::steady_clock::now();
+        ++evaluations_;
         evaluation r;
-        const auto labels = classify(net, q, instrument ? &r.stats : nullptr, reuse ? &net : nullptr);
+        bool in_range = true;
+        const auto labels = classify(net, q, instrument ? &r.stats : nullptr, reuse ? &net : nullptr,
+                                     watch_range ? &in_range : nullptr);
+        if (watch_range) r.in_range = in_range;
         r.images = labels.size();
         r.accuracy = share_correct(labels);
         r.relative_accuracy = float_accuracy_ > 0 ? r.accuracy / float_accuracy_ : 0;
@@ -228,10 +241,11 @@ private:
         return net.nodes().size();
     }
 
-    // Class of every image; stats (if given) gets the merged per-tensor statistics.
-    // reuse_of is the evaluator's own network when prefix reuse is allowed.
+    // Class of every image; stats (if given) gets the merged per-tensor statistics, and
+    // in_range (if given) whether every rounding stayed in range. reuse_of is the
+    // evaluator's own network when prefix reuse is allowed.
     std::vector<int> classify(nn::network const& net, quantization const& q, std::vector<nn::tensor_stats>* stats,
-                              nn::network const* reuse_of)
+                              nn::network const* reuse_of, bool* in_range = nullptr)
     {
         std::vector<nn::network> others;
         std::vector<nn::network>& copies = &net == &net_ ? own_copies(q) : (others = copies_of(net, q));
@@ -251,8 +265,11 @@ private:
         }
         std::vector<std::vector<int>> per_block(blocks_.size());
         std::vector<std::vector<nn::tensor_stats>> block_stats(blocks_.size());
+        std::vector<char> beyond(blocks_.size(), 0);
         detail::for_each_block(blocks_.size(), threads(), [&](std::size_t b, unsigned t) {
             nn::network& n = copies[t];
+            std::optional<range_watch> watch;
+            if (in_range) watch.emplace();
             if (stats) {
                 n.clear_stats();
                 n.set_instrumentation(true);
@@ -263,12 +280,14 @@ private:
                 block_stats[b] = n.stats();
                 n.set_instrumentation(false);
             }
+            beyond[b] = watch && watch->exceeded();
             const std::size_t rows = y.shape(0), k = y.size() / std::max<std::size_t>(rows, 1);
             per_block[b].resize(rows);
             for (std::size_t r = 0; r < rows; ++r) per_block[b][r] = detail::argmax_row(y.data() + r * k, k);
         });
         std::vector<int> labels;
         for (auto const& p : per_block) labels.insert(labels.end(), p.begin(), p.end());
+        if (in_range) *in_range = std::find(beyond.begin(), beyond.end(), 1) == beyond.end();
         if (stats) { // merged in block order
             *stats = block_stats.empty() ? std::vector<nn::tensor_stats>{} : block_stats[0];
             for (std::size_t b = 1; b < block_stats.size(); ++b)
@@ -295,6 +314,7 @@ private:
     std::vector<std::vector<nn::tensor4<float>>> prefix_;
     std::size_t cached_first_ = 0;
     std::size_t prefix_passes_ = 0;
+    std::size_t evaluations_ = 0;
 };
 
 } // namespace tensorquant::inline TENSORQUANT_ABI::study

@@ -120,7 +120,9 @@ struct float_mac
 // value of the format) is exact while 2W <= 53, sums of two words are exact, so the
 // only roundings are the format's own. Products of stochastic formats use the
 // threshold of index (row K + k) N + column.
-template <class R, class O, class Arch = xsimd::default_arch>
+// Watched: report words beyond the range to the kernel's range_watch (a separate
+// instantiation, so unwatched products pay nothing for it).
+template <class R, class O, class Arch = xsimd::default_arch, bool Watched = false>
 struct intrinsic_mac
 {
     static constexpr std::size_t rows_per_block = 4; // a step is long: four rows give enough parallelism
@@ -132,6 +134,7 @@ struct intrinsic_mac
 
     batch fit(batch const& s) const noexcept
     {
+        if constexpr (Watched) k.note_beyond(s);
         if constexpr (O::modular)
             return k.wrap(s, s);
         else
@@ -141,10 +144,14 @@ struct intrinsic_mac
     {
         batch u(0.0);
         if constexpr (is_stochastic_rounding_v<R>) u = k.rng.uniform(index, static_cast<batch const*>(nullptr));
-        if constexpr (O::modular)
-            return k.wrap(k.round(p, u), p);
-        else
+        if constexpr (O::modular) {
+            const batch r = k.round(p, u);
+            if constexpr (Watched) k.note_beyond(r);
+            return k.wrap(r, p);
+        } else {
+            if constexpr (Watched) k.note_beyond(p);
             return k.round(k.clamp_scaled(p), u);
+        }
     }
     batch init(batch const&) const noexcept { return batch(0.0); }
     template <class TA>

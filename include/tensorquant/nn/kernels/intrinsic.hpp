@@ -34,8 +34,10 @@ decltype(auto) visit_intrinsic(fixed_point_rt const& q, Fn&& fn)
         return tensorquant::detail::visit_overflow(q.overflow(), [&](auto o) -> decltype(auto) {
             using R = decltype(r);
             using O = decltype(o);
-            return fn(intrinsic_mac<R, O, Arch>{fixed_kernel<double, R, O>(q.format(), q.key()),
-                                                exp2i<double>(q.format().frac)});
+            const fixed_kernel<double, R, O> k(q.format(), q.key());
+            const double scale = exp2i<double>(q.format().frac);
+            if (k.watch) return fn(intrinsic_mac<R, O, Arch, true>{k, scale});
+            return fn(intrinsic_mac<R, O, Arch>{k, scale});
         });
     });
 }
