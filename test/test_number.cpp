@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <array>
+#include <bit>
 #include <cstdint>
 #include <limits>
 #include <random>
@@ -410,4 +411,123 @@ TEST_CASE_TEMPLATE("exp2i is exact over the whole exponent range", T, float, dou
     }
     CHECK(same);
     static_assert(tensorquant::detail::exp2i<T>(-3) == T(0.125));
+}
+
+// ---- constant expressions ------------------------------------------------------------
+
+namespace {
+
+using q8_4 = tq::quantized<float, tq::fixed_point<8, 4>>;
+constexpr q8_4 three = 3;
+constexpr q8_4 point3 = 0.3f;
+static_assert(tq::fixed_point<8, 4>{}(0.3f) == 0.3125f);
+static_assert(tq::fixed_point<8, 4>{}(100.f) == 7.9375f);
+static_assert(tq::fixed_point<8, 4, tq::rounding::down>{}(-0.3f) == -0.3125f);
+static_assert(tq::fixed_point<8, 4, tq::rounding::nearest, tq::overflow::wrap>{}(8.f) == -8.f);
+static_assert(tq::fixed_point<6, 2, tq::rounding::nearest_even>{}(0.375f) == 0.5f);
+static_assert((three * point3).value() == 0.9375f);
+static_assert((three + point3).value() == 3.3125f);
+static_assert((point3 / three).value() == 0.125f);
+static_assert((three / point3).value() == 7.9375f); // saturates
+static_assert(sqrt(three).value() == 1.75f);
+static_assert(q8_4(200).value() == 7.9375f);
+
+// Every input of a grid quantized at compile time (the constexpr paths of the helpers).
+template <class Q, std::size_t N>
+constexpr std::array<float, N> quantized_grid(float first, float step)
+{
+    std::array<float, N> out{};
+    for (std::size_t i = 0; i < N; ++i) {
+        const float x = first + float(i) * step;
+        if constexpr (tq::is_stochastic_rounding_v<typename Q::rounding_policy>)
+            out[i] = Q{}(x, i);
+        else
+            out[i] = Q{}(x);
+    }
+    return out;
+}
+
+// Every pair of words of a small format: a + b, a - b, a * b, a / b (b != 0), sqrt(a).
+template <class V, std::size_t N>
+constexpr std::array<float, 4 * N * N + N> all_results(std::array<float, N> words)
+{
+    std::array<float, 4 * N * N + N> out{};
+    std::size_t k = 0;
+    for (float a : words) {
+        out[k++] = a >= 0 ? sqrt(V::from_raw(a)).value() : 0.f;
+        for (float b : words) {
+            out[k++] = (V::from_raw(a) + V::from_raw(b)).value();
+            out[k++] = (V::from_raw(a) - V::from_raw(b)).value();
+            out[k++] = (V::from_raw(a) * V::from_raw(b)).value();
+            out[k++] = b != 0 ? (V::from_raw(a) / V::from_raw(b)).value() : 0.f;
+        }
+    }
+    return out;
+}
+
+template <std::size_t N>
+constexpr std::array<float, N> words_of(int w, int f)
+{
+    std::array<float, N> out{};
+    for (std::size_t i = 0; i < N; ++i)
+        out[i] = float(std::int64_t(i) - (std::int64_t(1) << (w - 1))) / float(std::int64_t(1) << f);
+    return out;
+}
+
+template <class Q>
+void check_grid_at_compile_time()
+{
+    // a grid eight times finer than the format, from beyond -max to beyond max
+    static constexpr auto at_compile_time = quantized_grid<Q, 1024>(-40.f, 1.f / 16);
+    std::size_t differ = 0;
+    for (std::size_t i = 0; i < at_compile_time.size(); ++i) {
+        const float x = -40.f + float(i) * (1.f / 16);
+        float now;
+        if constexpr (tq::is_stochastic_rounding_v<typename Q::rounding_policy>)
+            now = Q{}(x, i);
+        else
+            now = Q{}(x);
+        differ += std::bit_cast<std::uint32_t>(now) != std::bit_cast<std::uint32_t>(at_compile_time[i]);
+    }
+    CHECK(differ == 0);
+}
+
+template <class V, int W, int F>
+void check_arithmetic_at_compile_time()
+{
+    static constexpr auto words = words_of<(std::size_t(1) << W)>(W, F);
+    static constexpr auto at_compile_time = all_results<V>(words);
+    const auto now = all_results<V>(words);
+    std::size_t differ = 0;
+    for (std::size_t i = 0; i < now.size(); ++i)
+        differ += std::bit_cast<std::uint32_t>(now[i]) != std::bit_cast<std::uint32_t>(at_compile_time[i]);
+    CHECK(differ == 0);
+}
+
+} // namespace
+
+TEST_CASE("quantizers and the number type work in constant expressions")
+{
+    SUBCASE("fixed point: every rounding and overflow policy on a fine grid")
+    {
+        check_grid_at_compile_time<tq::fixed_point<8, 3, tq::rounding::nearest>>();
+        check_grid_at_compile_time<tq::fixed_point<8, 3, tq::rounding::nearest_even>>();
+        check_grid_at_compile_time<tq::fixed_point<8, 3, tq::rounding::nearest_up>>();
+        check_grid_at_compile_time<tq::fixed_point<8, 3, tq::rounding::nearest_down>>();
+        check_grid_at_compile_time<tq::fixed_point<8, 3, tq::rounding::nearest_zero>>();
+        check_grid_at_compile_time<tq::fixed_point<8, 3, tq::rounding::zero>>();
+        check_grid_at_compile_time<tq::fixed_point<8, 3, tq::rounding::down>>();
+        check_grid_at_compile_time<tq::fixed_point<8, 3, tq::rounding::up, tq::overflow::symmetric>>();
+        check_grid_at_compile_time<tq::fixed_point<7, 2, tq::rounding::nearest, tq::overflow::wrap>>();
+        check_grid_at_compile_time<tq::fixed_point<6, -1, tq::rounding::nearest_even>>();
+        check_grid_at_compile_time<tq::ufixed_point<8, 3, tq::rounding::down>>();
+        check_grid_at_compile_time<tq::fixed_point<8, 3, tq::rounding::stochastic>>();
+    }
+    SUBCASE("the number type: every operation on every pair of words")
+    {
+        check_arithmetic_at_compile_time<tq::quantized<float, tq::fixed_point<4, 1>>, 4, 1>();
+        check_arithmetic_at_compile_time<
+            tq::quantized<float, tq::fixed_point<4, 2, tq::rounding::nearest_even, tq::overflow::wrap>>, 4, 2>();
+        check_arithmetic_at_compile_time<tq::quantized<float, tq::fixed_point<5, 2, tq::rounding::down>>, 5, 2>();
+    }
 }

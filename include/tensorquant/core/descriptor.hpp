@@ -19,8 +19,8 @@ namespace tensorquant::inline TENSORQUANT_ABI::detail {
 template <class Derived, class T, bool Stochastic>
 struct kernel_calls
 {
-    T operator()(T x) const noexcept requires(!Stochastic) { return self().apply(x, T(0)); }
-    T operator()(T x, std::uint64_t i) const noexcept requires(Stochastic)
+    constexpr T operator()(T x) const noexcept requires(!Stochastic) { return self().apply(x, T(0)); }
+    constexpr T operator()(T x, std::uint64_t i) const noexcept requires(Stochastic)
     {
         return self().apply(x, self().rng.template uniform<T>(i));
     }
@@ -36,7 +36,7 @@ struct kernel_calls
     }
 
 private:
-    Derived const& self() const noexcept { return static_cast<Derived const&>(*this); }
+    constexpr Derived const& self() const noexcept { return static_cast<Derived const&>(*this); }
 };
 
 // Calls the element-wise operator of a kernel for element i, whichever form it has.

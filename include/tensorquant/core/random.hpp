@@ -64,7 +64,7 @@ constexpr block_keys make_block_keys(rng_key k, std::uint32_t block) noexcept
 // U is uint32_t, uint64_t holding a 32-bit value, or a batch of either (64-bit lanes
 // are masked back to 32 bits after each product).
 template <class U>
-inline U low32(U v) noexcept
+constexpr U low32(U v) noexcept
 {
     using E = value_type_t<U>;
     if constexpr (sizeof(E) == 8)
@@ -77,7 +77,7 @@ inline U low32(U v) noexcept
 // s = counter + a (mod 2^32). Floats take the top 24 bits, which the last product has
 // mixed well, so they skip the final xor-shift that only spreads high bits downwards.
 template <bool TopBitsOnly, class U>
-inline U random_bits_of_sum(std::uint32_t b, U s) noexcept
+constexpr U random_bits_of_sum(std::uint32_t b, U s) noexcept
 {
     using E = value_type_t<U>;
     U x = low32(s * U(E(0x7feb352du))); // the low 32 bits of a product need only those of s
@@ -92,7 +92,7 @@ inline U random_bits_of_sum(std::uint32_t b, U s) noexcept
 // Uniform threshold in [0, 1) on a grid of 2^-24 (float) or 2^-32 (double); the
 // conversion and the scaling are exact.
 template <class T>
-inline T uniform_from_bits(std::uint32_t bits) noexcept
+constexpr T uniform_from_bits(std::uint32_t bits) noexcept
 {
     if constexpr (sizeof(T) == 4)
         return static_cast<T>(static_cast<std::int32_t>(bits >> 8)) * T(0x1p-24);
@@ -120,14 +120,14 @@ struct counter_rng
     constexpr counter_rng() = default;
     constexpr counter_rng(rng_key k) noexcept : key(k), block0(make_block_keys(k, 0)) {}
 
-    block_keys keys(std::uint64_t index) const noexcept
+    constexpr block_keys keys(std::uint64_t index) const noexcept
     {
         const auto block = static_cast<std::uint32_t>(index >> 32);
         return block == 0 ? block0 : make_block_keys(key, block);
     }
 
     template <class T>
-    T uniform(std::uint64_t index) const noexcept
+    constexpr T uniform(std::uint64_t index) const noexcept
     {
         const block_keys k = keys(index);
         return uniform_from_bits<T>(random_bits_of_sum<sizeof(T) == 4>(k.b, static_cast<std::uint32_t>(index) + k.a));
@@ -169,7 +169,7 @@ private:
 };
 
 template <class T>
-inline T uniform_at(rng_key key, std::uint64_t index) noexcept
+constexpr T uniform_at(rng_key key, std::uint64_t index) noexcept
 {
     return counter_rng(key).uniform<T>(index);
 }

@@ -46,7 +46,7 @@ struct nearest
     static constexpr std::string_view name = "nearest";
     static constexpr rounding_mode mode = rounding_mode::nearest;
     template <class V>
-    static V apply(V const& t, V const& e) noexcept
+    static constexpr V apply(V const& t, V const& e) noexcept
     {
         // |e| >= 1/2 exactly when trunc(2e) = +-1 (2e is exact)
         return t + detail::vtrunc(e + e);
@@ -58,7 +58,7 @@ struct nearest_even
     static constexpr std::string_view name = "nearest_even";
     static constexpr rounding_mode mode = rounding_mode::nearest_even;
     template <class V>
-    static V apply(V const& t, V const& e) noexcept
+    static constexpr V apply(V const& t, V const& e) noexcept
     {
         V a = detail::vabs(e);
         V h = t * detail::half<V>();
@@ -73,7 +73,7 @@ struct nearest_up
     static constexpr std::string_view name = "nearest_up";
     static constexpr rounding_mode mode = rounding_mode::nearest_up;
     template <class V>
-    static V apply(V const& t, V const& e) noexcept
+    static constexpr V apply(V const& t, V const& e) noexcept
     {
         return t + detail::one_if<V>(e >= detail::half<V>()) - detail::one_if<V>(e < -detail::half<V>());
     }
@@ -84,7 +84,7 @@ struct nearest_down
     static constexpr std::string_view name = "nearest_down";
     static constexpr rounding_mode mode = rounding_mode::nearest_down;
     template <class V>
-    static V apply(V const& t, V const& e) noexcept
+    static constexpr V apply(V const& t, V const& e) noexcept
     {
         return t + detail::one_if<V>(e > detail::half<V>()) - detail::one_if<V>(e <= -detail::half<V>());
     }
@@ -95,7 +95,7 @@ struct nearest_zero
     static constexpr std::string_view name = "nearest_zero";
     static constexpr rounding_mode mode = rounding_mode::nearest_zero;
     template <class V>
-    static V apply(V const& t, V const& e) noexcept
+    static constexpr V apply(V const& t, V const& e) noexcept
     {
         return t + detail::vcopysign(detail::one_if<V>(detail::vabs(e) > detail::half<V>()), e);
     }
@@ -106,7 +106,7 @@ struct zero
     static constexpr std::string_view name = "zero";
     static constexpr rounding_mode mode = rounding_mode::zero;
     template <class V>
-    static V apply(V const& t, V const&) noexcept
+    static constexpr V apply(V const& t, V const&) noexcept
     {
         return t;
     }
@@ -117,7 +117,7 @@ struct down
     static constexpr std::string_view name = "down";
     static constexpr rounding_mode mode = rounding_mode::down;
     template <class V>
-    static V apply(V const& t, V const& e) noexcept
+    static constexpr V apply(V const& t, V const& e) noexcept
     {
         return t - detail::one_if<V>(e < V(detail::value_type_t<V>(0)));
     }
@@ -128,7 +128,7 @@ struct up
     static constexpr std::string_view name = "up";
     static constexpr rounding_mode mode = rounding_mode::up;
     template <class V>
-    static V apply(V const& t, V const& e) noexcept
+    static constexpr V apply(V const& t, V const& e) noexcept
     {
         return t + detail::one_if<V>(e > V(detail::value_type_t<V>(0)));
     }
@@ -142,7 +142,7 @@ struct stochastic
     static constexpr std::string_view name = "stochastic";
     static constexpr rounding_mode mode = rounding_mode::stochastic;
     template <class V>
-    static V apply(V const& t, V const& e, V const& u) noexcept
+    static constexpr V apply(V const& t, V const& e, V const& u) noexcept
     {
         return t + detail::vcopysign(detail::one_if<V>(detail::vabs(e) > u), e);
     }
@@ -189,7 +189,7 @@ decltype(auto) visit_rounding(rounding_mode m, F&& f)
 // The one rounding step of every kernel: v rounded to an integer-valued V by policy R,
 // through t = trunc(v) and the exact remainder e = v - t (u: the stochastic threshold).
 template <class R, class V>
-inline V round_to_integer(V const& v, [[maybe_unused]] V const& u) noexcept
+constexpr V round_to_integer(V const& v, [[maybe_unused]] V const& u) noexcept
 {
     const V t = vtrunc(v);
     const V e = v - t;

@@ -52,25 +52,62 @@ template <class V>
 using int_vector_t = typename int_vector<V>::type;
 
 // --- scalar overloads ---------------------------------------------------------------
+// constexpr: in constant evaluation, where <cmath> is not constexpr, the floating-point
+// helpers work on the bits and on integers (exact, as the library calls do).
 template <class T>
     requires std::is_arithmetic_v<T>
-inline T vselect(bool c, T a, T b) noexcept { return c ? a : b; }
+constexpr T vselect(bool c, T a, T b) noexcept { return c ? a : b; }
 
 template <class T>
     requires std::floating_point<T>
-inline T vfloor(T x) noexcept { return std::floor(x); }
+constexpr T vabs(T x) noexcept
+{
+    if (std::is_constant_evaluated()) {
+        if constexpr (sizeof(T) == sizeof(std::uint32_t) || sizeof(T) == sizeof(std::uint64_t)) {
+            using U = std::make_unsigned_t<int_for<T>>;
+            return std::bit_cast<T>(U(std::bit_cast<U>(x) & (~U(0) >> 1)));
+        }
+    }
+    return std::fabs(x);
+}
 template <class T>
     requires std::floating_point<T>
-inline T vtrunc(T x) noexcept { return std::trunc(x); }
+constexpr T vcopysign(T mag, T sgn) noexcept
+{
+    if (std::is_constant_evaluated()) {
+        if constexpr (sizeof(T) == sizeof(std::uint32_t) || sizeof(T) == sizeof(std::uint64_t)) {
+            using U = std::make_unsigned_t<int_for<T>>;
+            constexpr U sign = U(1) << (8 * sizeof(T) - 1);
+            return std::bit_cast<T>(U((std::bit_cast<U>(mag) & ~sign) | (std::bit_cast<U>(sgn) & sign)));
+        }
+    }
+    return std::copysign(mag, sgn);
+}
 template <class T>
     requires std::floating_point<T>
-inline T vabs(T x) noexcept { return std::fabs(x); }
+constexpr T vtrunc(T x) noexcept
+{
+    if (std::is_constant_evaluated()) {
+        // beyond 2^(digits - 1) every value is an integer (or infinite, or NaN)
+        constexpr T integral = T(std::uint64_t(1) << (std::numeric_limits<T>::digits - 1));
+        if (!(vabs(x) < integral)) return x;
+        return vcopysign(T(static_cast<std::int64_t>(x)), x);
+    }
+    return std::trunc(x);
+}
 template <class T>
     requires std::floating_point<T>
-inline bool visnan(T x) noexcept { return x != x; }
+constexpr T vfloor(T x) noexcept
+{
+    if (std::is_constant_evaluated()) {
+        const T t = vtrunc(x);
+        return t > x ? t - T(1) : t;
+    }
+    return std::floor(x);
+}
 template <class T>
     requires std::floating_point<T>
-inline T vcopysign(T mag, T sgn) noexcept { return std::copysign(mag, sgn); }
+constexpr bool visnan(T x) noexcept { return x != x; }
 
 template <class T>
     requires std::floating_point<T>
@@ -159,7 +196,7 @@ inline auto from_bits(xsimd::batch<I, A> const& b) noexcept
 // a * b + c, for callers whose product and sum are exact (so fused or not is the same).
 template <class T>
     requires std::floating_point<T>
-inline T mul_add(T a, T b, T c) noexcept { return a * b + c; }
+constexpr T mul_add(T a, T b, T c) noexcept { return a * b + c; }
 template <class T, class A>
 inline xsimd::batch<T, A> mul_add(xsimd::batch<T, A> const& a, xsimd::batch<T, A> const& b,
                                   xsimd::batch<T, A> const& c) noexcept
@@ -182,14 +219,14 @@ inline xsimd::batch<I, A> wrapping_add(xsimd::batch<I, A> const& a, xsimd::batch
 }
 
 template <class V>
-inline V half() noexcept
+constexpr V half() noexcept
 {
     return V(value_type_t<V>(0.5));
 }
 
 // 1 where the condition holds, 0 elsewhere; +0 so that adding it turns -0 into +0.
 template <class V, class M>
-inline V one_if(M const& m) noexcept
+constexpr V one_if(M const& m) noexcept
 {
     return vselect(m, V(value_type_t<V>(1)), V(value_type_t<V>(0)));
 }

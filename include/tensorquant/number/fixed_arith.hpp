@@ -29,9 +29,9 @@ enum class remainder_class { zero, below_half, half, above_half };
 // neg and remainder class c. R itself decides, on a small proxy with the same sign and
 // parity, so the integer path follows the very policies the float kernels use.
 template <class R, class I>
-I round_truncated(bool neg, I q_mag, remainder_class c)
+constexpr I round_truncated(bool neg, I q_mag, remainder_class c)
 {
-    static constexpr double proxy_e[] = {0.0, 0.25, 0.5, 0.75};
+    constexpr double proxy_e[] = {0.0, 0.25, 0.5, 0.75};
     double t = static_cast<double>(static_cast<int>(static_cast<int128>(q_mag & I(3))));
     double e = proxy_e[static_cast<int>(c)];
     if (neg) t = -t, e = -e;
@@ -40,7 +40,7 @@ I round_truncated(bool neg, I q_mag, remainder_class c)
 }
 
 template <class I>
-remainder_class classify(I rem, I den) // 0 <= rem < den
+constexpr remainder_class classify(I rem, I den) // 0 <= rem < den
 {
     if (rem == 0) return remainder_class::zero;
     const I rest = den - rem;
@@ -49,7 +49,7 @@ remainder_class classify(I rem, I den) // 0 <= rem < den
 
 // The integer nearest (by R) to num / den, den > 0.
 template <class R, class I>
-I round_quotient(I const& num, I const& den)
+constexpr I round_quotient(I const& num, I const& den)
 {
     const bool neg = num < 0;
     const I mag = neg ? I(-num) : num;
@@ -57,12 +57,12 @@ I round_quotient(I const& num, I const& den)
     return round_truncated<R>(neg, q, classify<I>(I(mag - q * den), den));
 }
 
-inline int bit_length(uint128 v) noexcept
+constexpr int bit_length(uint128 v) noexcept
 {
     const auto hi = static_cast<std::uint64_t>(v >> 64);
     return hi ? 128 - std::countl_zero(hi) : 64 - std::countl_zero(static_cast<std::uint64_t>(v));
 }
-inline uint128 magnitude(int128 v) noexcept { return v < 0 ? uint128(0) - uint128(v) : uint128(v); }
+constexpr uint128 magnitude(int128 v) noexcept { return v < 0 ? uint128(0) - uint128(v) : uint128(v); }
 
 // Exact operations on words of a format with rounding R and overflow O. A word is the
 // integer n of a value n 2^-F.
@@ -85,7 +85,7 @@ struct fixed_arith
     // The word of an exact integer result n (any size), after the overflow policy; a
     // result beyond the range is reported to this thread's range_watch.
     template <class N>
-    int128 fit(N const& n) const
+    constexpr int128 fit(N const& n) const
     {
         if (range_flag* watch = current_range_flag()) [[unlikely]] {
             const word_range r = O::range(format);
@@ -94,12 +94,12 @@ struct fixed_arith
         return fit_word<O>(n, format);
     }
 
-    int128 add(int128 a, int128 b) const noexcept { return fit(a + b); }
-    int128 sub(int128 a, int128 b) const noexcept { return fit(a - b); }
-    int128 neg(int128 a) const noexcept { return fit(-a); }
+    constexpr int128 add(int128 a, int128 b) const noexcept { return fit(a + b); }
+    constexpr int128 sub(int128 a, int128 b) const noexcept { return fit(a - b); }
+    constexpr int128 neg(int128 a) const noexcept { return fit(-a); }
 
     // a 2^-F * b 2^-F = (a b 2^-F) 2^-F.
-    int128 mul(int128 a, int128 b) const
+    constexpr int128 mul(int128 a, int128 b) const
     {
         const int128 p = a * b; // |a|, |b| <= 2^63: fits
         const int f = format.frac;
@@ -110,7 +110,7 @@ struct fixed_arith
     }
 
     // (a 2^-F) / (b 2^-F) = (a 2^F / b) 2^-F; b != 0.
-    int128 div(int128 a, int128 b) const
+    constexpr int128 div(int128 a, int128 b) const
     {
         const int f = format.frac;
         bigint num(a), den(b);
@@ -125,7 +125,7 @@ struct fixed_arith
     }
 
     // The word of the integer i (exact, then the overflow policy).
-    int128 from_integer(int128 i) const
+    constexpr int128 from_integer(int128 i) const
     {
         const int f = format.frac;
         if (f < 0) return fit(round_quotient<R>(i, int128(1) << -f));
@@ -134,10 +134,10 @@ struct fixed_arith
     }
 
     // (a 2^-F) / n for a positive integer n (an average over n elements).
-    int128 div_int(int128 a, std::int64_t n) const { return fit(round_quotient<R>(a, int128(n))); }
+    constexpr int128 div_int(int128 a, std::int64_t n) const { return fit(round_quotient<R>(a, int128(n))); }
 
     // sqrt(a 2^-F) = sqrt(N / D) in steps of 2^-F, with N / D = a 2^F; a >= 0.
-    int128 sqrt(int128 a) const
+    constexpr int128 sqrt(int128 a) const
     {
         const int f = format.frac;
         const bigint n = f >= 0 ? bigint(a) << f : bigint(a);
@@ -160,14 +160,17 @@ struct fixed_arith
 };
 
 // Word of a value already in the format (exact: the value is n 2^-F with |n| < 2^64).
+// (Scaling by an exact power of two is exact here: words are below 2^64 and |F| <= 64.)
 template <std::floating_point T>
-int128 to_word(T v, int frac) noexcept
+constexpr int128 to_word(T v, int frac) noexcept
 {
+    if (std::is_constant_evaluated()) return static_cast<int128>(v * exp2i<T>(frac));
     return static_cast<int128>(std::ldexp(v, frac));
 }
 template <std::floating_point T>
-T from_word(int128 n, int frac) noexcept
+constexpr T from_word(int128 n, int frac) noexcept
 {
+    if (std::is_constant_evaluated()) return static_cast<T>(n) * exp2i<T>(-frac);
     return std::ldexp(static_cast<T>(n), -frac); // exact while the format fits T
 }
 

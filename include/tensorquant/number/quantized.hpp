@@ -60,17 +60,17 @@ using wider_t = std::conditional_t<(sizeof(A) >= sizeof(B)), A, B>;
 template <class T>
 struct storage_codec
 {
-    static int128 word(T raw, int frac) noexcept { return to_word(raw, frac); }
-    static T raw(int128 word, int frac) noexcept { return from_word<T>(word, frac); }
-    static bool isnan(T raw) noexcept { return raw != raw; }
-    static T nan(char const*) noexcept { return std::numeric_limits<T>::quiet_NaN(); }
+    static constexpr int128 word(T raw, int frac) noexcept { return to_word(raw, frac); }
+    static constexpr T raw(int128 word, int frac) noexcept { return from_word<T>(word, frac); }
+    static constexpr bool isnan(T raw) noexcept { return raw != raw; }
+    static constexpr T nan(char const*) noexcept { return std::numeric_limits<T>::quiet_NaN(); }
 };
 template <>
 struct storage_codec<std::int64_t>
 {
-    static int128 word(std::int64_t raw, int) noexcept { return raw; }
-    static std::int64_t raw(int128 word, int) noexcept { return static_cast<std::int64_t>(word); }
-    static bool isnan(std::int64_t) noexcept { return false; }
+    static constexpr int128 word(std::int64_t raw, int) noexcept { return raw; }
+    static constexpr std::int64_t raw(int128 word, int) noexcept { return static_cast<std::int64_t>(word); }
+    static constexpr bool isnan(std::int64_t) noexcept { return false; }
     [[noreturn]] static std::int64_t nan(char const* what)
     {
         throw arithmetic_error(std::string("quantized with integer storage: ") + what + " has no fixed-point result");
@@ -85,33 +85,33 @@ struct exact_ops
     Arith const& ar;
     Quantize const& quantize; // quantizes a plain value of T into the format (floating T)
 
-    int frac() const noexcept { return ar.format.frac; }
+    constexpr int frac() const noexcept { return ar.format.frac; }
     template <class Op>
-    T binary(T a, T b, Op op) const
+    constexpr T binary(T a, T b, Op op) const
     {
         if (codec::isnan(a) || codec::isnan(b)) return codec::nan("NaN");
         return codec::raw(op(codec::word(a, frac()), codec::word(b, frac())), frac());
     }
     template <class Op>
-    T unary(T a, Op op) const
+    constexpr T unary(T a, Op op) const
     {
         if (codec::isnan(a)) return a;
         return codec::raw(op(codec::word(a, frac())), frac());
     }
 
-    T add(T a, T b) const
+    constexpr T add(T a, T b) const
     {
         return binary(a, b, [&](auto x, auto y) { return ar.add(x, y); });
     }
-    T sub(T a, T b) const
+    constexpr T sub(T a, T b) const
     {
         return binary(a, b, [&](auto x, auto y) { return ar.sub(x, y); });
     }
-    T mul(T a, T b) const
+    constexpr T mul(T a, T b) const
     {
         return binary(a, b, [&](auto x, auto y) { return ar.mul(x, y); });
     }
-    T div(T a, T b) const
+    constexpr T div(T a, T b) const
     {
         if (b == T(0)) {
             if constexpr (std::is_floating_point_v<T>)
@@ -121,22 +121,22 @@ struct exact_ops
         }
         return binary(a, b, [&](auto x, auto y) { return ar.div(x, y); });
     }
-    T sqrt(T a) const
+    constexpr T sqrt(T a) const
     {
         if (codec::isnan(a)) return a;
         if (a < T(0)) return codec::nan("the square root of a negative number");
         return unary(a, [&](auto x) { return ar.sqrt(x); });
     }
-    T div_int(T a, std::int64_t n) const
+    constexpr T div_int(T a, std::int64_t n) const
     {
         return unary(a, [&](auto x) { return ar.div_int(x, n); });
     }
-    T neg(T a) const
+    constexpr T neg(T a) const
     {
         return unary(a, [&](auto x) { return ar.neg(x); });
     }
     template <std::integral I>
-    T from_integer(I i) const
+    constexpr T from_integer(I i) const
     {
         return codec::raw(ar.from_integer(static_cast<int128>(i)), frac());
     }
@@ -148,37 +148,37 @@ struct exact_ops
 template <class D, class T>
 struct number_operators
 {
-    friend D operator+(D a, D b)
+    friend constexpr D operator+(D a, D b)
     {
         return D::with_ops([&](auto const& o) { return o.add(a.raw(), b.raw()); });
     }
-    friend D operator-(D a, D b)
+    friend constexpr D operator-(D a, D b)
     {
         return D::with_ops([&](auto const& o) { return o.sub(a.raw(), b.raw()); });
     }
-    friend D operator*(D a, D b)
+    friend constexpr D operator*(D a, D b)
     {
         return D::with_ops([&](auto const& o) { return o.mul(a.raw(), b.raw()); });
     }
-    friend D operator/(D a, D b)
+    friend constexpr D operator/(D a, D b)
     {
         return D::with_ops([&](auto const& o) { return o.div(a.raw(), b.raw()); });
     }
-    friend D operator-(D a)
+    friend constexpr D operator-(D a)
     {
         return D::with_ops([&](auto const& o) { return o.neg(a.raw()); });
     }
-    friend D operator+(D a) { return a; }
-    D& operator+=(D b) { return self() = self() + b; }
-    D& operator-=(D b) { return self() = self() - b; }
-    D& operator*=(D b) { return self() = self() * b; }
-    D& operator/=(D b) { return self() = self() / b; }
+    friend constexpr D operator+(D a) { return a; }
+    constexpr D& operator+=(D b) { return self() = self() + b; }
+    constexpr D& operator-=(D b) { return self() = self() - b; }
+    constexpr D& operator*=(D b) { return self() = self() * b; }
+    constexpr D& operator/=(D b) { return self() = self() / b; }
 
     friend constexpr bool operator==(D a, D b) noexcept { return a.raw() == b.raw(); }
     friend constexpr std::partial_ordering operator<=>(D a, D b) noexcept { return a.raw() <=> b.raw(); }
 
-    friend D abs(D a) { return a.raw() < T(0) ? -a : a; }
-    friend D sqrt(D a)
+    friend constexpr D abs(D a) { return a.raw() < T(0) ? -a : a; }
+    friend constexpr D sqrt(D a)
     {
         return D::with_ops([&](auto const& o) { return o.sqrt(a.raw()); });
     }
@@ -186,13 +186,13 @@ struct number_operators
     friend constexpr D max(D a, D b) noexcept { return a < b ? b : a; }
     friend constexpr bool isnan(D a) noexcept { return storage_codec<T>::isnan(a.raw()); }
     // a / n for an exact positive integer n (n is not quantized), rounded once.
-    friend D divide(D a, std::int64_t n)
+    friend constexpr D divide(D a, std::int64_t n)
     {
         return D::with_ops([&](auto const& o) { return o.div_int(a.raw(), n); });
     }
 
 private:
-    D& self() noexcept { return static_cast<D&>(*this); }
+    constexpr D& self() noexcept { return static_cast<D&>(*this); }
 };
 
 } // namespace detail
@@ -261,7 +261,7 @@ public:
 
     // fn(the exact operations of the format) -> raw result, as a number (number_operators).
     template <class Fn>
-    static quantized with_ops(Fn&& fn)
+    static constexpr quantized with_ops(Fn&& fn)
     {
         return from_raw(fn(ops()));
     }
@@ -270,7 +270,7 @@ private:
     static constexpr detail::fixed_arith<rounding_policy, overflow_policy> arith{format};
 
     template <std::floating_point U>
-    static T quantize_plain(U x)
+    static constexpr T quantize_plain(U x)
     {
         if constexpr (integer_storage) {
             if (x != x) codec::nan("NaN");
@@ -283,15 +283,20 @@ private:
             return static_cast<T>(Q{}.template kernel<Wd>()(static_cast<Wd>(x)));
         }
     }
-    static auto ops() noexcept
+    struct plain_quantizer
     {
-        static constexpr auto quantize = [](T x) -> T {
+        constexpr T operator()(T x) const
+        {
             if constexpr (integer_storage)
                 return x; // unused: integer storage never holds inf or NaN
             else
                 return quantize_plain(x);
-        };
-        return detail::exact_ops<T, decltype(arith), decltype(quantize)>{arith, quantize};
+        }
+    };
+    static constexpr plain_quantizer plain{};
+    static constexpr auto ops() noexcept
+    {
+        return detail::exact_ops<T, decltype(arith), plain_quantizer>{arith, plain};
     }
 
     T v_;
@@ -382,7 +387,7 @@ public:
 
 private:
     template <std::floating_point U>
-    static T quantize_plain(U x)
+    static constexpr T quantize_plain(U x)
     {
         using Wd = detail::wider_t<T, U>;
         return static_cast<T>(number_scope::current().quantizer()(static_cast<Wd>(x)));

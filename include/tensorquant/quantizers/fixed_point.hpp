@@ -78,7 +78,7 @@ struct fixed_kernel : kernel_calls<fixed_kernel<T, R, O>, T, is_stochastic_round
     // x 2^F, exactly; with F < 0 a tiny x whose product underflows is replaced by the
     // smallest normal of the same sign, which rounds the same way under every policy.
     template <class V>
-    V scaled(V const& x) const noexcept
+    constexpr V scaled(V const& x) const noexcept
     {
         V xs = x * V(scale);
         if (guard_tiny) {
@@ -94,7 +94,7 @@ struct fixed_kernel : kernel_calls<fixed_kernel<T, R, O>, T, is_stochastic_round
 
     // Rounds x 2^F to an integer-valued T with policy R (u: stochastic threshold).
     template <class V>
-    V round(V const& xs, V const& u) const noexcept
+    constexpr V round(V const& xs, V const& u) const noexcept
     {
         return round_to_integer<R>(xs, u);
     }
@@ -103,7 +103,7 @@ struct fixed_kernel : kernel_calls<fixed_kernel<T, R, O>, T, is_stochastic_round
     // so rounding stays inside, and infinities become finite before trunc. (apply() and
     // the watched products report to the range watch; the pieces themselves do not.)
     template <class V>
-    V clamp_scaled(V const& xs) const noexcept
+    constexpr V clamp_scaled(V const& xs) const noexcept
     {
         if constexpr (std::is_arithmetic_v<V>) {
             V c = xs > hi ? V(hi) : xs; // NaN compares false and passes through
@@ -116,7 +116,7 @@ struct fixed_kernel : kernel_calls<fixed_kernel<T, R, O>, T, is_stochastic_round
 
     // Two's complement wrap of the rounded integer r.
     template <class V>
-    V wrap(V const& r, V const& x) const noexcept
+    constexpr V wrap(V const& r, V const& x) const noexcept
     {
         V m = r - vfloor(r * V(inv_modulus)) * V(modulus); // exact, in [0, 2^W)
         if (is_signed) m = vselect(m >= V(half_modulus), m - V(modulus), m);
@@ -126,7 +126,7 @@ struct fixed_kernel : kernel_calls<fixed_kernel<T, R, O>, T, is_stochastic_round
 
     // Reports integer-valued words (or scaled values) outside [lo, hi] to the watch.
     template <class V>
-    void note_beyond(V const& v) const noexcept
+    constexpr void note_beyond(V const& v) const noexcept
     {
         if constexpr (std::is_arithmetic_v<V>) {
             if (v > hi || v < lo) watch->note();
@@ -136,7 +136,7 @@ struct fixed_kernel : kernel_calls<fixed_kernel<T, R, O>, T, is_stochastic_round
     }
 
     template <class V>
-    V apply(V const& x, V const& u) const noexcept
+    constexpr V apply(V const& x, V const& u) const noexcept
     {
         V r;
         if constexpr (O::modular) {
@@ -216,10 +216,10 @@ struct fixed_point
 
     template <std::floating_point T>
         requires(fits<T> && !is_stochastic_rounding_v<R>)
-    T operator()(T x) const noexcept { return kernel<T>()(x); }
+    constexpr T operator()(T x) const noexcept { return kernel<T>()(x); }
     template <std::floating_point T>
         requires(fits<T>&& is_stochastic_rounding_v<R>)
-    T operator()(T x, std::uint64_t i) const noexcept { return kernel<T>()(x, i); }
+    constexpr T operator()(T x, std::uint64_t i) const noexcept { return kernel<T>()(x, i); }
     template <class T, class A>
         requires(fits<T> && !is_stochastic_rounding_v<R>)
     xsimd::batch<T, A>
