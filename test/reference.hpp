@@ -9,6 +9,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <optional>
 
@@ -171,6 +172,13 @@ inline big round_sqrt(tq::rounding_mode m, big const& num, big const& den)
     const big den2 = pow2(p + 1);
     const big numer = exact ? big(2 * s) : big(2 * s + 1);
     return round_rational(m, numer, den2);
+}
+
+// Identical bits, or both NaN.
+template <class T>
+bool same_bits(T a, T b)
+{
+    return std::memcmp(&a, &b, sizeof a) == 0 || (std::isnan(a) && std::isnan(b));
 }
 
 } // namespace tqtest

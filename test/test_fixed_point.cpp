@@ -2,7 +2,6 @@
 
 #include <doctest/doctest.h>
 
-#include <bit>
 #include <random>
 #include <span>
 #include <sstream>
@@ -245,13 +244,6 @@ TEST_CASE("saturation bounds of every overflow policy")
     }
 }
 
-namespace {
-bool same_bits(float a, float b)
-{
-    return (a != a && b != b) || std::bit_cast<std::uint32_t>(a) == std::bit_cast<std::uint32_t>(b);
-}
-} // namespace
-
 TEST_CASE("a range watch reports every value beyond the range")
 {
     std::size_t unsound = 0, spurious = 0, bulk_differs = 0, flagged = 0, values = 0;
@@ -278,7 +270,7 @@ TEST_CASE("a range watch reports every value beyond the range")
                             flagged += exceeded;
                             ++values;
                             // in range: a wider word gives the same bits
-                            if (!exceeded && !same_bits(y, wide(x[i], i)) && unsound++ == 0)
+                            if (!exceeded && !tqtest::same_bits(y, wide(x[i], i)) && unsound++ == 0)
                                 FAIL_CHECK(describe(f, r, o) << ": x=" << x[i] << " not reported");
                             // one step inside both bounds is never reported
                             const double scaled = std::ldexp(double(x[i]), F);

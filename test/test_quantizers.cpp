@@ -20,11 +20,7 @@ std::vector<T> bulk(Q const& q, std::vector<T> const& x)
     tq::quantize(q, std::span<T const>(x), std::span<T>(y));
     return y;
 }
-template <class T>
-bool same_bits(T a, T b)
-{
-    return std::memcmp(&a, &b, sizeof a) == 0 || (std::isnan(a) && std::isnan(b));
-}
+using tqtest::same_bits;
 } // namespace
 
 TEST_CASE_TEMPLATE("binary ternary sparse and identity", T, float, double)

@@ -87,11 +87,10 @@ struct fixed_arith
     template <class N>
     constexpr int128 fit(N const& n) const
     {
-        if (range_flag* watch = current_range_flag()) [[unlikely]] {
-            const word_range r = O::range(format);
-            if (n < N(r.lo) || n > N(r.hi)) watch->note();
-        }
-        return fit_word<O>(n, format);
+        const int128 word = fit_word<O>(n, format);
+        if (range_flag* watch = current_range_flag()) [[unlikely]]
+            if (N(word) != n) watch->note(); // clamped or wrapped
+        return word;
     }
 
     constexpr int128 add(int128 a, int128 b) const noexcept { return fit(a + b); }
