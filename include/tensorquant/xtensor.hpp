@@ -4,4 +4,5 @@
 #pragma once
 
 #include "detail/xtensor_compat.hpp"
+#include "interop/xtensor.hpp"
 #include "tensorquant.hpp"

@@ -111,24 +111,9 @@ constexpr bool visnan(T x) noexcept { return x != x; }
 
 template <class T>
     requires std::floating_point<T>
-inline int_for<T> to_bits(T x) noexcept
-{
-    int_for<T> b;
-    std::memcpy(&b, &x, sizeof b);
-    return b;
-}
-inline float from_bits(std::int32_t b) noexcept
-{
-    float x;
-    std::memcpy(&x, &b, sizeof x);
-    return x;
-}
-inline double from_bits(std::int64_t b) noexcept
-{
-    double x;
-    std::memcpy(&x, &b, sizeof x);
-    return x;
-}
+constexpr int_for<T> to_bits(T x) noexcept { return std::bit_cast<int_for<T>>(x); }
+constexpr float from_bits(std::int32_t b) noexcept { return std::bit_cast<float>(b); }
+constexpr double from_bits(std::int64_t b) noexcept { return std::bit_cast<double>(b); }
 
 // --- batch overloads ----------------------------------------------------------------
 template <class T, class A>
@@ -207,7 +192,7 @@ inline xsimd::batch<T, A> mul_add(xsimd::batch<T, A> const& a, xsimd::batch<T, A
 // Integer add that wraps like the SIMD lanes do (signed overflow is undefined in scalar C++).
 template <class I>
     requires std::is_integral_v<I>
-inline I wrapping_add(I a, I b) noexcept
+constexpr I wrapping_add(I a, I b) noexcept
 {
     using U = std::make_unsigned_t<I>;
     return static_cast<I>(static_cast<U>(a) + static_cast<U>(b));

@@ -108,6 +108,17 @@ struct fixed_arith
         return fit(bigint(p) << -f);
     }
 
+    // a b + c with one rounding: (a b + c 2^F) 2^-2F in steps of 2^-F.
+    constexpr int128 fma(int128 a, int128 b, int128 c) const
+    {
+        const int f = format.frac;
+        const int128 p = a * b;
+        if (f < 0) return fit((bigint(p) << -f) + bigint(c)); // exact: coarse steps
+        if (bit_length(magnitude(p)) < 125 && bit_length(magnitude(c)) + f < 125)
+            return fit(round_quotient<R>(int128(p + (c << f)), int128(1) << f));
+        return fit(round_quotient<R>(bigint(p) + (bigint(c) << f), bigint(1) << f));
+    }
+
     // (a 2^-F) / (b 2^-F) = (a 2^F / b) 2^-F; b != 0.
     constexpr int128 div(int128 a, int128 b) const
     {

@@ -3,20 +3,26 @@
 // runs on it unchanged.
 //
 // Semantics (docs/guide.md, "The number type"; docs/reference.md §3):
-// - Q is a fixed_point<W, F, R, O, Signed> with a deterministic rounding R. The storage
-//   T must hold every value exactly: float (W <= 24) or double (W <= 53) store the value,
-//   std::int64_t stores the word (any W up to 64). Anything else is a compile error.
-// - + - * / sqrt compute the exact result in integers and round it once with R, then
-//   apply the overflow policy O. abs, min, max, unary minus and comparisons are exact
-//   (their results are already in the format, up to O for -lowest).
+// - Q is a fixed_point<W, F, R, O, Signed> or a minifloat_of<Format, R, O>. The storage T
+//   must hold every value exactly: for fixed point float (W <= 24) or double (W <= 53)
+//   store the value, std::int64_t stores the word (any W up to 64); for a minifloat T is
+//   float or double (minifloat_fits). Anything else is a compile error.
+// - + - * / sqrt and fma compute the exact result in integers and round it once with R,
+//   then apply the overflow policy. abs, min, max, unary minus and comparisons are exact
+//   (their results are already in the format, up to the overflow policy for -lowest).
+// - Stochastic R draws one threshold per rounding from the innermost stochastic_scope of
+//   the calling thread (key, position), so a computation done in a fixed order gives the
+//   same bits on any thread count.
 // - Construction from a float or double, implicit or explicit, quantizes it with Q (in
 //   the wider of the two types, so nothing is rounded twice). Mixed expressions such
 //   as q * 0.5f therefore quantize the plain operand first, as a constant stored in the
 //   hardware's format would be. Conversion back to T is explicit.
 //   Integers convert exactly, whatever their size, before the overflow policy.
-// - Division by zero gives Q(+-inf) (the saturated bound; NaN under wrap), 0/0 and
-//   sqrt of a negative give NaN, and NaN propagates through every operation. Integer
-//   storage has no NaN: those cases (and constructing from NaN) throw arithmetic_error.
+// - Fixed point: division by zero gives Q(+-inf) (the saturated bound; NaN under wrap),
+//   0/0 and sqrt of a negative give NaN, and NaN propagates through every operation.
+//   Integer storage has no NaN: those cases (and constructing from NaN) throw
+//   arithmetic_error. Minifloat: IEEE 754 rules for inf, NaN and signed zeros, then the
+//   format's overflow rule (a finite-only format has no inf: NaN, or max when saturating).
 //
 // quantized_rt<T> is the same number with the format chosen at run time: its operations
 // use the format of the innermost number_scope on the calling thread, through the same
@@ -26,13 +32,19 @@
 #include "../config.hpp"
 
 #include "../quantizers/fixed_point.hpp"
+#include "../quantizers/logarithmic.hpp"
+#include "../quantizers/minifloat.hpp"
 #include "fixed_arith.hpp"
+#include "logarithmic_arith.hpp"
+#include "minifloat_arith.hpp"
 
+#include <bit>
 #include <cmath>
 #include <compare>
 #include <concepts>
 #include <cstdint>
 #include <limits>
+#include <ostream>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -40,17 +52,6 @@
 namespace tensorquant::inline TENSORQUANT_ABI {
 
 namespace detail {
-
-template <class Q>
-struct fixed_point_traits : std::false_type
-{
-};
-template <int W, int F, class R, class O, bool S>
-struct fixed_point_traits<fixed_point<W, F, R, O, S>> : std::true_type
-{
-    using rounding_policy = R;
-    using overflow_policy = O;
-};
 
 template <class A, class B>
 using wider_t = std::conditional_t<(sizeof(A) >= sizeof(B)), A, B>;
@@ -131,6 +132,11 @@ struct exact_ops
     {
         return unary(a, [&](auto x) { return ar.div_int(x, n); });
     }
+    constexpr T fma(T a, T b, T c) const
+    {
+        if (codec::isnan(a) || codec::isnan(b) || codec::isnan(c)) return codec::nan("NaN");
+        return codec::raw(ar.fma(codec::word(a, frac()), codec::word(b, frac()), codec::word(c, frac())), frac());
+    }
     constexpr T neg(T a) const
     {
         return unary(a, [&](auto x) { return ar.neg(x); });
@@ -182,9 +188,38 @@ struct number_operators
     {
         return D::with_ops([&](auto const& o) { return o.sqrt(a.raw()); });
     }
+    // a b + c rounded once.
+    friend constexpr D fma(D a, D b, D c)
+    {
+        return D::with_ops([&](auto const& o) { return o.fma(a.raw(), b.raw(), c.raw()); });
+    }
     friend constexpr D min(D a, D b) noexcept { return b < a ? b : a; }
     friend constexpr D max(D a, D b) noexcept { return a < b ? b : a; }
     friend constexpr bool isnan(D a) noexcept { return storage_codec<T>::isnan(a.raw()); }
+    friend constexpr bool isinf(D a) noexcept
+    {
+        if constexpr (std::is_floating_point_v<T>)
+            return a.raw() == std::numeric_limits<T>::infinity() || a.raw() == -std::numeric_limits<T>::infinity();
+        else
+            return false;
+    }
+    friend constexpr bool isfinite(D a) noexcept { return !isnan(a) && !isinf(a); }
+    friend constexpr bool signbit(D a) noexcept
+    {
+        if constexpr (std::is_floating_point_v<T>)
+            return std::bit_cast<uint_for<T>>(a.raw()) >> (sizeof(T) * 8 - 1);
+        else
+            return a.raw() < 0;
+    }
+    // The value, as the storage prints it (integer storage: the value of the word).
+    template <class Char, class Traits>
+    friend std::basic_ostream<Char, Traits>& operator<<(std::basic_ostream<Char, Traits>& os, D a)
+    {
+        if constexpr (std::is_floating_point_v<T>)
+            return os << a.raw();
+        else
+            return os << static_cast<long double>(a);
+    }
     // a / n for an exact positive integer n (n is not quantized), rounded once.
     friend constexpr D divide(D a, std::int64_t n)
     {
@@ -197,34 +232,185 @@ private:
 
 } // namespace detail
 
+namespace detail {
+
+// How quantized<T, Q> computes for each family of formats Q: whether T serves it, the
+// exact operations (ops), quantizing a plain value, and the word.
+template <class T, class Q>
+struct number_traits
+{
+    static constexpr bool family = false;
+};
+
+template <class T, int W, int F, class R, class O, bool S>
+struct number_traits<T, fixed_point<W, F, R, O, S>>
+{
+    using Q = fixed_point<W, F, R, O, S>;
+    static constexpr bool family = true;
+    static constexpr bool integer_storage = std::is_integral_v<T>;
+    static constexpr bool fits = integer_storage || Q::template fits<std::conditional_t<integer_storage, double, T>>;
+    static constexpr const char* fits_message = "quantized<T, Q>: the format has more bits than T holds exactly "
+                                                "(W <= 24 for float, W <= 53 for double, W <= 64 with std::int64_t "
+                                                "storage)";
+    static_assert(!is_stochastic_rounding_v<R>,
+                  "quantized<T, fixed_point<...>>: stochastic rounding of intermediates is available for minifloat "
+                  "formats and through the layers' runtime intrinsic path");
+    using codec = storage_codec<T>;
+    static constexpr fixed_arith<R, O> arith{Q::format};
+
+    template <std::floating_point U>
+    static constexpr T quantize(U x)
+    {
+        if constexpr (integer_storage) {
+            if (x != x) codec::nan("NaN");
+            // encode() gives the exact W-bit word for any W; sign-extend it
+            const std::uint64_t w = Q{}.encode(x);
+            const bool negative = S && W < 64 && ((w >> (W - 1)) & 1);
+            return static_cast<T>(negative ? w | (~std::uint64_t(0) << W) : w);
+        } else {
+            using Wd = wider_t<T, U>;
+            return static_cast<T>(Q{}.template kernel<Wd>()(static_cast<Wd>(x)));
+        }
+    }
+    struct plain_quantizer
+    {
+        constexpr T operator()(T x) const
+        {
+            if constexpr (integer_storage)
+                return x; // unused: integer storage never holds inf or NaN
+            else
+                return quantize(x);
+        }
+    };
+    static constexpr plain_quantizer plain{};
+    static constexpr auto ops() noexcept { return exact_ops<T, fixed_arith<R, O>, plain_quantizer>{arith, plain}; }
+
+    template <std::floating_point U>
+    static constexpr U to(T raw) noexcept
+    {
+        if constexpr (integer_storage)
+            return std::ldexp(static_cast<U>(raw), -F);
+        else
+            return static_cast<U>(raw);
+    }
+    static std::uint64_t word(T raw) noexcept
+    {
+        if constexpr (integer_storage) {
+            const std::uint64_t mask = W == 64 ? ~std::uint64_t(0) : (std::uint64_t(1) << W) - 1;
+            return static_cast<std::uint64_t>(raw) & mask;
+        } else {
+            return Q{}.encode(raw);
+        }
+    }
+};
+
+template <class T, minifloat_format Fm, class R, minifloat_overflow O>
+struct number_traits<T, minifloat_of<Fm, R, O>>
+{
+    using Q = minifloat_of<Fm, R, O>;
+    static constexpr bool family = true;
+    static constexpr bool integer_storage = false;
+    static constexpr bool fits =
+        std::is_floating_point_v<T> && Q::template fits<std::conditional_t<std::is_floating_point_v<T>, T, double>>;
+    static constexpr const char* fits_message = "quantized<T, minifloat_of<...>>: T must be float or double holding "
+                                                "every value of the format exactly (use double for wide formats)";
+    static constexpr minifloat_arith<T, R> arith{Fm, O};
+
+    template <std::floating_point U>
+    static constexpr T quantize(U x)
+    {
+        using Wd = wider_t<T, U>;
+        return static_cast<T>(
+            Q{}.template kernel<Wd>().apply(static_cast<Wd>(x), next_threshold<Wd, is_stochastic_rounding_v<R>>()));
+    }
+    static constexpr auto ops() noexcept { return minifloat_ops<T, R>{arith}; }
+
+    template <std::floating_point U>
+    static constexpr U to(T raw) noexcept
+    {
+        return static_cast<U>(raw);
+    }
+    // The E + M + 1 bit code: sign, biased exponent, mantissa (NaN: all exponent and mantissa bits set).
+    static std::uint64_t word(T raw) noexcept
+    {
+        const int M = Fm.mantissa_bits;
+        const std::uint64_t sign = std::uint64_t(std::signbit(raw)) << (Fm.exponent_bits + M);
+        const std::uint64_t all = (std::uint64_t(1) << (Fm.exponent_bits + M)) - 1;
+        if (raw != raw) return sign | all;
+        const T a = raw < 0 ? -raw : raw;
+        if (a == std::numeric_limits<T>::infinity()) return sign | (all - ((std::uint64_t(1) << M) - 1));
+        if (a == 0) return sign;
+        const exact_float v = minifloat_arith<T, R>::decode(a);
+        const int lead = v.exp + bit_length(v.sig) - 1;
+        const int e = lead < Fm.min_exponent() ? Fm.min_exponent() : lead;
+        const int shift = e - Fm.mantissa_bits - v.exp; // the mantissa field is exact: no bits are lost
+        const auto m = static_cast<std::uint64_t>(shift >= 0 ? v.sig >> shift : v.sig << -shift);
+        const std::uint64_t biased = lead < Fm.min_exponent() ? 0 : std::uint64_t(e + Fm.bias);
+        return sign | (biased << M) | (m & ((std::uint64_t(1) << M) - 1));
+    }
+};
+
+template <class T, log_rounding R, int EMin, int EMax>
+struct number_traits<T, logarithmic_of<R, EMin, EMax>>
+{
+    using Q = logarithmic_of<R, EMin, EMax>;
+    static constexpr bool family = true;
+    static constexpr bool integer_storage = false;
+    static constexpr bool fits =
+        std::is_floating_point_v<T> && Q::template fits<std::conditional_t<std::is_floating_point_v<T>, T, double>>;
+    static constexpr logarithmic_arith<T> arith{R, EMin, EMax};
+
+    template <std::floating_point U>
+    static constexpr T quantize(U x)
+    {
+        using Wd = wider_t<T, U>;
+        return static_cast<T>(Q{}.template kernel<Wd>()(static_cast<Wd>(x)));
+    }
+    static constexpr auto ops() noexcept { return logarithmic_ops<T>{arith}; }
+    template <std::floating_point U>
+    static constexpr U to(T raw) noexcept
+    {
+        return static_cast<U>(raw);
+    }
+    // sign and exponent: bit (1 + exponent bits) is the sign, then e - e_min + 1, 0 for zero
+    // (so the code of 2^e_min is 1); NaN sets every bit.
+    static std::uint64_t word(T raw) noexcept
+    {
+        const int bits = std::bit_width(unsigned(EMax - EMin + 1));
+        const std::uint64_t sign = std::uint64_t(std::signbit(raw)) << bits;
+        if (raw != raw) return (std::uint64_t(1) << (bits + 1)) - 1;
+        if (raw == 0) return sign;
+        return sign | std::uint64_t(logarithmic_arith<T>::exponent(raw) - EMin + 1);
+    }
+};
+
+} // namespace detail
+
 template <class T, class Q>
     requires(std::floating_point<T> || std::is_same_v<T, std::int64_t>)
 class quantized : public detail::number_operators<quantized<T, Q>, T>
 {
-    static_assert(detail::fixed_point_traits<Q>::value,
-                  "quantized<T, Q>: Q must be a fixed_point<W, F, Rounding, Overflow, Signed> format; exact "
-                  "arithmetic is defined for fixed point");
+    using traits = detail::number_traits<T, Q>;
+    static_assert(traits::family, "quantized<T, Q>: Q must be a fixed_point<W, F, Rounding, Overflow, Signed>, a "
+                                  "minifloat_of<Format, Rounding, Overflow> or a logarithmic_of<Rounding, EMin, EMax>; "
+                                  "exact arithmetic is defined for those");
     static constexpr bool integer_storage = std::is_integral_v<T>;
-    using codec = detail::storage_codec<T>;
 
 public:
     using value_type = T; // the storage: a float holding the value, or std::int64_t holding the word
     using quantizer_type = Q;
     using rounding_policy = typename Q::rounding_policy;
-    using overflow_policy = typename Q::overflow_policy;
-    static constexpr fixed_format format = Q::format;
-    static_assert(integer_storage || Q::template fits<std::conditional_t<integer_storage, double, T>>,
-                  "quantized<T, Q>: the format has more bits than T holds exactly (W <= 24 for float, W <= 53 for "
-                  "double, W <= 64 with std::int64_t storage)");
+    static constexpr auto format = Q::format;
+    static_assert(traits::fits, "quantized<T, Q>: T does not hold every value of the format exactly");
 
     quantized() = default; // like T: value-initialisation gives 0, default-initialisation leaves it unset
 
     template <std::floating_point U>
-    constexpr quantized(U x) : v_(quantize_plain(x))
+    constexpr quantized(U x) : v_(traits::quantize(x))
     {}
     // Integers convert exactly (then the overflow policy applies), whatever their size.
     template <std::integral I>
-    constexpr quantized(I x) : v_(ops().from_integer(x))
+    constexpr quantized(I x) : v_(traits::ops().from_integer(x))
     {}
 
     // From raw storage known to be in the format (no rounding): the value for a floating
@@ -243,62 +429,20 @@ public:
     template <std::floating_point U>
     explicit constexpr operator U() const noexcept
     {
-        if constexpr (integer_storage)
-            return std::ldexp(static_cast<U>(v_), -format.frac);
-        else
-            return static_cast<U>(v_);
+        return traits::template to<U>(v_);
     }
-    // The two's complement W-bit word, zero-extended (NaN gives 0).
-    std::uint64_t word() const noexcept
-    {
-        if constexpr (integer_storage) {
-            const std::uint64_t mask = format.width == 64 ? ~std::uint64_t(0) : (std::uint64_t(1) << format.width) - 1;
-            return static_cast<std::uint64_t>(v_) & mask;
-        } else {
-            return Q{}.encode(v_);
-        }
-    }
+    // The format's code: the two's complement W-bit word of fixed point, zero-extended (NaN
+    // gives 0); the sign, exponent and mantissa bits of a minifloat.
+    std::uint64_t word() const noexcept { return traits::word(v_); }
 
     // fn(the exact operations of the format) -> raw result, as a number (number_operators).
     template <class Fn>
     static constexpr quantized with_ops(Fn&& fn)
     {
-        return from_raw(fn(ops()));
+        return from_raw(fn(traits::ops()));
     }
 
 private:
-    static constexpr detail::fixed_arith<rounding_policy, overflow_policy> arith{format};
-
-    template <std::floating_point U>
-    static constexpr T quantize_plain(U x)
-    {
-        if constexpr (integer_storage) {
-            if (x != x) codec::nan("NaN");
-            // encode() gives the exact W-bit word for any W; sign-extend it
-            const std::uint64_t w = Q{}.encode(x);
-            const bool negative = format.is_signed && format.width < 64 && ((w >> (format.width - 1)) & 1);
-            return static_cast<T>(negative ? w | (~std::uint64_t(0) << format.width) : w);
-        } else {
-            using Wd = detail::wider_t<T, U>;
-            return static_cast<T>(Q{}.template kernel<Wd>()(static_cast<Wd>(x)));
-        }
-    }
-    struct plain_quantizer
-    {
-        constexpr T operator()(T x) const
-        {
-            if constexpr (integer_storage)
-                return x; // unused: integer storage never holds inf or NaN
-            else
-                return quantize_plain(x);
-        }
-    };
-    static constexpr plain_quantizer plain{};
-    static constexpr auto ops() noexcept
-    {
-        return detail::exact_ops<T, decltype(arith), plain_quantizer>{arith, plain};
-    }
-
     T v_;
 };
 
@@ -405,9 +549,10 @@ constexpr T divide(T a, std::int64_t n) noexcept
 
 } // namespace tensorquant::inline TENSORQUANT_ABI
 
-template <class T, class Q>
-class std::numeric_limits<tensorquant::quantized<T, Q>>
+template <class T, int W, int F, class R_, class O_, bool S>
+class std::numeric_limits<tensorquant::quantized<T, tensorquant::fixed_point<W, F, R_, O_, S>>>
 {
+    using Q = tensorquant::fixed_point<W, F, R_, O_, S>;
     using V = tensorquant::quantized<T, Q>;
     static constexpr auto f = Q::format;
     // raw storage: values for a floating T, words for std::int64_t
@@ -461,6 +606,109 @@ public:
         else
             return V::from_raw(std::numeric_limits<T>::quiet_NaN());
     }
+    static constexpr V signaling_NaN() noexcept { return quiet_NaN(); }
+    static constexpr V denorm_min() noexcept { return min(); }
+};
+
+template <class T, tensorquant::minifloat_format Fm, class R, tensorquant::minifloat_overflow O>
+class std::numeric_limits<tensorquant::quantized<T, tensorquant::minifloat_of<Fm, R, O>>>
+{
+    using V = tensorquant::quantized<T, tensorquant::minifloat_of<Fm, R, O>>;
+    static constexpr T pow2(int e) noexcept { return tensorquant::detail::exp2i<T>(e); }
+    // floor(e log10 2) for the decimal exponents
+    static constexpr int log10_of_pow2(int e) noexcept
+    {
+        return e >= 0 ? e * 30103 / 100000 : -((-e * 30103 + 99999) / 100000);
+    }
+
+public:
+    static constexpr bool is_specialized = true;
+    static constexpr bool is_signed = true;
+    static constexpr bool is_integer = false;
+    static constexpr bool is_exact = false;
+    static constexpr bool has_infinity = Fm.ieee_specials && O == tensorquant::minifloat_overflow::to_infinity;
+    static constexpr bool has_quiet_NaN = true; // 0/0 gives NaN in every format (the storage holds it)
+    static constexpr bool has_signaling_NaN = false;
+    static constexpr std::float_denorm_style has_denorm = Fm.subnormals ? std::denorm_present : std::denorm_absent;
+    static constexpr bool has_denorm_loss = false;
+    static constexpr std::float_round_style round_style =
+        std::is_same_v<R, tensorquant::rounding::zero>         ? std::round_toward_zero
+        : std::is_same_v<R, tensorquant::rounding::stochastic> ? std::round_indeterminate
+                                                               : std::round_to_nearest;
+    static constexpr bool is_iec559 = false;
+    static constexpr bool is_bounded = true;
+    static constexpr bool is_modulo = false;
+    static constexpr int digits = Fm.mantissa_bits + 1;
+    static constexpr int digits10 = Fm.mantissa_bits * 30103 / 100000;
+    static constexpr int max_digits10 = 2 + digits * 30103 / 100000;
+    static constexpr int radix = 2;
+    static constexpr int min_exponent = Fm.min_exponent() + 1; // 2^(min_exponent - 1) is the smallest normal
+    static constexpr int min_exponent10 = log10_of_pow2(Fm.min_exponent()) + 1;
+    static constexpr int max_exponent = Fm.max_exponent() + 1;
+    static constexpr int max_exponent10 = log10_of_pow2(Fm.max_exponent() + 1);
+    static constexpr bool traps = false;
+    static constexpr bool tinyness_before = false;
+
+    static constexpr V min() noexcept { return V::from_raw(pow2(Fm.min_exponent())); } // smallest positive normal
+    static constexpr V max() noexcept { return V::from_raw(tensorquant::detail::minifloat_max<T>(Fm)); }
+    static constexpr V lowest() noexcept { return V::from_raw(-tensorquant::detail::minifloat_max<T>(Fm)); }
+    static constexpr V epsilon() noexcept { return V::from_raw(pow2(-Fm.mantissa_bits)); } // 1 to the next value
+    static constexpr V round_error() noexcept
+    {
+        return V::from_raw(round_style == std::round_to_nearest ? T(0.5) : T(1));
+    }
+    static constexpr V infinity() noexcept
+    {
+        return V::from_raw(has_infinity ? std::numeric_limits<T>::infinity() : T(0));
+    }
+    static constexpr V quiet_NaN() noexcept { return V::from_raw(std::numeric_limits<T>::quiet_NaN()); }
+    static constexpr V signaling_NaN() noexcept { return quiet_NaN(); }
+    static constexpr V denorm_min() noexcept
+    {
+        return Fm.subnormals ? V::from_raw(pow2(Fm.min_exponent() - Fm.mantissa_bits)) : min();
+    }
+};
+
+template <class T, tensorquant::log_rounding R, int EMin, int EMax>
+class std::numeric_limits<tensorquant::quantized<T, tensorquant::logarithmic_of<R, EMin, EMax>>>
+{
+    using V = tensorquant::quantized<T, tensorquant::logarithmic_of<R, EMin, EMax>>;
+    static constexpr V pow2(int e) noexcept { return V::from_raw(tensorquant::detail::exp2i<T>(e)); }
+
+public:
+    static constexpr bool is_specialized = true;
+    static constexpr bool is_signed = true;
+    static constexpr bool is_integer = false;
+    static constexpr bool is_exact = false;
+    static constexpr bool has_infinity = false; // saturates
+    static constexpr bool has_quiet_NaN = true;
+    static constexpr bool has_signaling_NaN = false;
+    static constexpr std::float_denorm_style has_denorm = std::denorm_absent;
+    static constexpr bool has_denorm_loss = false;
+    // floor of log2 |x| takes magnitudes toward zero; nearest is nearest in the log domain
+    static constexpr std::float_round_style round_style =
+        R == tensorquant::log_rounding::floor ? std::round_toward_zero : std::round_indeterminate;
+    static constexpr bool is_iec559 = false;
+    static constexpr bool is_bounded = true;
+    static constexpr bool is_modulo = false;
+    static constexpr int digits = 1;
+    static constexpr int digits10 = 0;
+    static constexpr int max_digits10 = 2;
+    static constexpr int radix = 2;
+    static constexpr int min_exponent = EMin + 1;
+    static constexpr int min_exponent10 = EMin >= 0 ? EMin * 30103 / 100000 + 1 : -((-EMin * 30103) / 100000);
+    static constexpr int max_exponent = EMax + 1;
+    static constexpr int max_exponent10 = EMax >= 0 ? EMax * 30103 / 100000 : -((-EMax * 30103 + 99999) / 100000);
+    static constexpr bool traps = false;
+    static constexpr bool tinyness_before = false;
+
+    static constexpr V min() noexcept { return pow2(EMin); }
+    static constexpr V max() noexcept { return pow2(EMax); }
+    static constexpr V lowest() noexcept { return V::from_raw(-tensorquant::detail::exp2i<T>(EMax)); }
+    static constexpr V epsilon() noexcept { return pow2(0); } // 1 to the next value, 2
+    static constexpr V round_error() noexcept { return pow2(0); }
+    static constexpr V infinity() noexcept { return V::from_raw(T(0)); }
+    static constexpr V quiet_NaN() noexcept { return V::from_raw(std::numeric_limits<T>::quiet_NaN()); }
     static constexpr V signaling_NaN() noexcept { return quiet_NaN(); }
     static constexpr V denorm_min() noexcept { return min(); }
 };

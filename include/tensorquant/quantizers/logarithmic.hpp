@@ -21,11 +21,21 @@
 #include <cmath>
 #include <limits>
 #include <string>
+#include <type_traits>
 #include <utility>
 
 namespace tensorquant::inline TENSORQUANT_ABI {
 
 enum class log_rounding : std::uint8_t { floor, nearest };
+
+// A bounded logarithmic format, as the compile-time quantizer and the number type see it.
+struct log_format
+{
+    log_rounding rounding = log_rounding::floor;
+    int min_exponent = 0;
+    int max_exponent = 0;
+    friend constexpr bool operator==(log_format const&, log_format const&) = default;
+};
 
 namespace detail {
 
@@ -46,7 +56,7 @@ struct log_kernel : kernel_calls<log_kernel<T>, T, false>
     I exp_mask;
 
     template <class V>
-    V apply(V const& x, V const&) const noexcept
+    constexpr V apply(V const& x, V const&) const noexcept
     {
         using IV = int_vector_t<V>;
         IV b = to_bits(x);
@@ -71,8 +81,8 @@ struct logarithmic : detail::descriptor_base<logarithmic>
     int min_exponent = unbounded_low;
     int max_exponent = unbounded_high;
 
-    logarithmic() = default;
-    explicit logarithmic(log_rounding r, int e_min = unbounded_low, int e_max = unbounded_high)
+    constexpr logarithmic() = default;
+    constexpr explicit logarithmic(log_rounding r, int e_min = unbounded_low, int e_max = unbounded_high)
         : rounding(r), min_exponent(e_min), max_exponent(e_max)
     {
         if (e_min != unbounded_low && e_max != unbounded_high && e_min > e_max)
@@ -81,7 +91,7 @@ struct logarithmic : detail::descriptor_base<logarithmic>
     }
 
     template <std::floating_point T>
-    detail::log_kernel<T> kernel() const
+    constexpr detail::log_kernel<T> kernel() const
     {
         using I = detail::int_for<T>;
         using L = std::numeric_limits<T>;
@@ -167,6 +177,41 @@ struct logarithmic : detail::descriptor_base<logarithmic>
                  (max_exponent == unbounded_high ? std::string("none") : std::to_string(max_exponent));
         return s;
     }
+};
+
+// Logarithmic with the rounding and exponent range as template arguments, for hardware
+// models and the number type: the same kernel, the range checked at compile time.
+template <log_rounding R = log_rounding::floor, int EMin = -24, int EMax = 0>
+    requires(EMin <= EMax)
+struct logarithmic_of
+{
+    using rounding_policy = std::integral_constant<log_rounding, R>;
+    static constexpr log_rounding rounding = R;
+    static constexpr int min_exponent = EMin;
+    static constexpr int max_exponent = EMax;
+    static constexpr log_format format{R, EMin, EMax};
+    using dispatching_tag = void;
+
+    template <std::floating_point T>
+    static constexpr bool fits =
+        EMin >= std::numeric_limits<T>::min_exponent&& EMax <= std::numeric_limits<T>::max_exponent - 1;
+
+    static constexpr logarithmic runtime() { return logarithmic(R, EMin, EMax); }
+    std::string to_string() const { return runtime().to_string(); }
+    static std::pair<double, double> range() noexcept { return {-std::ldexp(1.0, EMax), std::ldexp(1.0, EMax)}; }
+
+    template <std::floating_point T>
+        requires fits<T>
+    constexpr detail::log_kernel<T> kernel() const { return runtime().template kernel<T>(); }
+    template <std::floating_point T, class Fn>
+        requires fits<T>
+    decltype(auto) visit(Fn&& fn) const { return fn(kernel<T>()); }
+    template <std::floating_point T>
+        requires fits<T>
+    constexpr T operator()(T x) const { return kernel<T>()(x); }
+    template <class T, class A>
+        requires fits<T> xsimd::batch<T, A>
+    operator()(xsimd::batch<T, A> const& x) const { return kernel<T>()(x); }
 };
 
 } // namespace tensorquant::inline TENSORQUANT_ABI

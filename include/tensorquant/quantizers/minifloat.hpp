@@ -81,13 +81,13 @@ struct minifloat_kernel : kernel_calls<minifloat_kernel<T, R, P>, T, is_stochast
     counter_rng rng;
 
     template <class IV>
-    static auto pow2(IV const& e) noexcept
+    static constexpr auto pow2(IV const& e) noexcept
     {
         return from_bits((e + IV(I(t_bias))) << mant_bits);
     }
 
     template <class V>
-    V apply(V const& x, [[maybe_unused]] V const& u) const noexcept
+    constexpr V apply(V const& x, [[maybe_unused]] V const& u) const noexcept
     {
         using IV = int_vector_t<V>;
         const V a = vabs(x);
@@ -125,6 +125,80 @@ inline std::string describe(minifloat_format f)
            ", bias=" + std::to_string(f.bias) + ")";
 }
 
+// The format's own rules (what the constructor checks), usable at compile time.
+constexpr const char* minifloat_format_problem(minifloat_format f) noexcept
+{
+    if (f.exponent_bits < 1 || f.exponent_bits > 11) return "exponent bits must be in [1, 11]";
+    if (f.mantissa_bits < 1 || f.mantissa_bits > 52) return "mantissa bits must be in [1, 52]";
+    if (f.bias < 1 - f.mantissa_bits) return "bias must be >= 1 - M";
+    if (f.max_exponent() < f.min_exponent()) return "the format has no normal numbers";
+    return nullptr;
+}
+
+// Every value of the format, and every power of two the kernel scales by, is a T.
+template <std::floating_point T>
+constexpr bool minifloat_fits(minifloat_format f) noexcept
+{
+    using L = std::numeric_limits<T>;
+    const int e_lo = f.min_exponent(), e_hi = f.max_exponent(), M = f.mantissa_bits;
+    return !(M >= L::digits || e_lo < L::min_exponent - 1 || e_hi > L::max_exponent - 1 ||
+             e_lo - M < L::min_exponent - L::digits);
+}
+
+// The signed roundings (the format's grid is symmetric, so only these make sense).
+inline constexpr bool minifloat_rounding_allowed(rounding_mode r) noexcept
+{
+    return r == rounding_mode::nearest_even || r == rounding_mode::nearest || r == rounding_mode::zero ||
+           r == rounding_mode::stochastic;
+}
+
+// The largest finite value of a format that fits T.
+template <std::floating_point T>
+constexpr T minifloat_max(minifloat_format f) noexcept
+{
+    const T top = exp2i<T>(f.max_exponent());
+    return top * (T(2) - exp2i<T>((f.ieee_specials ? 0 : 1) - f.mantissa_bits));
+}
+
+// What an overflowing magnitude becomes.
+template <std::floating_point T>
+constexpr T minifloat_overflow_value(minifloat_format f, minifloat_overflow o) noexcept
+{
+    using L = std::numeric_limits<T>;
+    if (o == minifloat_overflow::saturate) return minifloat_max<T>(f);
+    return f.ieee_specials ? L::infinity() : L::quiet_NaN();
+}
+
+// The scaling path of the kernel for rounding r (the format fits T).
+template <std::floating_point T>
+constexpr minifloat_path minifloat_path_for(minifloat_format f, rounding_mode r) noexcept
+{
+    using L = std::numeric_limits<T>;
+    const int M = f.mantissa_bits, cap = f.max_exponent() + 1;
+    // (|x| + C) - C needs C = 2^(e + digits - 1 - M) to be a finite T for every e up to cap
+    if (r == rounding_mode::nearest_even && cap + (L::digits - 1) - M <= L::max_exponent - 1)
+        return minifloat_path::add_round;
+    // every 2^k with k in [M - cap, M - e_min] (and its inverse) a normal T?
+    const bool one_scale = M - cap >= L::min_exponent && M - f.min_exponent() <= L::max_exponent - 2;
+    return one_scale ? minifloat_path::one_scale : minifloat_path::two_scales;
+}
+
+template <std::floating_point T, class R, minifloat_path P>
+constexpr minifloat_kernel<T, R, P> make_minifloat_kernel(minifloat_format f, minifloat_overflow o,
+                                                          rng_key key) noexcept
+{
+    using I = int_for<T>;
+    return {{},
+            I(f.min_exponent()),
+            I(f.max_exponent() + 1),
+            I(f.mantissa_bits),
+            minifloat_max<T>(f),
+            minifloat_overflow_value<T>(f, o),
+            f.subnormals ? T(0) : exp2i<T>(f.min_exponent()),
+            exp2i<T>(f.mantissa_bits + 2),
+            counter_rng(key)};
+}
+
 } // namespace detail
 
 struct minifloat : detail::descriptor_base<minifloat>
@@ -139,13 +213,9 @@ struct minifloat : detail::descriptor_base<minifloat>
                        minifloat_overflow o = minifloat_overflow::to_infinity, rng_key k = {})
         : format(f), rounding(r), overflow(o), key(k)
     {
-        auto bad = [&](std::string const& why) { throw format_error(detail::describe(f) + ": " + why); };
-        if (f.exponent_bits < 1 || f.exponent_bits > 11) bad("exponent bits must be in [1, 11]");
-        if (f.mantissa_bits < 1 || f.mantissa_bits > 52) bad("mantissa bits must be in [1, 52]");
-        if (f.bias < 1 - f.mantissa_bits) bad("bias must be >= 1 - M");
-        if (f.max_exponent() < f.min_exponent()) bad("the format has no normal numbers");
-        if (r != rounding_mode::nearest_even && r != rounding_mode::nearest && r != rounding_mode::zero &&
-            r != rounding_mode::stochastic)
+        if (const char* problem = detail::minifloat_format_problem(f))
+            throw format_error(detail::describe(f) + ": " + problem);
+        if (!detail::minifloat_rounding_allowed(r))
             throw format_error(detail::describe(f) + ": rounding '" + std::string(tensorquant::to_string(r)) +
                                "' is not sign-symmetric; use nearest_even, nearest, zero or stochastic");
     }
@@ -240,46 +310,91 @@ struct minifloat : detail::descriptor_base<minifloat>
     template <std::floating_point T, class Fn>
     decltype(auto) visit(Fn&& fn) const
     {
-        using L = std::numeric_limits<T>;
-        const int e_lo = format.min_exponent(), e_hi = format.max_exponent(), M = format.mantissa_bits;
-        if (M >= L::digits || e_lo < L::min_exponent - 1 || e_hi > L::max_exponent - 1 ||
-            e_lo - M < L::min_exponent - L::digits)
+        if (!detail::minifloat_fits<T>(format))
             throw format_error(detail::describe(format) + " is not exactly representable in " +
                                (sizeof(T) == 4 ? "float" : "double") + ": use a wider storage type");
-        using I = detail::int_for<T>;
-        const T top = detail::exp2i<T>(e_hi);
-        const T max_finite =
-            format.ieee_specials ? top * (T(2) - detail::exp2i<T>(-M)) : top * (T(2) - detail::exp2i<T>(1 - M));
-        T over = max_finite;
-        if (overflow == minifloat_overflow::to_infinity) over = format.ieee_specials ? L::infinity() : L::quiet_NaN();
-        const T flush = format.subnormals ? T(0) : detail::exp2i<T>(e_lo);
         using detail::minifloat_path;
-        constexpr int mb = L::digits - 1;
-        const int cap = e_hi + 1;
-        // every 2^k with k in [M - cap, M - e_lo] (and its inverse) a normal T?
-        const bool one_scale = M - cap >= L::min_exponent - 1 + 1 && M - e_lo <= L::max_exponent - 2;
-        auto run = [&](auto r, auto path) -> decltype(auto) {
-            return fn(detail::minifloat_kernel<T, decltype(r), decltype(path)::value>{
-                {}, I(e_lo), I(cap), I(M), max_finite, over, flush, detail::exp2i<T>(M + 2), key});
+        const minifloat_path path = detail::minifloat_path_for<T>(format, rounding);
+        auto run = [&](auto r) -> decltype(auto) {
+            using R = decltype(r);
+            auto with = [&](auto p) -> decltype(auto) {
+                return fn(detail::make_minifloat_kernel<T, R, decltype(p)::value>(format, overflow, key));
+            };
+            using add_round = std::integral_constant<minifloat_path, minifloat_path::add_round>;
+            using one = std::integral_constant<minifloat_path, minifloat_path::one_scale>;
+            using two = std::integral_constant<minifloat_path, minifloat_path::two_scales>;
+            if constexpr (std::is_same_v<R, rounding::nearest_even>)
+                if (path == minifloat_path::add_round) return with(add_round{});
+            return path == minifloat_path::one_scale ? with(one{}) : with(two{});
         };
-        using add_round = std::integral_constant<minifloat_path, minifloat_path::add_round>;
-        using one = std::integral_constant<minifloat_path, minifloat_path::one_scale>;
-        using two = std::integral_constant<minifloat_path, minifloat_path::two_scales>;
-        auto by_scale = [&](auto r) -> decltype(auto) { return one_scale ? run(r, one{}) : run(r, two{}); };
         switch (rounding) {
         case rounding_mode::nearest:
-            return by_scale(rounding::nearest{});
+            return run(rounding::nearest{});
         case rounding_mode::zero:
-            return by_scale(rounding::zero{});
+            return run(rounding::zero{});
         case rounding_mode::stochastic:
-            return by_scale(rounding::stochastic{});
+            return run(rounding::stochastic{});
         default:
-            break;
+            return run(rounding::nearest_even{});
         }
-        // (|x| + C) - C needs C = 2^(e + mb - M) to be a finite T for every e up to cap
-        if (cap + mb - M <= L::max_exponent - 1) return run(rounding::nearest_even{}, add_round{});
-        return by_scale(rounding::nearest_even{});
     }
 };
+
+// Minifloat with the format as template arguments, for hardware models and the number
+// type: the same kernel as minifloat, with the format checked at compile time.
+template <minifloat_format Format, RoundingPolicy R = rounding::nearest_even,
+          minifloat_overflow Overflow = minifloat_overflow::to_infinity>
+    requires(detail::minifloat_format_problem(Format) == nullptr && requires { R::mode; } &&
+             detail::minifloat_rounding_allowed(R::mode))
+struct minifloat_of
+{
+    using rounding_policy = R;
+    static constexpr minifloat_format format = Format;
+    static constexpr minifloat_overflow overflow = Overflow;
+
+    rng_key key{}; // used by stochastic rounding only
+    using dispatching_tag = void;
+
+    template <std::floating_point T>
+    static constexpr bool fits = detail::minifloat_fits<T>(Format);
+
+    static std::pair<double, double> range() noexcept { return runtime().range(); }
+    // The same quantizer as a runtime descriptor.
+    static minifloat runtime(rng_key k = {}) { return minifloat(Format, R::mode, Overflow, k); }
+    std::string to_string() const { return runtime().to_string(); }
+
+    template <std::floating_point T>
+        requires fits<T>
+    constexpr auto kernel() const noexcept
+    {
+        constexpr detail::minifloat_path path = detail::minifloat_path_for<T>(Format, R::mode);
+        return detail::make_minifloat_kernel<T, R, path>(Format, Overflow, key);
+    }
+    template <std::floating_point T, class Fn>
+        requires fits<T>
+    decltype(auto) visit(Fn&& fn) const { return fn(kernel<T>()); }
+
+    template <std::floating_point T>
+        requires(fits<T> && !is_stochastic_rounding_v<R>)
+    constexpr T operator()(T x) const noexcept { return kernel<T>()(x); }
+    template <std::floating_point T>
+        requires(fits<T>&& is_stochastic_rounding_v<R>)
+    constexpr T operator()(T x, std::uint64_t i) const noexcept { return kernel<T>()(x, i); }
+    template <class T, class A>
+        requires(fits<T> && !is_stochastic_rounding_v<R>)
+    xsimd::batch<T, A>
+    operator()(xsimd::batch<T, A> const& x) const noexcept { return kernel<T>()(x); }
+    template <class T, class A>
+        requires(fits<T>&& is_stochastic_rounding_v<R>)
+    xsimd::batch<T, A>
+    operator()(xsimd::batch<T, A> const& x, std::uint64_t i) const noexcept { return kernel<T>()(x, i); }
+};
+
+namespace minifloats {
+using fp16_t = minifloat_of<fp16>;
+using bf16_t = minifloat_of<bf16>;
+using fp8_e4m3_t = minifloat_of<fp8_e4m3>;
+using fp8_e5m2_t = minifloat_of<fp8_e5m2>;
+} // namespace minifloats
 
 } // namespace tensorquant::inline TENSORQUANT_ABI
