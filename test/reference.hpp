@@ -152,18 +152,18 @@ std::uint64_t threshold_numerator(tq::rng_key key, std::uint64_t i)
 }
 
 // The integer R(num / den) of the rounding (docs/reference.md §1.1), den > 0.
-inline big round_rational(tq::rounding_mode m, big const& num, big const& den)
+inline big round_rational(tq::rounding_mode m, big const& num, big const& den, std::uint64_t unum = 0, int ubits = 24)
 {
     big fl = num / den; // truncates toward zero
     big rem = num - fl * den;
     if (rem < 0) fl -= 1, rem += den;
-    return round_ref(m, split_value{fl, rem, den}, num < 0);
+    return round_ref(m, split_value{fl, rem, den}, num < 0, unum, ubits);
 }
 
 // R(sqrt(num / den)), num >= 0: sqrt to 200 extra bits, truncated, stands for the exact
 // value unless exact; a truncated one is replaced by the midpoint of its last-bit
 // interval, which lies strictly inside the same rounding class.
-inline big round_sqrt(tq::rounding_mode m, big const& num, big const& den)
+inline big round_sqrt(tq::rounding_mode m, big const& num, big const& den, std::uint64_t unum = 0, int ubits = 24)
 {
     const int p = 200;
     const big scaled = (num << (2 * p)) / den; // floor(num 4^p / den)
@@ -171,7 +171,7 @@ inline big round_sqrt(tq::rounding_mode m, big const& num, big const& den)
     const bool exact = s * s * den == (num << (2 * p));
     const big den2 = pow2(p + 1);
     const big numer = exact ? big(2 * s) : big(2 * s + 1);
-    return round_rational(m, numer, den2);
+    return round_rational(m, numer, den2, unum, ubits);
 }
 
 // Identical bits, or both NaN.

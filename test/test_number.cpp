@@ -39,12 +39,14 @@ T value_of_word(std::int64_t w, int frac)
     return std::ldexp(static_cast<T>(w), -frac);
 }
 
-// Word the reference gives for the exact result num / den (in units of 2^-F).
-big expected(tq::fixed_format f, tq::rounding_mode r, tq::overflow_mode o, big const& num, big const& den)
+// Word the reference gives for the exact result num / den (in units of 2^-F); unum / 2^24
+// is the stochastic threshold.
+big expected(tq::fixed_format f, tq::rounding_mode r, tq::overflow_mode o, big const& num, big const& den,
+             std::uint64_t unum = 0)
 {
     big n = num, d = den;
     if (d < 0) n = -n, d = -d;
-    return tqtest::limit_ref(o, f, tqtest::round_rational(r, n, d));
+    return tqtest::limit_ref(o, f, tqtest::round_rational(r, n, d, unum));
 }
 
 struct op_reference
@@ -52,25 +54,26 @@ struct op_reference
     tq::fixed_format f;
     tq::rounding_mode r;
     tq::overflow_mode o;
+    std::uint64_t u = 0; // the threshold of the next stochastic rounding, as u / 2^24
+    big expected(big const& num, big const& den) const { return ::expected(f, r, o, num, den, u); }
     // exact results, in units of 2^-F, of a op b for words a and b
-    big add(std::int64_t a, std::int64_t b) const { return expected(f, r, o, big(a) + b, 1); }
-    big sub(std::int64_t a, std::int64_t b) const { return expected(f, r, o, big(a) - b, 1); }
+    big add(std::int64_t a, std::int64_t b) const { return expected(big(a) + b, 1); }
+    big sub(std::int64_t a, std::int64_t b) const { return expected(big(a) - b, 1); }
     big mul(std::int64_t a, std::int64_t b) const
     {
         // a b 2^-2F = (a b 2^-F) 2^-F
-        return f.frac >= 0 ? expected(f, r, o, big(a) * b, tqtest::pow2(f.frac))
-                           : expected(f, r, o, (big(a) * b) << -f.frac, 1);
+        return f.frac >= 0 ? expected(big(a) * b, tqtest::pow2(f.frac)) : expected((big(a) * b) << -f.frac, 1);
     }
     big div(std::int64_t a, std::int64_t b) const
     {
-        return f.frac >= 0 ? expected(f, r, o, big(a) << f.frac, b) : expected(f, r, o, big(a), big(b) << -f.frac);
+        return f.frac >= 0 ? expected(big(a) << f.frac, b) : expected(big(a), big(b) << -f.frac);
     }
-    big div_int(std::int64_t a, std::int64_t n) const { return expected(f, r, o, big(a), n); }
+    big div_int(std::int64_t a, std::int64_t n) const { return expected(big(a), n); }
     big sqrt(std::int64_t a) const
     {
         // sqrt(a 2^-F) 2^F = sqrt(a 2^F)
-        const big q = f.frac >= 0 ? tqtest::round_sqrt(r, big(a) << f.frac, 1)
-                                  : tqtest::round_sqrt(r, big(a), tqtest::pow2(-f.frac));
+        const big q = f.frac >= 0 ? tqtest::round_sqrt(r, big(a) << f.frac, 1, u)
+                                  : tqtest::round_sqrt(r, big(a), tqtest::pow2(-f.frac), u);
         return tqtest::limit_ref(o, f, q);
     }
 };
@@ -121,6 +124,78 @@ TEST_CASE("quantized_rt matches the exact reference exhaustively on small format
             }
     CHECK(wrong == 0);
     MESSAGE("exhaustive number-type checks: " << checked);
+}
+
+TEST_CASE("stochastic rounding in the number type matches the exact reference exhaustively")
+{
+    using V = tq::quantized_rt<float>;
+    const std::array formats = {tq::fixed_format{5, 2, true}, tq::fixed_format{5, -1, true},
+                                tq::fixed_format{4, 6, true}, tq::fixed_format{5, 2, false}};
+    const tq::rng_key key{12, 3};
+    const tq::detail::counter_rng rng(key);
+    long long checked = 0, wrong = 0;
+    for (auto f : formats)
+        for (auto o : overflows) {
+            const tq::number_scope scope(tq::fixed_point_rt(f, tq::rounding_mode::stochastic, o));
+            tq::stochastic_scope stream(key, 77);
+            op_reference ref{f, tq::rounding_mode::stochastic, o};
+            auto next = [&] { // the threshold the next rounding operation draws
+                ref.u = std::uint64_t(std::ldexp(double(rng.uniform<float>(stream.position())), 24));
+            };
+            auto check = [&](float got, big const& want, char const* op, std::int64_t a, std::int64_t b) {
+                ++checked;
+                if (!same_word(got, want, f.frac) && ++wrong <= 5)
+                    FAIL_CHECK(op << " W=" << f.width << " F=" << f.frac << " overflow " << int(o) << ": words " << a
+                                  << ", " << b << " gave " << got << ", want word " << want);
+            };
+            const auto words = all_words(f);
+            for (auto a : words) {
+                const V va = V::from_raw(value_of_word<float>(a, f.frac));
+                if (a >= 0) {
+                    next();
+                    check(sqrt(va).value(), ref.sqrt(a), "sqrt", a, 0);
+                }
+                for (std::int64_t n = 1; n <= 5; ++n) {
+                    next();
+                    check(divide(va, n).value(), ref.div_int(a, n), "divide", a, n);
+                }
+                for (auto b : words) {
+                    const V vb = V::from_raw(value_of_word<float>(b, f.frac));
+                    check((va + vb).value(), ref.add(a, b), "+", a, b); // exact: draws nothing
+                    next();
+                    check((va * vb).value(), ref.mul(a, b), "*", a, b);
+                    if (b != 0) {
+                        next();
+                        check((va / vb).value(), ref.div(a, b), "/", a, b);
+                    }
+                }
+            }
+        }
+    CHECK(wrong == 0);
+    CHECK(checked > 10000);
+    MESSAGE("exhaustive stochastic number-type checks: " << checked);
+    // the compile-time format draws the same thresholds
+    using Q = tq::quantized<float, tq::fixed_point<8, 4, tq::rounding::stochastic>>;
+    const tq::number_scope scope(
+        tq::fixed_point_rt({8, 4, true}, tq::rounding_mode::stochastic, tq::overflow_mode::saturate));
+    std::vector<float> typed, runtime;
+    {
+        tq::stochastic_scope stream(key);
+        for (int i = 1; i < 200; ++i) { // one operation per statement: a fixed order of draws
+            const Q a = 0.37f, b = 0.01f * float(i), c = 1.3f;
+            const Q p = a * b;
+            typed.push_back(float(p / c));
+        }
+    }
+    {
+        tq::stochastic_scope stream(key);
+        for (int i = 1; i < 200; ++i) {
+            const V a = 0.37f, b = 0.01f * float(i), c = 1.3f;
+            const V p = a * b;
+            runtime.push_back((p / c).value());
+        }
+    }
+    CHECK(typed == runtime);
 }
 
 TEST_CASE("the number type reports results beyond the range to a range watch")
@@ -395,8 +470,10 @@ TEST_CASE("generic float code runs on quantized numbers")
 TEST_CASE("number_scope errors name the problem")
 {
     CHECK_THROWS_WITH_AS(tq::quantized_rt<float>(1.0f), doctest::Contains("no number_scope"), tq::format_error);
-    CHECK_THROWS_WITH_AS(tq::number_scope(tq::fixed_point_rt(8, 4, tq::rounding_mode::stochastic)),
-                         doctest::Contains("stochastic"), tq::format_error);
+    {
+        const tq::number_scope stochastic(tq::fixed_point_rt(8, 4, tq::rounding_mode::stochastic));
+        CHECK_THROWS_WITH_AS(tq::quantized_rt<float>(0.3f), doctest::Contains("no stochastic_scope"), tq::format_error);
+    }
     const tq::number_scope wide(tq::fixed_point_rt(32, 16));
     CHECK_THROWS_AS(tq::quantized_rt<float>(1.0f), tq::format_error);
     CHECK(tq::quantized_rt<double>(1.5).value() == 1.5);

@@ -495,7 +495,7 @@ TEST_CASE("minifloat numbers convert and compare like the quantizer")
     }
 }
 
-TEST_CASE("minifloat quantizers and numbers work in constant expressions")
+TEST_CASE("minifloat logarithmic and composed quantizers work in constant expressions")
 {
     using e4m3 = number<float, tq::minifloats::fp8_e4m3_t>;
     using half = number<float, tq::minifloats::fp16_t>;
@@ -508,7 +508,12 @@ TEST_CASE("minifloat quantizers and numbers work in constant expressions")
     static_assert(float(fma(half(1.0f), half(0x1p-11f), half(1.0f))) == 1.0f);
     static_assert(float(half(1.0f) + half(0x1p-11f) + half(0x1p-11f)) == 1.0f);
     static_assert(float(std::numeric_limits<e4m3>::max()) == 448.0f);
-    CHECK(true);
+    // composed stages too
+    static_assert(tq::compose(tq::fixed_point<8, 4>{}, tq::minifloats::fp8_e4m3_t{})(0.3f) == 0.3125f);
+    static_assert(tq::compose(tq::minifloats::fp16_t{}, tq::fixed_point<6, 2>{})(1.3f) == 1.25f);
+    constexpr auto both = tq::compose(tq::logarithmic_of<tq::log_rounding::floor, -8, 8>{}, tq::fixed_point<8, 4>{});
+    CHECK(both(0.7f) == 0.5f); // the same call at run time
+    static_assert(both(0.7f) == 0.5f);
 }
 
 TEST_CASE("stochastic minifloat numbers give the same bits on any thread count")
@@ -681,4 +686,129 @@ TEST_CASE_TEMPLATE("logarithmic numbers round once on every operand pair", T, fl
     static_assert(float(tq::quantized<float, tq::logarithmic_of<log_rounding::nearest, -8, 8>>(3.0f) *
                         tq::quantized<float, tq::logarithmic_of<log_rounding::nearest, -8, 8>>(0.3f)) == 1.0f);
     static_assert(tq::logarithmic_of<log_rounding::floor, -8, 8>{}(0.7f) == 0.5f);
+}
+
+// ---------------------------------------------------------------------------------------
+// User-defined formats: computed in the wider type, then quantized.
+
+namespace {
+// Nearest-even onto steps of 2^-8, unbounded: written for any floating type.
+struct steps_of_256
+{
+    template <std::floating_point T>
+    constexpr T operator()(T x) const
+    {
+        const T s = x * T(256);
+        T r = T(static_cast<long long>(s)); // trunc
+        const T e = s - r;
+        if (e > T(0.5) || (e == T(0.5) && static_cast<long long>(r) % 2 != 0)) r += 1;
+        if (e < T(-0.5) || (e == T(-0.5) && static_cast<long long>(r) % 2 != 0)) r -= 1;
+        return r / T(256);
+    }
+};
+// Written for float only: the number type converts the wider result to float first.
+struct float_only_halves
+{
+    float operator()(float x) const { return std::nearbyint(x * 2.0f) / 2.0f; }
+};
+// A format that must not be emulated by double rounding.
+struct needs_exact
+{
+    static constexpr bool needs_exact_arithmetic = true;
+    float operator()(float x) const { return x; }
+};
+} // namespace
+
+TEST_CASE("user-defined formats in the number type round the wider result")
+{
+    using V = tq::quantized<float, steps_of_256>;
+    static_assert(std::is_void_v<V::rounding_policy>);
+    static_assert(!tq::number_traits<float, needs_exact>::family);
+    static_assert(tq::number_traits<float, steps_of_256>::family);
+    std::mt19937 g(3);
+    std::uniform_int_distribution<int> words(-(1 << 11), 1 << 11); // results stay floats
+    std::size_t bad = 0;
+    for (int i = 0; i < 20000; ++i) {
+        const int wa = words(g), wb = words(g);
+        const float a = float(wa) / 256.0f, b = float(wb) / 256.0f;
+        const V x = V::from_raw(a), y = V::from_raw(b);
+        // + - * of 2^-8 steps are exact in double, so one rounding: the exact reference
+        auto nearest_even_word = [](big num, big den) { // num / den rounded, den > 0
+            const bool neg = num < 0;
+            if (neg) num = -num;
+            big q = num / den, r = num - q * den;
+            if (2 * r > den || (2 * r == den && q % 2 != 0)) q += 1;
+            return neg ? big(-q) : q;
+        };
+        auto as_float = [](big w) { return float(double(w.convert_to<long long>()) / 256.0); };
+        bad += float(x + y) != as_float(big(wa) + wb);
+        bad += float(x - y) != as_float(big(wa) - wb);
+        bad += float(x * y) != as_float(nearest_even_word(big(wa) * wb, big(256)));
+        bad += float(fma(x, y, x)) != as_float(nearest_even_word(big(wa) * wb + big(wa) * 256, big(256)));
+    }
+    CHECK(bad == 0);
+    using H = tq::quantized<float, float_only_halves>;
+    CHECK(float(H(1.25f) + H(0.5f)) == 1.5f); // 1.25 is quantized to 1 first
+    CHECK(float(H(0.75f)) == 1.0f);           // construction quantizes (ties to even)
+    CHECK(float(H(3)) == 3.0f);
+}
+
+// ---------------------------------------------------------------------------------------
+// Datapaths: exact products, one rounding into the accumulator.
+
+TEST_CASE("mac rounds an exact product once into a wider fixed-point accumulator")
+{
+    using in_t = tq::quantized<float, tq::fixed_point<8, 4>>;
+    using w_t = tq::quantized<float, tq::fixed_point<8, 6>>;
+    using acc_t = tq::quantized<float, tq::fixed_point<20, 8, tq::rounding::nearest_even>>; // 2 product bits dropped
+    using wrap_t = tq::quantized<std::int64_t, tq::fixed_point<12, 10, tq::rounding::down, tq::overflow::wrap>>;
+    const tq::fixed_format acc{20, 8, true}, wrap{12, 10, true};
+    std::size_t bad = 0, checked = 0;
+    for (int wa = -128; wa < 128; ++wa)
+        for (int wb = -128; wb < 128; ++wb)
+            for (int wc : {0, 1, -77, 5000, -(1 << 19), (1 << 19) - 1}) {
+                const in_t a = in_t::from_raw(float(wa) / 16);
+                const w_t b = w_t::from_raw(float(wb) / 64);
+                // exact: wa wb 2^-10 + wc 2^-8, in units of 2^-8: (wa wb + 4 wc) / 4
+                const big want = tqtest::limit_ref(
+                    tq::overflow_mode::saturate, acc,
+                    tqtest::round_rational(tq::rounding_mode::nearest_even, big(wa) * wb + big(4) * wc, big(4)));
+                const float got = tq::mac(a, b, acc_t::from_raw(float(wc) / 256)).value();
+                bad += !tqtest::equals_fixed(got, want, 8);
+                // integer storage, wrap, round down: units of 2^-10 are exact products
+                const auto wc2 = std::int64_t(wc % 2048);
+                const big want2 = tqtest::limit_ref(tq::overflow_mode::wrap, wrap, big(wa) * wb + wc2);
+                using ia = tq::quantized<std::int64_t, tq::fixed_point<8, 4>>;
+                using ib = tq::quantized<std::int64_t, tq::fixed_point<8, 6>>;
+                const auto got2 = tq::mac(ia::from_raw(wa), ib::from_raw(wb), wrap_t::from_raw(wc2)).raw();
+                bad += big(got2) != want2;
+                checked += 2;
+            }
+    CHECK(bad == 0);
+    CHECK(checked == 2 * 65536 * 6);
+    // the exact product keeps every bit
+    const auto p = tq::exact_product(in_t(1.8125f), w_t(-0.984375f));
+    static_assert(std::is_same_v<decltype(p)::quantizer_type, tq::fixed_point<16, 10>>);
+    CHECK(p.value() == 1.8125f * -0.984375f);
+    static_assert(tq::exact_product(in_t(1.5f), w_t(0.5f)).value() == 0.75f);
+}
+
+TEST_CASE("mac of fp8 operands into an fp32 accumulator equals a fused multiply-add")
+{
+    // fp32 as a minifloat: IEEE binary32, nearest even, so std::fma is the reference
+    using fp32 = tq::minifloat_of<tq::minifloat_format{8, 23, 127, true, true}>;
+    using acc_t = tq::quantized<float, fp32>;
+    using e4m3 = tq::quantized<float, tq::minifloats::fp8_e4m3_t>;
+    using e5m2 = tq::quantized<float, tq::minifloats::fp8_e5m2_t>;
+    const minifloat_reference<int128> r4(tq::minifloats::fp8_e4m3, tq::minifloat_overflow::to_infinity);
+    const minifloat_reference<int128> r5(tq::minifloats::fp8_e5m2, tq::minifloat_overflow::to_infinity);
+    std::size_t bad = 0;
+    for (float c : {0.0f, 1.0f, -3.7e-5f, 1e30f, 0x1p-140f, -448.0f * 448.0f, 12345.678f})
+        for (double a : r4.codes)
+            for (double b : r5.codes) {
+                const float want = std::fma(float(a), float(b), c);
+                const float got = tq::mac(e4m3::from_raw(float(a)), e5m2::from_raw(float(b)), acc_t(c)).value();
+                bad += !same(double(want), got);
+            }
+    CHECK(bad == 0);
 }

@@ -7,6 +7,7 @@
 #include <doctest/doctest.h>
 #include <zlib.h>
 
+#include <array>
 #include <fstream>
 #include <random>
 #include <set>
@@ -42,10 +43,11 @@ nn::network bottleneck_network()
 }
 
 // Random images labelled by the network's own float predictions (float accuracy 1).
-tq::data::labeled_images labelled_by(nn::network net, std::size_t n, std::uint64_t seed)
+tq::data::labeled_images labelled_by(nn::network net, std::size_t n, std::uint64_t seed,
+                                     std::array<std::size_t, 3> shape = {2, 2, 2})
 {
     tq::data::labeled_images d;
-    d.images = xt::xtensor<float, 4>::from_shape({n, 2, 2, 2});
+    d.images = xt::xtensor<float, 4>::from_shape({n, shape[0], shape[1], shape[2]});
     std::mt19937_64 gen(seed);
     std::uniform_real_distribution<float> u(0, 1);
     for (auto& v : d.images) v = u(gen);
@@ -288,6 +290,35 @@ TEST_CASE("records do not depend on the thread count or on reuse")
     // with reuse, the wider words of an in-range point did not run
     CHECK(evaluations[0] == evaluations[1]);
     CHECK(evaluations[0] < evaluations[2]);
+}
+
+TEST_CASE("a stochastic intrinsic ResNet gives the same predictions on any thread count")
+{
+    // every layer intrinsic: conv, batch norm, add, average pooling, dense
+    const auto net = nn::small_resnet(5);
+    const auto data = labelled_by(net, 48, 6, {28, 28, 1});
+    std::vector<st::evaluation> runs;
+    for (unsigned threads : {1u, 2u}) {
+        st::evaluation_options o;
+        o.threads = threads;
+        o.block = 16;
+        st::evaluator ev(net, data, {}, o);
+        st::quantization q;
+        q.intrinsic = nn::scope_map{{"ResNet", "stochastic,12,6"}};
+        runs.push_back(ev.evaluate(q));
+    }
+    CHECK(runs[0].accuracy == runs[1].accuracy);
+    CHECK(runs[0].agreement == runs[1].agreement);
+    CHECK(runs[0].images == 48);
+    // the stochastic formats are in effect: the same seed repeats, nearest rounding differs
+    auto output = [&](std::string const& spec) {
+        nn::network copy = net;
+        copy.set_quantization(nn::scope_map{{"ResNet", spec}}, {}, {});
+        const auto y = copy.forward(data.images, 1);
+        return std::vector<float>(y.begin(), y.end());
+    };
+    CHECK(output("stochastic,12,6") == output("stochastic,12,6"));
+    CHECK(output("stochastic,12,6") != output("nearest,12,6"));
 }
 
 TEST_CASE("sharded runs merged equal the unsharded run")

@@ -41,7 +41,7 @@ private:
 
 // Calls the element-wise operator of a kernel for element i, whichever form it has.
 template <class K, class T>
-inline T call_at(K const& k, T x, std::uint64_t i)
+constexpr T call_at(K const& k, T x, std::uint64_t i)
 {
     if constexpr (IndexedQuantizer<K, T>)
         return static_cast<T>(k(x, i));
@@ -69,7 +69,7 @@ struct descriptor_base
 
     // Element by element (one dispatch per call); bulk loops go through visit instead.
     template <std::floating_point T>
-    T operator()(T x, std::uint64_t i = 0) const
+    constexpr T operator()(T x, std::uint64_t i = 0) const
     {
         return static_cast<Derived const&>(*this).template visit<T>(
             [&](auto const& k) -> T { return call_at(k, x, i); });

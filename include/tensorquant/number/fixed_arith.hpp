@@ -11,6 +11,7 @@
 #include "../core/rounding.hpp"
 #include "../quantizers/fixed_point.hpp"
 
+#include "stochastic_scope.hpp"
 #include "wide_int.hpp"
 
 #include <bit>
@@ -47,14 +48,22 @@ constexpr remainder_class classify(I rem, I den) // 0 <= rem < den
     return rem < rest ? remainder_class::below_half : rem == rest ? remainder_class::half : remainder_class::above_half;
 }
 
-// The integer nearest (by R) to num / den, den > 0.
+// The integer nearest (by R) to num / den, den > 0. A stochastic R moves the magnitude
+// away from zero when the exact fraction rem / den exceeds the threshold j / 2^32.
 template <class R, class I>
-constexpr I round_quotient(I const& num, I const& den)
+constexpr I round_quotient(I const& num, I const& den, [[maybe_unused]] std::uint64_t j = 0)
 {
     const bool neg = num < 0;
     const I mag = neg ? I(-num) : num;
     const I q = mag / den;
-    return round_truncated<R>(neg, q, classify<I>(I(mag - q * den), den));
+    const I rem = mag - q * den;
+    if constexpr (is_stochastic_rounding_v<R>) {
+        const bool up = !(rem == I(0)) && (bigint(rem) << 32) > bigint(std::int64_t(j)) * bigint(den);
+        const I m = up ? I(q + I(1)) : q;
+        return neg ? I(-m) : m;
+    } else {
+        return round_truncated<R>(neg, q, classify<I>(rem, den));
+    }
 }
 
 constexpr int bit_length(uint128 v) noexcept
@@ -65,13 +74,12 @@ constexpr int bit_length(uint128 v) noexcept
 constexpr uint128 magnitude(int128 v) noexcept { return v < 0 ? uint128(0) - uint128(v) : uint128(v); }
 
 // Exact operations on words of a format with rounding R and overflow O. A word is the
-// integer n of a value n 2^-F.
+// integer n of a value n 2^-F. j is the threshold of a stochastic R as j / 2^32 (unused
+// otherwise).
 template <class R, class O>
 struct fixed_arith
 {
-    static_assert(!is_stochastic_rounding_v<R>,
-                  "exact arithmetic on quantized numbers needs a deterministic rounding; stochastic rounding of "
-                  "intermediates is available through the layers' runtime intrinsic path");
+    using rounding = R;
     fixed_format format;
 
     // f must be a valid format (fixed_point<> checks it at compile time, checked() at run time).
@@ -98,29 +106,29 @@ struct fixed_arith
     constexpr int128 neg(int128 a) const noexcept { return fit(-a); }
 
     // a 2^-F * b 2^-F = (a b 2^-F) 2^-F.
-    constexpr int128 mul(int128 a, int128 b) const
+    constexpr int128 mul(int128 a, int128 b, std::uint64_t j = 0) const
     {
         const int128 p = a * b; // |a|, |b| <= 2^63: fits
         const int f = format.frac;
-        if (f >= 0) return fit(round_quotient<R>(p, int128(1) << f));
+        if (f >= 0) return fit(round_quotient<R>(p, int128(1) << f, j));
         // coarse steps (F < 0): the exact word is p 2^|F|, possibly beyond 128 bits
         if (bit_length(magnitude(p)) - f < 126) return fit(p << -f);
         return fit(bigint(p) << -f);
     }
 
     // a b + c with one rounding: (a b + c 2^F) 2^-2F in steps of 2^-F.
-    constexpr int128 fma(int128 a, int128 b, int128 c) const
+    constexpr int128 fma(int128 a, int128 b, int128 c, std::uint64_t j = 0) const
     {
         const int f = format.frac;
         const int128 p = a * b;
         if (f < 0) return fit((bigint(p) << -f) + bigint(c)); // exact: coarse steps
         if (bit_length(magnitude(p)) < 125 && bit_length(magnitude(c)) + f < 125)
-            return fit(round_quotient<R>(int128(p + (c << f)), int128(1) << f));
-        return fit(round_quotient<R>(bigint(p) + (bigint(c) << f), bigint(1) << f));
+            return fit(round_quotient<R>(int128(p + (c << f)), int128(1) << f, j));
+        return fit(round_quotient<R>(bigint(p) + (bigint(c) << f), bigint(1) << f, j));
     }
 
     // (a 2^-F) / (b 2^-F) = (a 2^F / b) 2^-F; b != 0.
-    constexpr int128 div(int128 a, int128 b) const
+    constexpr int128 div(int128 a, int128 b, std::uint64_t j = 0) const
     {
         const int f = format.frac;
         bigint num(a), den(b);
@@ -130,24 +138,27 @@ struct fixed_arith
             den = den << -f;
         if (den < 0) num = -num, den = -den;
         if (bit_length(magnitude(a)) + (f > 0 ? f : 0) < 126 && bit_length(magnitude(b)) + (f < 0 ? -f : 0) < 126)
-            return fit(round_quotient<R>(static_cast<int128>(num), static_cast<int128>(den)));
-        return fit(round_quotient<R>(num, den));
+            return fit(round_quotient<R>(static_cast<int128>(num), static_cast<int128>(den), j));
+        return fit(round_quotient<R>(num, den, j));
     }
 
     // The word of the integer i (exact, then the overflow policy).
-    constexpr int128 from_integer(int128 i) const
+    constexpr int128 from_integer(int128 i, std::uint64_t j = 0) const
     {
         const int f = format.frac;
-        if (f < 0) return fit(round_quotient<R>(i, int128(1) << -f));
+        if (f < 0) return fit(round_quotient<R>(i, int128(1) << -f, j));
         if (bit_length(magnitude(i)) + f < 126) return fit(i << f);
         return fit(bigint(i) << f);
     }
 
     // (a 2^-F) / n for a positive integer n (an average over n elements).
-    constexpr int128 div_int(int128 a, std::int64_t n) const { return fit(round_quotient<R>(a, int128(n))); }
+    constexpr int128 div_int(int128 a, std::int64_t n, std::uint64_t j = 0) const
+    {
+        return fit(round_quotient<R>(a, int128(n), j));
+    }
 
     // sqrt(a 2^-F) = sqrt(N / D) in steps of 2^-F, with N / D = a 2^F; a >= 0.
-    constexpr int128 sqrt(int128 a) const
+    constexpr int128 sqrt(int128 a, [[maybe_unused]] std::uint64_t j = 0) const
     {
         const int f = format.frac;
         const bigint n = f >= 0 ? bigint(a) << f : bigint(a);
@@ -156,16 +167,23 @@ struct fixed_arith
         const bigint nd = n * d;
         const bigint k = isqrt(nd) / d;
         const bigint dk = d * k;
-        remainder_class c;
-        if (nd == dk * dk)
-            c = remainder_class::zero;
-        else {
-            const bigint lhs = 4 * nd, mid = (2 * dk + d) * (2 * dk + d);
-            c = lhs < mid    ? remainder_class::below_half
-                : lhs == mid ? remainder_class::half
-                             : remainder_class::above_half;
+        if constexpr (is_stochastic_rounding_v<R>) {
+            // up when sqrt(N/D) > k + j 2^-32, i.e. N 2^64 > D (k 2^32 + j)^2
+            const bigint t = (k << 32) + bigint(std::int64_t(j));
+            const bool up = !(nd == dk * dk) && (n << 64) > d * t * t;
+            return fit(up ? bigint(k + bigint(1)) : k);
+        } else {
+            remainder_class c;
+            if (nd == dk * dk)
+                c = remainder_class::zero;
+            else {
+                const bigint lhs = 4 * nd, mid = (2 * dk + d) * (2 * dk + d);
+                c = lhs < mid    ? remainder_class::below_half
+                    : lhs == mid ? remainder_class::half
+                                 : remainder_class::above_half;
+            }
+            return fit(round_truncated<R>(false, k, c));
         }
-        return fit(round_truncated<R>(false, k, c));
     }
 };
 

@@ -49,13 +49,6 @@ constexpr bool fraction_above(uint128 rem, int s, bool sticky, std::uint64_t j) 
     return hi > j || (hi == j && below);
 }
 
-// The threshold u in [0, 1) as j / 2^32.
-template <std::floating_point T>
-constexpr std::uint64_t threshold_bits(T u) noexcept
-{
-    return static_cast<std::uint64_t>(u * T(4294967296.0));
-}
-
 template <std::floating_point T, class R>
 struct minifloat_arith
 {

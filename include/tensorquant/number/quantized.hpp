@@ -3,10 +3,13 @@
 // runs on it unchanged.
 //
 // Semantics (docs/guide.md, "The number type"; docs/reference.md §3):
-// - Q is a fixed_point<W, F, R, O, Signed> or a minifloat_of<Format, R, O>. The storage T
-//   must hold every value exactly: for fixed point float (W <= 24) or double (W <= 53)
-//   store the value, std::int64_t stores the word (any W up to 64); for a minifloat T is
-//   float or double (minifloat_fits). Anything else is a compile error.
+// - Q is a fixed_point<W, F, R, O, Signed>, a minifloat_of<Format, R, O> or a
+//   logarithmic_of<R, EMin, EMax>. The storage T must hold every value exactly: for fixed
+//   point float (W <= 24) or double (W <= 53) store the value, std::int64_t stores the
+//   word (any W up to 64); for the others T is float or double. A user-defined element
+//   quantizer works too: its operations are computed in the wider float type and then
+//   quantized (number_traits says when that is one rounding and how to give a format
+//   exact arithmetic of its own). Anything else is a compile error.
 // - + - * / sqrt and fma compute the exact result in integers and round it once with R,
 //   then apply the overflow policy. abs, min, max, unary minus and comparisons are exact
 //   (their results are already in the format, up to the overflow policy for -lowest).
@@ -31,6 +34,7 @@
 
 #include "../config.hpp"
 
+#include "../core/concepts.hpp"
 #include "../quantizers/fixed_point.hpp"
 #include "../quantizers/logarithmic.hpp"
 #include "../quantizers/minifloat.hpp"
@@ -78,14 +82,27 @@ struct storage_codec<std::int64_t>
     }
 };
 
-// The operations of both number types, on raw storage of values already in the format.
+// The operations of both number types on fixed point, on raw storage of values already in
+// the format. A stochastic rounding draws one threshold from the thread's
+// stochastic_scope per operation that can round: * / sqrt fma divide, conversions from
+// float, and from integers when F < 0 (not + - and negation, which are exact before the
+// overflow policy).
 template <class T, class Arith, class Quantize>
 struct exact_ops
 {
     using codec = storage_codec<T>;
+    static constexpr bool stochastic = is_stochastic_rounding_v<typename Arith::rounding>;
     Arith const& ar;
     Quantize const& quantize; // quantizes a plain value of T into the format (floating T)
 
+    static constexpr std::uint64_t j()
+    {
+        using U = std::conditional_t<std::is_floating_point_v<T>, T, double>;
+        if constexpr (stochastic)
+            return threshold_bits(next_threshold<U, true>());
+        else
+            return 0;
+    }
     constexpr int frac() const noexcept { return ar.format.frac; }
     template <class Op>
     constexpr T binary(T a, T b, Op op) const
@@ -110,7 +127,7 @@ struct exact_ops
     }
     constexpr T mul(T a, T b) const
     {
-        return binary(a, b, [&](auto x, auto y) { return ar.mul(x, y); });
+        return binary(a, b, [&](auto x, auto y) { return ar.mul(x, y, j()); });
     }
     constexpr T div(T a, T b) const
     {
@@ -120,32 +137,42 @@ struct exact_ops
             else
                 return codec::nan("division by zero");
         }
-        return binary(a, b, [&](auto x, auto y) { return ar.div(x, y); });
+        return binary(a, b, [&](auto x, auto y) { return ar.div(x, y, j()); });
     }
     constexpr T sqrt(T a) const
     {
         if (codec::isnan(a)) return a;
         if (a < T(0)) return codec::nan("the square root of a negative number");
-        return unary(a, [&](auto x) { return ar.sqrt(x); });
+        return unary(a, [&](auto x) { return ar.sqrt(x, j()); });
     }
     constexpr T div_int(T a, std::int64_t n) const
     {
-        return unary(a, [&](auto x) { return ar.div_int(x, n); });
+        return unary(a, [&](auto x) { return ar.div_int(x, n, j()); });
     }
     constexpr T fma(T a, T b, T c) const
     {
         if (codec::isnan(a) || codec::isnan(b) || codec::isnan(c)) return codec::nan("NaN");
-        return codec::raw(ar.fma(codec::word(a, frac()), codec::word(b, frac()), codec::word(c, frac())), frac());
+        return codec::raw(ar.fma(codec::word(a, frac()), codec::word(b, frac()), codec::word(c, frac()), j()), frac());
     }
     constexpr T neg(T a) const
     {
         return unary(a, [&](auto x) { return ar.neg(x); });
     }
+    // Integers are exact in a format with F >= 0, which then draws no threshold.
     template <std::integral I>
     constexpr T from_integer(I i) const
     {
-        return codec::raw(ar.from_integer(static_cast<int128>(i)), frac());
+        return codec::raw(ar.from_integer(static_cast<int128>(i), frac() < 0 ? j() : 0), frac());
     }
+};
+
+// A kernel called on plain values, with the threshold of a stochastic rounding drawn from
+// the thread's stochastic_scope.
+template <class T, class K, bool Stochastic>
+struct threshold_quantizer
+{
+    K kernel;
+    constexpr T operator()(T x) const { return kernel.apply(x, next_threshold<T, Stochastic>()); }
 };
 
 // The operators of both number types, written once. D provides raw(), from_raw() and
@@ -234,42 +261,108 @@ private:
 
 namespace detail {
 
-// How quantized<T, Q> computes for each family of formats Q: whether T serves it, the
-// exact operations (ops), quantizing a plain value, and the word.
-template <class T, class Q>
-struct number_traits
+// A user-defined format: any default-constructible ElementQuantizer. Each operation is
+// computed in the next wider float type (double for float storage, long double for
+// double) and then quantized. That equals one rounding of the exact result whenever the
+// wider operation is exact (a product of two floats in double always is; a sum is when
+// the exponents differ by at most 29), provided Q accepts the wider type or the exact
+// result is a T. Otherwise two roundings may differ from one near Q's decision points: a
+// quantizer that must not see them declares `static constexpr bool needs_exact_arithmetic
+// = true` and then needs its own specialisation of number_traits.
+template <class Q>
+concept declares_exact_arithmetic = requires
+{
+    requires Q::needs_exact_arithmetic;
+};
+
+template <class T>
+using wider_float_t = std::conditional_t<std::is_same_v<T, float>, double, long double>;
+
+template <class T, class Q,
+          bool = std::is_floating_point_v<T>&& std::default_initializable<Q> && !declares_exact_arithmetic<Q>>
+struct generic_number_traits
 {
     static constexpr bool family = false;
 };
+template <class T, class Q>
+struct generic_number_traits<T, Q, true>
+{
+    static constexpr bool family = ElementQuantizer<Q, T>;
+    static constexpr bool integer_storage = false;
+    static constexpr bool fits = true;
+    using W = wider_float_t<T>;
+
+    // the wider result, quantized (in the wider type when Q takes it)
+    static constexpr T apply(W x)
+    {
+        if constexpr (ElementQuantizer<Q, W>)
+            return static_cast<T>(Q{}(x));
+        else
+            return Q{}(static_cast<T>(x));
+    }
+    template <std::floating_point U>
+    static constexpr T quantize(U x)
+    {
+        if constexpr (sizeof(U) > sizeof(T) && ElementQuantizer<Q, U>)
+            return static_cast<T>(Q{}(x));
+        else
+            return Q{}(static_cast<T>(x));
+    }
+    struct wide_ops
+    {
+        constexpr T add(T a, T b) const { return apply(W(a) + W(b)); }
+        constexpr T sub(T a, T b) const { return apply(W(a) - W(b)); }
+        constexpr T mul(T a, T b) const { return apply(W(a) * W(b)); }
+        constexpr T div(T a, T b) const { return apply(W(a) / W(b)); }
+        T sqrt(T a) const { return apply(std::sqrt(W(a))); }
+        T fma(T a, T b, T c) const { return apply(std::fma(W(a), W(b), W(c))); }
+        constexpr T div_int(T a, std::int64_t n) const { return apply(W(a) / W(n)); }
+        constexpr T neg(T a) const { return apply(-W(a)); }
+        template <std::integral I>
+        constexpr T from_integer(I i) const
+        {
+            return apply(static_cast<W>(i));
+        }
+    };
+    static constexpr wide_ops ops() noexcept { return {}; }
+    template <std::floating_point U>
+    static constexpr U to(T raw) noexcept
+    {
+        return static_cast<U>(raw);
+    }
+};
+
+// How quantized<T, Q> computes for each family of formats Q: whether T serves it, the
+// exact operations (ops), quantizing a plain value, and the word.
+template <class T, class Q>
+struct builtin_number_traits : generic_number_traits<T, Q>
+{
+};
 
 template <class T, int W, int F, class R, class O, bool S>
-struct number_traits<T, fixed_point<W, F, R, O, S>>
+struct builtin_number_traits<T, fixed_point<W, F, R, O, S>>
 {
     using Q = fixed_point<W, F, R, O, S>;
     static constexpr bool family = true;
     static constexpr bool integer_storage = std::is_integral_v<T>;
     static constexpr bool fits = integer_storage || Q::template fits<std::conditional_t<integer_storage, double, T>>;
-    static constexpr const char* fits_message = "quantized<T, Q>: the format has more bits than T holds exactly "
-                                                "(W <= 24 for float, W <= 53 for double, W <= 64 with std::int64_t "
-                                                "storage)";
-    static_assert(!is_stochastic_rounding_v<R>,
-                  "quantized<T, fixed_point<...>>: stochastic rounding of intermediates is available for minifloat "
-                  "formats and through the layers' runtime intrinsic path");
     using codec = storage_codec<T>;
     static constexpr fixed_arith<R, O> arith{Q::format};
 
     template <std::floating_point U>
     static constexpr T quantize(U x)
     {
+        constexpr bool stochastic = is_stochastic_rounding_v<R>;
         if constexpr (integer_storage) {
             if (x != x) codec::nan("NaN");
-            // encode() gives the exact W-bit word for any W; sign-extend it
-            const std::uint64_t w = Q{}.encode(x);
+            // the exact W-bit word for any W; sign-extend it
+            const std::uint64_t w = encode_fixed<U, R, O>(Q::format, x, next_threshold<U, stochastic>());
             const bool negative = S && W < 64 && ((w >> (W - 1)) & 1);
             return static_cast<T>(negative ? w | (~std::uint64_t(0) << W) : w);
         } else {
             using Wd = wider_t<T, U>;
-            return static_cast<T>(Q{}.template kernel<Wd>()(static_cast<Wd>(x)));
+            return static_cast<T>(
+                Q{}.template kernel<Wd>().apply(static_cast<Wd>(x), next_threshold<Wd, stochastic>()));
         }
     }
     struct plain_quantizer
@@ -305,15 +398,13 @@ struct number_traits<T, fixed_point<W, F, R, O, S>>
 };
 
 template <class T, minifloat_format Fm, class R, minifloat_overflow O>
-struct number_traits<T, minifloat_of<Fm, R, O>>
+struct builtin_number_traits<T, minifloat_of<Fm, R, O>>
 {
     using Q = minifloat_of<Fm, R, O>;
     static constexpr bool family = true;
     static constexpr bool integer_storage = false;
     static constexpr bool fits =
         std::is_floating_point_v<T> && Q::template fits<std::conditional_t<std::is_floating_point_v<T>, T, double>>;
-    static constexpr const char* fits_message = "quantized<T, minifloat_of<...>>: T must be float or double holding "
-                                                "every value of the format exactly (use double for wide formats)";
     static constexpr minifloat_arith<T, R> arith{Fm, O};
 
     template <std::floating_point U>
@@ -351,7 +442,7 @@ struct number_traits<T, minifloat_of<Fm, R, O>>
 };
 
 template <class T, log_rounding R, int EMin, int EMax>
-struct number_traits<T, logarithmic_of<R, EMin, EMax>>
+struct builtin_number_traits<T, logarithmic_of<R, EMin, EMax>>
 {
     using Q = logarithmic_of<R, EMin, EMax>;
     static constexpr bool family = true;
@@ -386,21 +477,56 @@ struct number_traits<T, logarithmic_of<R, EMin, EMax>>
 
 } // namespace detail
 
+// The customisation point: how quantized<T, Q> computes with a format Q. Specialise it
+// for a format of your own that needs exact arithmetic (family = true, fits, quantize,
+// ops() with add, sub, mul, div, sqrt, fma, div_int, neg and from_integer on raw
+// storage, and to<U>; word() optionally), as the built-in families do.
+template <class T, class Q>
+struct number_traits : detail::builtin_number_traits<T, Q>
+{
+};
+
+// A type with Q::member, or nothing (the number type exposes what the format has).
+namespace detail {
+template <class Q>
+struct format_of_quantizer
+{
+};
+template <class Q>
+    requires requires { Q::format; }
+struct format_of_quantizer<Q>
+{
+    static constexpr auto format = Q::format;
+};
+template <class Q>
+struct rounding_of_quantizer
+{
+    using type = void;
+};
+template <class Q>
+    requires requires { typename Q::rounding_policy; }
+struct rounding_of_quantizer<Q>
+{
+    using type = typename Q::rounding_policy;
+};
+} // namespace detail
+
 template <class T, class Q>
     requires(std::floating_point<T> || std::is_same_v<T, std::int64_t>)
-class quantized : public detail::number_operators<quantized<T, Q>, T>
+class quantized : public detail::number_operators<quantized<T, Q>, T>, public detail::format_of_quantizer<Q>
 {
-    using traits = detail::number_traits<T, Q>;
-    static_assert(traits::family, "quantized<T, Q>: Q must be a fixed_point<W, F, Rounding, Overflow, Signed>, a "
-                                  "minifloat_of<Format, Rounding, Overflow> or a logarithmic_of<Rounding, EMin, EMax>; "
-                                  "exact arithmetic is defined for those");
+    using traits = number_traits<T, Q>;
+    static_assert(traits::family,
+                  "quantized<T, Q>: Q must be a fixed_point<W, F, Rounding, Overflow, Signed>, a minifloat_of<Format, "
+                  "Rounding, Overflow>, a logarithmic_of<Rounding, EMin, EMax>, a default-constructible element "
+                  "quantizer of T, or a format with its own specialisation of tensorquant::number_traits (a quantizer "
+                  "that declares needs_exact_arithmetic needs one)");
     static constexpr bool integer_storage = std::is_integral_v<T>;
 
 public:
     using value_type = T; // the storage: a float holding the value, or std::int64_t holding the word
     using quantizer_type = Q;
-    using rounding_policy = typename Q::rounding_policy;
-    static constexpr auto format = Q::format;
+    using rounding_policy = typename detail::rounding_of_quantizer<Q>::type; // void when Q has none
     static_assert(traits::fits, "quantized<T, Q>: T does not hold every value of the format exactly");
 
     quantized() = default; // like T: value-initialisation gives 0, default-initialisation leaves it unset
@@ -433,7 +559,10 @@ public:
     }
     // The format's code: the two's complement W-bit word of fixed point, zero-extended (NaN
     // gives 0); the sign, exponent and mantissa bits of a minifloat.
-    std::uint64_t word() const noexcept { return traits::word(v_); }
+    std::uint64_t word() const noexcept requires requires(T r) { traits::word(r); }
+    {
+        return traits::word(v_);
+    }
 
     // fn(the exact operations of the format) -> raw result, as a number (number_operators).
     template <class Fn>
@@ -454,18 +583,24 @@ private:
 class number_scope
 {
 public:
-    explicit number_scope(fixed_point_rt q) : q_(q), previous_(current_)
-    {
-        if (q.rounding() == rounding_mode::stochastic)
-            throw format_error("quantized_rt: stochastic rounding of intermediates is not defined for the number "
-                               "type; use the layers' runtime intrinsic path");
-        current_ = this;
-    }
+    // A stochastic format draws its thresholds from the thread's stochastic_scope.
+    explicit number_scope(fixed_point_rt q) : q_(q), previous_(current_) { current_ = this; }
     number_scope(number_scope const&) = delete;
     number_scope& operator=(number_scope const&) = delete;
     ~number_scope() { current_ = previous_; }
 
     fixed_point_rt const& quantizer() const noexcept { return q_; }
+
+    // A plain value in the format (a stochastic format takes its threshold from the
+    // thread's stochastic_scope).
+    template <std::floating_point T>
+    T quantize(T x) const
+    {
+        return q_.visit<T>([&](auto const& k) -> T {
+            if (q_.rounding() == rounding_mode::stochastic) return k.apply(x, stochastic_scope::current().next<T>());
+            return k.apply(x, T(0));
+        });
+    }
 
     static number_scope const& current()
     {
@@ -480,12 +615,12 @@ public:
         detail::check_fixed_fits<T>(q_.format());
         return detail::visit_rounding(q_.rounding(), [&](auto r) -> decltype(auto) {
             return detail::visit_overflow(q_.overflow(), [&](auto o) -> decltype(auto) {
-                // stochastic never reaches here (the constructor rejects it)
-                using R = std::conditional_t<is_stochastic_rounding_v<decltype(r)>, rounding::nearest, decltype(r)>;
+                using R = decltype(r);
                 using O = decltype(o);
                 const detail::fixed_arith<R, O> ar(q_.format());
-                const detail::fixed_kernel<T, R, O> k(q_.format());
-                return fn(detail::exact_ops<T, detail::fixed_arith<R, O>, detail::fixed_kernel<T, R, O>>{ar, k});
+                using K = detail::threshold_quantizer<T, detail::fixed_kernel<T, R, O>, is_stochastic_rounding_v<R>>;
+                const K k{detail::fixed_kernel<T, R, O>(q_.format())};
+                return fn(detail::exact_ops<T, detail::fixed_arith<R, O>, K>{ar, k});
             });
         });
     }
@@ -534,7 +669,7 @@ private:
     static constexpr T quantize_plain(U x)
     {
         using Wd = detail::wider_t<T, U>;
-        return static_cast<T>(number_scope::current().quantizer()(static_cast<Wd>(x)));
+        return static_cast<T>(number_scope::current().quantize(static_cast<Wd>(x)));
     }
 
     T v_;

@@ -52,6 +52,14 @@ private:
 };
 
 namespace detail {
+// The threshold u in [0, 1) as j / 2^32 (exact: the generator's thresholds are
+// multiples of 2^-24 for float and 2^-32 for double).
+template <std::floating_point T>
+constexpr std::uint64_t threshold_bits(T u) noexcept
+{
+    return static_cast<std::uint64_t>(u * T(4294967296.0));
+}
+
 // The threshold of one rounding: 0 (unused) for a deterministic policy.
 template <std::floating_point T, bool Stochastic>
 constexpr T next_threshold()

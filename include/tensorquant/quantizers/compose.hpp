@@ -26,13 +26,13 @@ struct composed_kernel
     std::tuple<Ks...> stages;
 
     template <class X>
-    X run(X x, std::uint64_t i) const
+    constexpr X run(X x, std::uint64_t i) const
     {
         std::apply([&](auto const&... k) { ((x = call_at(k, x, i)), ...); }, stages);
         return x;
     }
     template <std::floating_point T>
-    T operator()(T x, std::uint64_t i) const
+    constexpr T operator()(T x, std::uint64_t i) const
     {
         return run(x, i);
     }
@@ -43,7 +43,7 @@ struct composed_kernel
 };
 
 template <class T, class Q>
-decltype(auto) with_kernel_of(Q const& q, auto&& fn)
+constexpr decltype(auto) with_kernel_of(Q const& q, auto&& fn)
 {
     if constexpr (DispatchingQuantizer<Q, T>)
         return q.template visit<T>(fn);
@@ -58,7 +58,7 @@ decltype(auto) with_kernel_of(Q const& q, auto&& fn)
 // composed kernel. Each call has one stage fewer, so no deduced return type depends on
 // itself (clang rejects that).
 template <class T, class Fn, class Q, class... Rest, class... Ks>
-decltype(auto) build_composed(Fn&& fn, std::tuple<Ks...> done, Q const& q, Rest const&... rest)
+constexpr decltype(auto) build_composed(Fn&& fn, std::tuple<Ks...> done, Q const& q, Rest const&... rest)
 {
     auto with_stage = [&](auto const& k) -> decltype(auto) {
         auto next = std::tuple_cat(done, std::tuple<std::decay_t<decltype(k)>>(k));
@@ -88,10 +88,10 @@ struct composed : detail::descriptor_base<composed<Qs...>>
 {
     std::tuple<Qs...> stages;
 
-    explicit composed(Qs... qs) : stages(std::move(qs)...) {}
+    constexpr explicit composed(Qs... qs) : stages(std::move(qs)...) {}
 
     template <std::floating_point T, class Fn>
-    decltype(auto) visit(Fn&& fn) const
+    constexpr decltype(auto) visit(Fn&& fn) const
     {
         return std::apply(
             [&](auto const&... qs) -> decltype(auto) { return detail::build_composed<T>(fn, std::tuple<>{}, qs...); },
@@ -101,6 +101,6 @@ struct composed : detail::descriptor_base<composed<Qs...>>
 
 template <class... Qs>
     requires(sizeof...(Qs) >= 2)
-composed<Qs...> compose(Qs... qs) { return composed<Qs...>(std::move(qs)...); }
+constexpr composed<Qs...> compose(Qs... qs) { return composed<Qs...>(std::move(qs)...); }
 
 } // namespace tensorquant::inline TENSORQUANT_ABI

@@ -212,7 +212,7 @@ struct fixed_point
     // Bulk loops take the kernel once; a T the format does not fit is a compile error.
     template <std::floating_point T, class Fn>
         requires fits<T>
-    decltype(auto) visit(Fn&& fn) const { return fn(kernel<T>()); }
+    constexpr decltype(auto) visit(Fn&& fn) const { return fn(kernel<T>()); }
 
     template <std::floating_point T>
         requires(fits<T> && !is_stochastic_rounding_v<R>)

@@ -205,7 +205,7 @@ struct logarithmic_of
     constexpr detail::log_kernel<T> kernel() const { return runtime().template kernel<T>(); }
     template <std::floating_point T, class Fn>
         requires fits<T>
-    decltype(auto) visit(Fn&& fn) const { return fn(kernel<T>()); }
+    constexpr decltype(auto) visit(Fn&& fn) const { return fn(kernel<T>()); }
     template <std::floating_point T>
         requires fits<T>
     constexpr T operator()(T x) const { return kernel<T>()(x); }

@@ -296,11 +296,16 @@ struct minifloat : detail::descriptor_base<minifloat>
                 preset.mantissa_bits == format.mantissa_bits && preset.bias == format.bias)
                 s = std::string(n), base = preset;
         if (s.empty()) {
-            s = "minifloat," + std::to_string(format.exponent_bits) + "," + std::to_string(format.mantissa_bits) + "," +
-                std::to_string(format.bias);
+            // appended piece by piece: g++ 12 warns falsely (-Wrestrict) on "literal" + string
+            s = "minifloat,";
+            s += std::to_string(format.exponent_bits);
+            s += ',';
+            s += std::to_string(format.mantissa_bits);
+            s += ',';
+            s += std::to_string(format.bias);
             base.ieee_specials = true;
         }
-        if (rounding != rounding_mode::nearest_even) s += "," + std::string(tensorquant::to_string(rounding));
+        if (rounding != rounding_mode::nearest_even) (s += ',') += tensorquant::to_string(rounding);
         if (overflow == minifloat_overflow::saturate) s += ",saturate";
         if (format.subnormals != base.subnormals) s += format.subnormals ? ",subnormals" : ",no_subnormals";
         if (format.ieee_specials != base.ieee_specials) s += format.ieee_specials ? ",ieee" : ",finite";
@@ -372,7 +377,7 @@ struct minifloat_of
     }
     template <std::floating_point T, class Fn>
         requires fits<T>
-    decltype(auto) visit(Fn&& fn) const { return fn(kernel<T>()); }
+    constexpr decltype(auto) visit(Fn&& fn) const { return fn(kernel<T>()); }
 
     template <std::floating_point T>
         requires(fits<T> && !is_stochastic_rounding_v<R>)

@@ -53,18 +53,29 @@ inline tensor4<float> activate_float(tensor4<float> y, activation a, double alph
 inline tensor4<float> activate_intrinsic(tensor4<float> y, activation a, double alpha, fixed_point_rt const& q)
 {
     if (a == activation::none) return y;
-    if (a == activation::leaky_relu)
-        return via_number(q, y, [&](auto const& v) { return activate<quantized_rt<float>>(v, a, alpha); });
+    if (a == activation::leaky_relu) {
+        // negative x: x * Q(alpha), rounded once; a stochastic q draws element i's threshold
+        // at position i of the activation stream (the slope's at the block before it)
+        number_scope scope(q);
+        using V = quantized_rt<float>;
+        V slope;
+        {
+            stochastic_scope stream(q.key(), intrinsic_activation_offset - (std::uint64_t(1) << 32));
+            slope = V(alpha);
+        }
+        float* d = y.data();
+        for (std::size_t i = 0; i < y.size(); ++i)
+            if (d[i] < 0) {
+                stochastic_scope stream(q.key(), intrinsic_activation_offset + i);
+                d[i] = (V::from_raw(d[i]) * slope).value();
+            }
+        return y;
+    }
     y = activate<float>(y, a, alpha);
     apply_options o;
     o.index_offset = intrinsic_activation_offset;
     quantize_inplace(q, std::span<float>(y.data(), y.size()), o);
     return y;
-}
-
-inline std::string activation_problem(activation a, fixed_point_rt const& q)
-{
-    return a == activation::leaky_relu && q.rounding() == rounding_mode::stochastic ? no_stochastic_intrinsic : "";
 }
 
 } // namespace kernels
@@ -127,7 +138,7 @@ struct activation_layer
         return kernels::activate_intrinsic(
             kernels::quantized_copy(q, ctx.input(0), kernels::intrinsic_operand_offset(0)), act, alpha, q);
     }
-    std::string intrinsic_problem(fixed_point_rt const& q) const { return kernels::activation_problem(act, q); }
+    std::string intrinsic_problem(fixed_point_rt const&) const { return ""; }
     template <class Ctx>
     auto on_tape(Ctx& ctx) const
     {

@@ -67,6 +67,7 @@ inline tensor4<float> batch_norm_intrinsic(tensor4<float> const& x, tensor1<floa
     std::vector<double> inv(c), rest(c);
     {
         number_scope scope(q);
+        stochastic_scope stream(q.key(), kernels::intrinsic_operand_offset(2)); // a stochastic q's constants
         using V = quantized_rt<float>;
         for (std::size_t j = 0; j < c; ++j) {
             using std::sqrt;
@@ -82,7 +83,9 @@ inline tensor4<float> batch_norm_intrinsic(tensor4<float> const& x, tensor1<floa
     const std::size_t n = x.size() / std::max<std::size_t>(c, 1);
     for (std::size_t r = 0; r < n; ++r)
         for (std::size_t j = 0; j < c; ++j) t[r * c + j] = double(xq.data()[r * c + j]) * inv[j];
-    quantize_inplace(q, std::span<double>(t));
+    apply_options products; // their own thresholds, not the inputs'
+    products.index_offset = kernels::intrinsic_operand_offset(1);
+    quantize_inplace(q, std::span<double>(t), products);
     for (std::size_t r = 0; r < n; ++r)
         for (std::size_t j = 0; j < c; ++j) t[r * c + j] += rest[j];
     quantize_inplace(q, std::span<double>(t));
@@ -219,10 +222,7 @@ struct batch_norm_layer
                                                                 ctx.param(2, mean), ctx.param(3, variance), epsilon, q),
                                            act, alpha, q);
     }
-    std::string intrinsic_problem(fixed_point_rt const& q) const
-    {
-        return q.rounding() == rounding_mode::stochastic ? no_stochastic_intrinsic : "";
-    }
+    std::string intrinsic_problem(fixed_point_rt const&) const { return ""; }
     // Training: batch statistics, which the trainer folds into the running averages.
     template <class Ctx>
     auto on_tape(Ctx& ctx) const

@@ -43,8 +43,4 @@ void for_each_parameter(L& l, Fn&& fn)
         std::remove_const_t<L>::parameters_of(l, fn);
 }
 
-inline constexpr char const* no_stochastic_intrinsic =
-    "this layer's intrinsic form divides or multiplies by constants, which the number type rounds "
-    "deterministically only (use a deterministic rounding)";
-
 } // namespace tensorquant::inline TENSORQUANT_ABI::nn
