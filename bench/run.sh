@@ -8,18 +8,19 @@
 # - tq_bench_dispatch (built for generic x86-64): the baseline and the runtime-dispatched
 #   fixed-point kernels relative to BM_copy, and the dispatched against the native build;
 # - tq_bench_study: the study's evaluation throughput on 2 threads over 1 thread, and the
-#   layer-wise search with reuse over every point measured in full (five repetitions).
+#   layer-wise search with reuse over every point measured in full (five repetitions);
+# - tq_bench_number: a 4096-element dot product on the number types relative to float.
 # Usage: bench/run.sh [repetitions]   (training epochs run (repetitions + 4) / 5 times)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 reps=${1:-15}
 dir=build/release/bench
 if [ ! -x "$dir/tq_bench_quantize" ] || [ ! -x "$dir/tq_bench_layers" ] || [ ! -x "$dir/tq_bench_train" ] ||
-   [ ! -x "$dir/tq_bench_dispatch" ] || [ ! -x "$dir/tq_bench_study" ]; then
+   [ ! -x "$dir/tq_bench_dispatch" ] || [ ! -x "$dir/tq_bench_study" ] || [ ! -x "$dir/tq_bench_number" ]; then
     bash scripts/setup-debian.sh
     cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER_LAUNCHER=ccache >/dev/null
     cmake --build build/release -j2 --target tq_bench_quantize tq_bench_layers tq_bench_train tq_bench_dispatch \
-          tq_bench_study
+          tq_bench_study tq_bench_number
 fi
 run() { # binary, json, repetitions
     "$dir/$1" --benchmark_format=json --benchmark_out="$2" --benchmark_out_format=json \
@@ -31,8 +32,9 @@ run tq_bench_layers build/release/bench_layers.json "$(( (reps + 1) / 2 ))"
 run tq_bench_train build/release/bench_train.json "$(( (reps + 4) / 5 ))"
 run tq_bench_dispatch build/release/bench_dispatch.json "$reps"
 run tq_bench_study build/release/bench_study.json "$reps"
+run tq_bench_number build/release/bench_number.json "$reps"
 python3 - build/release/bench_quantize.json build/release/bench_layers.json build/release/bench_train.json \
-          build/release/bench_dispatch.json build/release/bench_study.json <<'PY'
+          build/release/bench_dispatch.json build/release/bench_study.json build/release/bench_number.json <<'PY'
 import json, sys
 
 def medians(path):
@@ -87,4 +89,11 @@ search = {k.split("/")[1]: v for k, v in st.items() if k.startswith("BM_resnet_l
 reuse, again = search["reuse:1"], search["reuse:0"]
 print(f"{'study: ResNet layer search':28}{'reused ms':>13}{'in full ms':>14}{'speed-up':>10}")
 print(f"{'':28}{reuse:>13.0f}{again:>14.0f}{again / reuse:>9.2f}x")
+
+num = {k.split("/")[0]: v for k, v in medians(sys.argv[6]).items()}
+base = num["BM_dot_float"]
+print()
+print(f"{'number type: dot of 4096':28}{'us':>10}{'time / float':>14}")
+for n, t in sorted(num.items(), key=lambda kv: kv[1]):
+    print(f"{n:28}{t / 1000:>10.1f}{t / base:>13.1f}x")
 PY

@@ -97,5 +97,6 @@ for cxx in g++ clang++; do
 done
 
 stage "Benchmarks build (run them with bench/run.sh)"
-test -x build/release/bench/tq_bench_quantize && test -x build/release/bench/tq_bench_study
+test -x build/release/bench/tq_bench_quantize && test -x build/release/bench/tq_bench_study &&
+    test -x build/release/bench/tq_bench_number
 stage "done"

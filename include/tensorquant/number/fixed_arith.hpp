@@ -73,6 +73,30 @@ constexpr int bit_length(uint128 v) noexcept
 }
 constexpr uint128 magnitude(int128 v) noexcept { return v < 0 ? uint128(0) - uint128(v) : uint128(v); }
 
+// num / 2^s rounded by R (0 <= s < 127): round_quotient for a power-of-two denominator,
+// with shifts instead of a 128-bit division (products and fma are this case).
+template <class R>
+constexpr int128 round_shift(int128 num, int s, [[maybe_unused]] std::uint64_t j = 0)
+{
+    if (s == 0) return num;
+    const bool neg = num < 0;
+    const uint128 mag = magnitude(num);
+    const uint128 q = mag >> s, rem = mag & ((uint128(1) << s) - 1);
+    if constexpr (is_stochastic_rounding_v<R>) {
+        // rem / 2^s > j / 2^32
+        const bool up = rem != 0 && (s <= 32 ? (rem << (32 - s)) > j : rem > (uint128(j) << (s - 32)));
+        const int128 m = int128(q) + (up ? 1 : 0);
+        return neg ? -m : m;
+    } else {
+        const uint128 half = uint128(1) << (s - 1);
+        const remainder_class c = rem == 0      ? remainder_class::zero
+                                  : rem < half  ? remainder_class::below_half
+                                  : rem == half ? remainder_class::half
+                                                : remainder_class::above_half;
+        return round_truncated<R>(neg, int128(q), c);
+    }
+}
+
 // Exact operations on words of a format with rounding R and overflow O. A word is the
 // integer n of a value n 2^-F. j is the threshold of a stochastic R as j / 2^32 (unused
 // otherwise).
@@ -110,7 +134,8 @@ struct fixed_arith
     {
         const int128 p = a * b; // |a|, |b| <= 2^63: fits
         const int f = format.frac;
-        if (f >= 0) return fit(round_quotient<R>(p, int128(1) << f, j));
+        if (f >= 0 && f < 127) return fit(round_shift<R>(p, f, j));
+        if (f >= 0) return fit(round_quotient<R>(bigint(p), bigint(1) << f, j));
         // coarse steps (F < 0): the exact word is p 2^|F|, possibly beyond 128 bits
         if (bit_length(magnitude(p)) - f < 126) return fit(p << -f);
         return fit(bigint(p) << -f);
@@ -123,7 +148,7 @@ struct fixed_arith
         const int128 p = a * b;
         if (f < 0) return fit((bigint(p) << -f) + bigint(c)); // exact: coarse steps
         if (bit_length(magnitude(p)) < 125 && bit_length(magnitude(c)) + f < 125)
-            return fit(round_quotient<R>(int128(p + (c << f)), int128(1) << f, j));
+            return fit(round_shift<R>(int128(p + (c << f)), f, j));
         return fit(round_quotient<R>(bigint(p) + (bigint(c) << f), bigint(1) << f, j));
     }
 
@@ -189,16 +214,17 @@ struct fixed_arith
 
 // Word of a value already in the format (exact: the value is n 2^-F with |n| < 2^64).
 // (Scaling by an exact power of two is exact here: words are below 2^64 and |F| <= 64.)
+// (A multiplication by a normal power of two is as exact as ldexp and much cheaper.)
 template <std::floating_point T>
 constexpr int128 to_word(T v, int frac) noexcept
 {
-    if (std::is_constant_evaluated()) return static_cast<int128>(v * exp2i<T>(frac));
+    if (std::is_constant_evaluated() || (frac >= -126 && frac <= 126)) return static_cast<int128>(v * exp2i<T>(frac));
     return static_cast<int128>(std::ldexp(v, frac));
 }
 template <std::floating_point T>
 constexpr T from_word(int128 n, int frac) noexcept
 {
-    if (std::is_constant_evaluated()) return static_cast<T>(n) * exp2i<T>(-frac);
+    if (std::is_constant_evaluated() || (frac >= -126 && frac <= 126)) return static_cast<T>(n) * exp2i<T>(-frac);
     return std::ldexp(static_cast<T>(n), -frac); // exact while the format fits T
 }
 
