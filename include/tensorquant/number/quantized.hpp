@@ -397,14 +397,25 @@ struct builtin_number_traits<T, fixed_point<W, F, R, O, S>>
     }
 };
 
-template <class T, minifloat_format Fm, class R, minifloat_overflow O>
-struct builtin_number_traits<T, minifloat_of<Fm, R, O>>
+// What the floating-point families share: T (float or double) holds the value itself.
+template <class T, class Q>
+struct float_storage_traits
 {
-    using Q = minifloat_of<Fm, R, O>;
     static constexpr bool family = true;
     static constexpr bool integer_storage = false;
     static constexpr bool fits =
         std::is_floating_point_v<T> && Q::template fits<std::conditional_t<std::is_floating_point_v<T>, T, double>>;
+    template <std::floating_point U>
+    static constexpr U to(T raw) noexcept
+    {
+        return static_cast<U>(raw);
+    }
+};
+
+template <class T, minifloat_format Fm, class R, minifloat_overflow O>
+struct builtin_number_traits<T, minifloat_of<Fm, R, O>> : float_storage_traits<T, minifloat_of<Fm, R, O>>
+{
+    using Q = minifloat_of<Fm, R, O>;
     static constexpr minifloat_arith<T, R> arith{Fm, O};
 
     template <std::floating_point U>
@@ -416,11 +427,6 @@ struct builtin_number_traits<T, minifloat_of<Fm, R, O>>
     }
     static constexpr auto ops() noexcept { return minifloat_ops<T, R>{arith}; }
 
-    template <std::floating_point U>
-    static constexpr U to(T raw) noexcept
-    {
-        return static_cast<U>(raw);
-    }
     // The E + M + 1 bit code: sign, biased exponent, mantissa (NaN: all exponent and mantissa bits set).
     static std::uint64_t word(T raw) noexcept
     {
@@ -442,13 +448,9 @@ struct builtin_number_traits<T, minifloat_of<Fm, R, O>>
 };
 
 template <class T, log_rounding R, int EMin, int EMax>
-struct builtin_number_traits<T, logarithmic_of<R, EMin, EMax>>
+struct builtin_number_traits<T, logarithmic_of<R, EMin, EMax>> : float_storage_traits<T, logarithmic_of<R, EMin, EMax>>
 {
     using Q = logarithmic_of<R, EMin, EMax>;
-    static constexpr bool family = true;
-    static constexpr bool integer_storage = false;
-    static constexpr bool fits =
-        std::is_floating_point_v<T> && Q::template fits<std::conditional_t<std::is_floating_point_v<T>, T, double>>;
     static constexpr logarithmic_arith<T> arith{R, EMin, EMax};
 
     template <std::floating_point U>
@@ -458,11 +460,6 @@ struct builtin_number_traits<T, logarithmic_of<R, EMin, EMax>>
         return static_cast<T>(Q{}.template kernel<Wd>()(static_cast<Wd>(x)));
     }
     static constexpr auto ops() noexcept { return logarithmic_ops<T>{arith}; }
-    template <std::floating_point U>
-    static constexpr U to(T raw) noexcept
-    {
-        return static_cast<U>(raw);
-    }
     // sign and exponent: bit (1 + exponent bits) is the sign, then e - e_min + 1, 0 for zero
     // (so the code of 2^e_min is 1); NaN sets every bit.
     static std::uint64_t word(T raw) noexcept
