@@ -1,6 +1,8 @@
 // LeNet-5 inference on a batch of 1000 28x28 images, single thread: float, extrinsic
-// (fixed point nearest 8,4 on every layer output) and intrinsic (fixed point nearest
-// 16,8 on every operation). bench/run.sh prints extrinsic/float and intrinsic/float.
+// (fixed point nearest 8,4 on every layer output), intrinsic (fixed point nearest 16,8 on
+// every operation) and two datapaths (nn/datapath.hpp): int8 inputs and weights into a
+// 24-bit accumulator with 8-bit outputs, and fp8 e4m3 inputs and weights with exact
+// products into an fp32 accumulator. bench/run.sh prints each one's time / float.
 #include <tensorquant/nn.hpp>
 
 #include <benchmark/benchmark.h>
@@ -36,9 +38,27 @@ void BM_lenet5_float(benchmark::State& state) { run(state, {}, {}); }
 void BM_lenet5_extrinsic(benchmark::State& state) { run(state, {}, {{"LeNet", "nearest,8,4"}}); }
 void BM_lenet5_intrinsic(benchmark::State& state) { run(state, {{"LeNet", "nearest,16,8"}}, {}); }
 
+nn::scope_map datapath_map(std::string const& json) { return nn::scope_map::from_json(json, "benchmark map"); }
+
+void BM_lenet5_datapath_fixed(benchmark::State& state)
+{
+    run(state,
+        datapath_map(R"({"LeNet": {"input": "nearest,8,4", "weights": "nearest,8,6", "accumulator": "nearest,24,10",
+                        "output": "nearest,8,4"}})"),
+        {});
+}
+void BM_lenet5_datapath_e4m3(benchmark::State& state)
+{
+    run(state,
+        datapath_map(R"({"LeNet": {"input": "fp8_e4m3", "weights": "fp8_e4m3", "accumulator": "minifloat,8,23"}})"),
+        {});
+}
+
 } // namespace
 
 BENCHMARK(BM_lenet5_float)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_lenet5_extrinsic)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_lenet5_intrinsic)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_lenet5_datapath_fixed)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_lenet5_datapath_e4m3)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK_MAIN();

@@ -3,7 +3,8 @@
 # their JSON to build/release/bench_*.json and prints medians as ratios to the baseline
 # in the same binary:
 # - tq_bench_quantize: throughput relative to BM_copy at the same size (1.0 = memcpy);
-# - tq_bench_layers: LeNet-5 time relative to BM_lenet5_float (lower is better);
+# - tq_bench_layers: LeNet-5 time relative to BM_lenet5_float (lower is better), the
+#   datapaths included (goals: fixed <= 2x, e4m3 <= 4x);
 # - tq_bench_train: seconds per LeNet-5 training epoch, QAT relative to float;
 # - tq_bench_dispatch (built for generic x86-64): the baseline and the runtime-dispatched
 #   fixed-point kernels relative to BM_copy, and the dispatched against the native build;

@@ -5,6 +5,7 @@
 
 #include "io/npy.hpp"
 #include "nn/checkpoint.hpp"
+#include "nn/datapath.hpp"
 #include "nn/graph.hpp"
 #include "nn/init.hpp"
 #include "nn/instrumentation.hpp"

@@ -179,8 +179,7 @@ public:
         const auto q = quantization_of(nodes_.at(i).name);
         if (!q.intrinsic) throw config_error("layer '" + nodes_[i].name + "' has no intrinsic quantizer");
         run_context ctx{*this, i, in, q, step};
-        const fixed_point_rt f = intrinsic_for(i, *q.intrinsic, step);
-        return std::visit([&](auto const& l) { return l.forward_intrinsic(ctx, f); }, nodes_[i].op);
+        return run_intrinsic(ctx, *q.intrinsic, step);
     }
 
     // ---- parameters as .npy files: dir/<layer name>/<parameter>.npy ------------------
@@ -223,6 +222,33 @@ private:
         return fixed_point_rt(f.format(), f.rounding(), f.overflow(), intrinsic_key(f.key(), node, step));
     }
 
+    // The layer under its intrinsic entry: a datapath where the layer multiplies and
+    // accumulates; else the single format, or a datapath's output format when that is
+    // fixed point; else (a datapath with another output) the float path rounded to the
+    // output format. Keys are the node's.
+    tensor4<float> run_intrinsic(run_context& ctx, scope_entry const& e, std::uint64_t step) const
+    {
+        auto keyed = [&] { return e.path->rekeyed([&](rng_key k) { return intrinsic_key(k, ctx.node, step); }); };
+        return std::visit(
+            [&](auto const& l) {
+                if constexpr (requires { l.forward_datapath(ctx, *e.path); }) {
+                    if (e.path) return l.forward_datapath(ctx, keyed());
+                }
+                if (e.path && !std::holds_alternative<fixed_point_rt>(e.quantizer.get())) {
+                    auto y = l.forward(ctx);
+                    const datapath d = keyed();
+                    if (auto const& out = d[datapath_role::output]) {
+                        apply_options o;
+                        o.index_offset = kernels::datapath_output_offset;
+                        quantize_inplace(*out, std::span<float>(y.data(), y.size()), o);
+                    }
+                    return y;
+                }
+                return l.forward_intrinsic(ctx, intrinsic_for(ctx.node, e, step));
+            },
+            nodes_[ctx.node].op);
+    }
+
     template <std::size_t N>
     void quantize_tensor(xt::xtensor<float, N>& t, scope_entry const& e, std::size_t node, std::uint64_t offset,
                          std::string const& what)
@@ -256,8 +282,7 @@ private:
         auto float_path = [&] { return std::visit([&](auto const& l) { return l.forward(ctx); }, node.op); };
         tensor4<float> y;
         if (q.intrinsic) {
-            const fixed_point_rt f = intrinsic_for(i, *q.intrinsic, step);
-            y = std::visit([&](auto const& l) { return l.forward_intrinsic(ctx, f); }, node.op);
+            y = run_intrinsic(ctx, *q.intrinsic, step);
             if (instrument_) {
                 struct resume
                 {

@@ -46,6 +46,14 @@ struct quantization_maps
         check_keys(intrinsic, "intrinsic");
         check_keys(extrinsic, "extrinsic");
         check_keys(weights, "weights");
+        auto no_datapath = [](scope_map const& m, char const* kind) {
+            for (auto const& e : m.entries())
+                if (e.path)
+                    throw config_error(std::string(kind) + " map: scope '" + e.scope +
+                                       "' gives a datapath, which only the intrinsic map takes");
+        };
+        no_datapath(extrinsic, "extrinsic");
+        no_datapath(weights, "weights");
         for (auto const& n : nodes) {
             auto const* e = intrinsic.match(n.name);
             if (!e) continue;
@@ -53,6 +61,23 @@ struct quantization_maps
                 throw config_error("intrinsic map: layer '" + n.name + "' gets '" + e->spec + "' from scope '" +
                                    e->scope + "', but " + why);
             };
+            if (e->path) {
+                const bool multiplies = std::visit(
+                    [&](auto const& l) {
+                        if constexpr (requires { l.datapath_problem(*e->path); }) {
+                            const std::string problem = l.datapath_problem(*e->path);
+                            if (!problem.empty()) fail(problem);
+                            return true;
+                        } else {
+                            return false;
+                        }
+                    },
+                    n.op);
+                if (multiplies) continue;
+                // other layers: intrinsic in a fixed-point output format, else float then
+                // rounded to the output format
+                if (!std::holds_alternative<fixed_point_rt>(e->quantizer.get())) continue;
+            }
             auto const* f = std::get_if<fixed_point_rt>(&e->quantizer.get());
             if (!f) fail("intrinsic emulation needs a fixed-point quantizer");
             if (f->format().width > 24) fail("float activations hold at most 24-bit words exactly");

@@ -8,6 +8,11 @@
 //   point too; for a minifloat accumulator they may be numbers of any format with the same
 //   floating-point storage (FP8 x FP8 -> FP32, a stochastic accumulator draws one
 //   threshold from the thread's stochastic_scope).
+// - multiply<P>(a, b): the exact product rounded once into P; accumulate(p, c): c + p
+//   rounded once into c's format.
+// - datapath_of<In, Weights, Product, Acc, Out>: a layer's datapath as types, for the
+//   generic conv2d and dense (nn/datapath.hpp is the same at run time); exact_step marks
+//   a step that does not round.
 #pragma once
 
 #include "../config.hpp"
@@ -41,6 +46,16 @@ struct minifloat_parts<minifloat_of<Fm, R, O>> : std::true_type
 {
 };
 
+// c + p 2^-pf rounded once into the words of ar's format (units 2^-F), then its overflow
+// policy: the step of mac(), for formats known at run time too (j: stochastic threshold).
+template <class R, class O>
+constexpr int128 mac_word(fixed_arith<R, O> const& ar, int256 const& p, int pf, int128 c, std::uint64_t j = 0)
+{
+    const int shift = ar.format.frac - pf; // p in units of 2^-F is p 2^shift
+    if (shift >= 0) return ar.fit((p << shift) + int256(c));
+    return ar.fit(round_quotient<R>(p + (int256(c) << -shift), int256(1) << -shift, j));
+}
+
 template <class Qa, class Qb>
 using exact_product_format =
     fixed_point<fixed_parts<Qa>::width + fixed_parts<Qb>::width, fixed_parts<Qa>::frac + fixed_parts<Qb>::frac,
@@ -69,20 +84,13 @@ constexpr quantized<T, Acc> mac(quantized<T, Qa> a, quantized<T, Qb> b, quantize
         return quantized<T, Acc>::from_raw(codec::nan("NaN"));
     constexpr int fa = Qa::format.frac, fb = Qb::format.frac, fc = Acc::format.frac;
     const detail::int256 p = detail::int256(codec::word(a.raw(), fa)) * detail::int256(codec::word(b.raw(), fb));
-    const detail::int256 wc(codec::word(c.raw(), fc));
-    constexpr int shift = fc - fa - fb; // the product in units of 2^-Fc is p 2^shift
     constexpr detail::fixed_arith<typename Acc::rounding_policy, typename Acc::overflow_policy> ar{Acc::format};
-    detail::int128 word;
-    if constexpr (shift >= 0) {
-        word = ar.fit((p << shift) + wc);
-    } else {
-        std::uint64_t j = 0;
-        if constexpr (is_stochastic_rounding_v<typename Acc::rounding_policy>)
+    std::uint64_t j = 0;
+    if constexpr (is_stochastic_rounding_v<typename Acc::rounding_policy>)
+        if (fc < fa + fb) // only a rounding draws a threshold
             j = detail::threshold_bits(
                 detail::next_threshold<std::conditional_t<std::is_floating_point_v<T>, T, double>, true>());
-        word = ar.fit(
-            detail::round_quotient<typename Acc::rounding_policy>(p + (wc << -shift), detail::int256(1) << -shift, j));
-    }
+    const detail::int128 word = detail::mac_word(ar, p, fa + fb, codec::word(c.raw(), fc), j);
     return quantized<T, Acc>::from_raw(codec::raw(word, fc));
 }
 
@@ -94,5 +102,65 @@ constexpr quantized<T, Acc> mac(quantized<T, Qa> a, quantized<T, Qb> b, quantize
     // not matter: a b exact, + c, one rounding into Acc
     return quantized<T, Acc>::with_ops([&](auto const& o) { return o.fma(a.raw(), b.raw(), c.raw()); });
 }
+
+// a b rounded once into P (fixed point from fixed-point operands, or minifloat).
+template <class P, class T, class Qa, class Qb>
+constexpr quantized<T, P> multiply(quantized<T, Qa> a, quantized<T, Qb> b)
+{
+    if constexpr (detail::fixed_parts<P>::value)
+        return mac(a, b, quantized<T, P>::from_raw(T(0)));
+    else
+        return quantized<T, P>::with_ops([&](auto const& o) { return o.mul(a.raw(), b.raw()); });
+}
+
+// c + p rounded once into c's format.
+template <class T, class Qp, class Acc>
+constexpr quantized<T, Acc> accumulate(quantized<T, Qp> p, quantized<T, Acc> c)
+{
+    static_assert(detail::minifloat_parts<Acc>::value || detail::fixed_parts<Qp>::value,
+                  "a fixed-point accumulator adds fixed-point products");
+    return mac(p, quantized<T, fixed_point<2, 0>>::from_raw(T(1)), c);
+}
+
+// A step of a datapath_of that does not round.
+struct exact_step
+{
+};
+
+// The formats of a multiply-accumulate datapath as types: operands In and Weights,
+// products Product (exact_step: exact), accumulator Acc, output Out (exact_step: the
+// accumulator's values). For output j: s = 0, s = Acc(s + Product(a_k w_k)) for k in
+// increasing order, then Out(Acc(s + b)) with b in Acc's format.
+template <class In, class Weights, class Product, class Acc, class Out = Acc>
+struct datapath_of
+{
+    using input_format = In;
+    using weights_format = Weights;
+    using product_format = Product;
+    using accumulator_format = Acc;
+    using output_format = Out;
+
+    template <class T>
+    using accumulator = quantized<T, Acc>;
+    template <class T>
+    using output = std::conditional_t<std::is_same_v<Out, exact_step>, quantized<T, Acc>, quantized<T, Out>>;
+
+    template <class T>
+    static constexpr quantized<T, Acc> step(quantized<T, Acc> s, quantized<T, In> a, quantized<T, Weights> w)
+    {
+        if constexpr (std::is_same_v<Product, exact_step>)
+            return mac(a, w, s);
+        else
+            return accumulate(multiply<Product>(a, w), s);
+    }
+    template <class T>
+    static constexpr output<T> finish(quantized<T, Acc> s)
+    {
+        if constexpr (std::is_same_v<Out, exact_step>)
+            return s;
+        else
+            return output<T>(s.value());
+    }
+};
 
 } // namespace tensorquant::inline TENSORQUANT_ABI

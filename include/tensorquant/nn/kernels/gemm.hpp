@@ -176,16 +176,16 @@ void matmul(T const* a, std::size_t m, std::size_t k, std::size_t n, Get get, T*
 // Runs the product of every image and group with the multiply-accumulate Mac; the
 // weights of group g are columns [g OCg, (g+1) OCg) of the [K, OC] view of HWIO. Row
 // indices (for stochastic thresholds) count output pixels over the batch, group by group.
-template <class Mac, class V, class Pack>
-void conv_products(Mac const& mac, V const* x, conv_geometry const& g, Pack const& pack, V* y)
+template <class Mac, class V, class Pack, class VY>
+void conv_products(Mac const& mac, V const* x, conv_geometry const& g, Pack const& pack, VY* y)
 {
     const std::size_t rows = g.oh * g.ow, K = g.k();
     std::vector<V> col(rows * K);
-    std::vector<V> out(g.groups > 1 ? rows * g.ocg : 0);
+    std::vector<VY> out(g.groups > 1 ? rows * g.ocg : 0);
     for (std::size_t img = 0; img < g.n; ++img)
         for (std::size_t grp = 0; grp < std::size_t(g.groups); ++grp) {
             im2col(x, g, img, grp, col.data());
-            V* dst = y + img * rows * g.oc;
+            VY* dst = y + img * rows * g.oc;
             const std::size_t first_row = (grp * g.n + img) * rows;
             if (g.groups == 1) {
                 gemm(mac, col.data(), rows, pack[grp], dst, first_row);
@@ -197,8 +197,9 @@ void conv_products(Mac const& mac, V const* x, conv_geometry const& g, Pack cons
         }
 }
 
-template <class P, class T>
-std::vector<P> pack_conv_weights(T const* w, T const* b, conv_geometry const& g, double w_scale = 1, double b_scale = 1)
+template <class P, class TW, class TB>
+std::vector<P> pack_conv_weights(TW const* w, TB const* b, conv_geometry const& g, double w_scale = 1,
+                                 double b_scale = 1)
 {
     std::vector<P> packs;
     for (std::size_t grp = 0; grp < std::size_t(g.groups); ++grp)

@@ -7,6 +7,8 @@
 
 #include "../../config.hpp"
 
+#include "../../number/datapath.hpp"
+#include "../kernels/datapath.hpp"
 #include "../kernels/gemm.hpp"
 #include "../kernels/intrinsic.hpp"
 #include "../kernels/tensor_ops.hpp"
@@ -75,6 +77,79 @@ tensor4<T> conv2d_intrinsic(tensor4<T> const& x, tensor4<T> const& w, tensor1<T>
         kernels::conv_products(mac, xq.data(), g, packs, y.data());
     });
     return y;
+}
+
+// The generic convolution on a compile-time datapath (number/datapath.hpp), in the order
+// of conv2d_intrinsic: x and w rounded to their formats, b to the accumulator's, then each
+// output Out(Acc(... Acc(Acc(0 + P(a_0 w_0)) + P(a_1 w_1)) ... + b)), k in increasing order.
+template <class Dp, std::floating_point T>
+tensor4<typename Dp::template output<T>> conv2d(tensor4<T> const& x, tensor4<T> const& w, tensor1<T> const& b,
+                                                window_options const& o, Dp)
+{
+    using A = quantized<T, typename Dp::input_format>;
+    using Wt = quantized<T, typename Dp::weights_format>;
+    using S = typename Dp::template accumulator<T>;
+    const auto g = kernels::conv_geometry_of(x.shape(), w.shape(), o);
+    kernels::check_bias(b.size(), g.oc, "conv2d");
+    const std::size_t K = g.k();
+    std::vector<A> xq(x.begin(), x.end());
+    std::vector<Wt> wq(w.begin(), w.end());
+    // im2col places zeros in the padding; a zero operand of the input format
+    std::vector<A> col(g.oh * g.ow * K);
+    auto y = tensor4<typename Dp::template output<T>>::from_shape({g.n, g.oh, g.ow, g.oc});
+    for (std::size_t img = 0; img < g.n; ++img)
+        for (std::size_t grp = 0; grp < std::size_t(g.groups); ++grp) {
+            kernels::im2col(xq.data(), g, img, grp, col.data());
+            for (std::size_t r = 0; r < g.oh * g.ow; ++r)
+                for (std::size_t j = 0; j < g.ocg; ++j) {
+                    const std::size_t oc = grp * g.ocg + j;
+                    S acc = S::from_raw(T(0));
+                    for (std::size_t kk = 0; kk < K; ++kk) acc = Dp::step(acc, col[r * K + kk], wq[kk * g.oc + oc]);
+                    if (b.size()) acc = acc + S(b(oc));
+                    y.data()[(img * g.oh * g.ow + r) * g.oc + oc] = Dp::finish(acc);
+                }
+        }
+    return y;
+}
+
+// Convolution under a runtime datapath (nn/datapath.hpp), vectorised, bit-identical to
+// the generic conv2d on the same datapath_of; stochastic formats draw at the blocks of
+// kernels/datapath.hpp (rows as conv2d_intrinsic). Gives NHWC after the fused activation.
+template <class Arch = xsimd::default_arch>
+tensor4<float> conv2d_datapath(tensor4<float> const& x, tensor4<float> const& w, tensor1<float> const& b,
+                               window_options const& o, datapath const& d, activation act = activation::none,
+                               double alpha = 0.2)
+{
+    const auto g = kernels::conv_geometry_of(x.shape(), w.shape(), o);
+    kernels::check_bias(b.size(), g.oc, "conv2d");
+    if (const auto problem = kernels::datapath_problem(d, g.k()); !problem.empty())
+        throw format_error("conv2d datapath " + d.to_string() + ": " + problem);
+    const auto xq = kernels::datapath_operand(d[datapath_role::input], x, kernels::intrinsic_operand_offset(0));
+    const auto wq = kernels::datapath_operand(d[datapath_role::weights], w, kernels::intrinsic_operand_offset(1));
+    return kernels::run_datapath<Arch>(
+        d, g.k(), std::span<float const>(xq.data(), xq.size()), std::span<float const>(wq.data(), wq.size()), b, g.oc,
+        {g.n, g.oh, g.ow, g.oc}, act, alpha,
+        [&](auto const& mac, std::vector<double> const& bias, auto* y) {
+            using V = typename std::decay_t<decltype(mac)>::value_type;
+            const auto packs = kernels::pack_conv_weights<kernels::packed_panels<V, Arch>>(wq.data(), bias.data(), g,
+                                                                                           mac.w_scale, 1.0);
+            kernels::conv_products(mac, xq.data(), g, packs, y);
+        },
+        [&](fixed_point_rt const& acc, auto const& bias_words, float* y) {
+            const std::size_t rows = g.oh * g.ow, K = g.k();
+            std::vector<float> col(rows * K);
+            for (std::size_t img = 0; img < g.n; ++img)
+                for (std::size_t grp = 0; grp < std::size_t(g.groups); ++grp) {
+                    kernels::im2col(xq.data(), g, img, grp, col.data());
+                    const std::vector<std::decay_t<decltype(bias_words[0])>> group_bias(
+                        bias_words.begin() + std::ptrdiff_t(grp * g.ocg),
+                        bias_words.begin() + std::ptrdiff_t((grp + 1) * g.ocg));
+                    kernels::wide_products(
+                        d, acc, col.data(), rows, K,
+                        [&](std::size_t kk, std::size_t j) { return wq.data()[kk * g.oc + grp * g.ocg + j]; }, g.ocg,
+                        group_bias, y + img * rows * g.oc + grp * g.ocg, g.oc);
+                }
+        });
 }
 
 namespace tape_ops {
@@ -190,6 +265,15 @@ struct conv2d_layer
             nn::conv2d_intrinsic(ctx.input(0), ctx.param(0, weights), ctx.param(1, bias), options, q), act, alpha, q);
     }
     std::string intrinsic_problem(fixed_point_rt const&) const { return ""; }
+    template <class Ctx>
+    tensor4<float> forward_datapath(Ctx& ctx, datapath const& d) const
+    {
+        return nn::conv2d_datapath(ctx.input(0), ctx.param(0, weights), ctx.param(1, bias), options, d, act, alpha);
+    }
+    std::string datapath_problem(datapath const& d) const
+    {
+        return kernels::datapath_problem(d, weights.shape(0) * weights.shape(1) * weights.shape(2));
+    }
     template <class Ctx>
     auto on_tape(Ctx& ctx) const
     {

@@ -4,6 +4,8 @@
 
 #include "../../config.hpp"
 
+#include "../../number/datapath.hpp"
+#include "../kernels/datapath.hpp"
 #include "../kernels/gemm.hpp"
 #include "../kernels/intrinsic.hpp"
 #include "../kernels/tensor_ops.hpp"
@@ -67,6 +69,66 @@ tensor2<T> dense_intrinsic(tensor2<T> const& x, tensor2<T> const& w, tensor1<T> 
         kernels::gemm(mac, xq.data(), n, pack, y.data());
     });
     return y;
+}
+
+// The generic dense layer on a compile-time datapath (number/datapath.hpp): x and w are
+// rounded to their formats and b to the accumulator's; then for each output
+// Out(Acc(... Acc(Acc(0 + P(a_0 w_0)) + P(a_1 w_1)) ... + b)), k in increasing order.
+template <class Dp, std::floating_point T>
+tensor2<typename Dp::template output<T>> dense(tensor2<T> const& x, tensor2<T> const& w, tensor1<T> const& b, Dp)
+{
+    using A = quantized<T, typename Dp::input_format>;
+    using Wt = quantized<T, typename Dp::weights_format>;
+    using S = typename Dp::template accumulator<T>;
+    if (x.shape(1) != w.shape(0))
+        throw shape_error("dense: input " + kernels::shape_string(x.shape()) + " does not fit weights " +
+                          kernels::shape_string(w.shape()) + " [IN, OUT]");
+    const std::size_t n = x.shape(0), in = w.shape(0), out = w.shape(1);
+    kernels::check_bias(b.size(), out, "dense");
+    std::vector<A> xq(x.begin(), x.end());
+    std::vector<Wt> wq(w.begin(), w.end());
+    auto y = tensor2<typename Dp::template output<T>>::from_shape({n, out});
+    for (std::size_t r = 0; r < n; ++r)
+        for (std::size_t j = 0; j < out; ++j) {
+            S acc = S::from_raw(T(0));
+            for (std::size_t i = 0; i < in; ++i) acc = Dp::step(acc, xq[r * in + i], wq[i * out + j]);
+            if (b.size()) acc = acc + S(b(j));
+            y(r, j) = Dp::finish(acc);
+        }
+    return y;
+}
+
+// Dense under a runtime datapath (nn/datapath.hpp), vectorised, bit-identical to the
+// generic dense on the same datapath_of; its stochastic formats draw at the blocks of
+// kernels/datapath.hpp (row = sample). Gives [N, 1, 1, OUT] after the fused activation.
+template <class Arch = xsimd::default_arch>
+tensor4<float> dense_datapath(tensor2<float> const& x, tensor2<float> const& w, tensor1<float> const& b,
+                              datapath const& d, activation act = activation::none, double alpha = 0.2)
+{
+    if (x.shape(1) != w.shape(0))
+        throw shape_error("dense: input " + kernels::shape_string(x.shape()) + " does not fit weights " +
+                          kernels::shape_string(w.shape()) + " [IN, OUT]");
+    const std::size_t n = x.shape(0), in = w.shape(0), out = w.shape(1);
+    kernels::check_bias(b.size(), out, "dense");
+    if (const auto problem = kernels::datapath_problem(d, in); !problem.empty())
+        throw format_error("dense datapath " + d.to_string() + ": " + problem);
+    const auto xq = kernels::datapath_operand(d[datapath_role::input], x, kernels::intrinsic_operand_offset(0));
+    const auto wq = kernels::datapath_operand(d[datapath_role::weights], w, kernels::intrinsic_operand_offset(1));
+    return kernels::run_datapath<Arch>(
+        d, in, std::span<float const>(xq.data(), xq.size()), std::span<float const>(wq.data(), wq.size()), b, out,
+        {n, 1, 1, out}, act, alpha,
+        [&](auto const& mac, std::vector<double> const& bias, auto* y) {
+            using V = typename std::decay_t<decltype(mac)>::value_type;
+            kernels::packed_panels<V, Arch> pack(
+                in, out, [&](std::size_t i, std::size_t j) { return V(double(wq(i, j)) * mac.w_scale); },
+                [&](std::size_t j) { return V(bias[j]); });
+            kernels::gemm(mac, xq.data(), n, pack, y);
+        },
+        [&](fixed_point_rt const& acc, auto const& bias_words, float* y) {
+            kernels::wide_products(
+                d, acc, xq.data(), n, in, [&](std::size_t i, std::size_t j) { return wq(i, j); }, out, bias_words, y,
+                out);
+        });
 }
 
 namespace tape_ops {
@@ -150,6 +212,12 @@ struct dense_layer
             act, alpha, q);
     }
     std::string intrinsic_problem(fixed_point_rt const&) const { return ""; }
+    template <class Ctx>
+    tensor4<float> forward_datapath(Ctx& ctx, datapath const& d) const
+    {
+        return nn::dense_datapath(nn::flatten(ctx.input(0)), ctx.param(0, weights), ctx.param(1, bias), d, act, alpha);
+    }
+    std::string datapath_problem(datapath const& d) const { return kernels::datapath_problem(d, weights.shape(0)); }
     template <class Ctx>
     auto on_tape(Ctx& ctx) const
     {

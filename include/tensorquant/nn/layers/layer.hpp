@@ -12,6 +12,9 @@
 //                                                      fixed-point format q
 //   std::string intrinsic_problem(q) const:            why q cannot run intrinsically here
 //                                                      ("" when it can)
+//   forward_datapath(ctx, d), datapath_problem(d):     (optional; layers that multiply and
+//                                                      accumulate) the same for a datapath
+//                                                      (nn/datapath.hpp)
 //   var on_tape(ctx) const:                            the training op: ctx.tape(), ctx.input(k),
 //                                                      ctx.param(p) (quantized), ctx.is_last()
 //
