@@ -355,7 +355,10 @@ TEST_CASE("directed sums where rounding twice would differ from rounding once")
     {
         // 3 - 2^-60 rounded once: down and zero give 2, up and nearest 3
         const float tiny = 0x1p-60f;
-        for (auto [r, expected] : {std::pair{"down", 2.0f}, {"zero", 2.0f}, {"up", 3.0f}, {"nearest", 3.0f}}) {
+        for (auto const& c : {std::pair{"down", 2.0f}, {"zero", 2.0f}, {"up", 3.0f}, {"nearest", 3.0f}}) {
+            // (named copies: clang 14 cannot capture structured bindings)
+            const std::string r = c.first;
+            const float expected = c.second;
             CAPTURE(r);
             nn::datapath d;
             d.set("accumulator", std::string(r) + ",8,0");
