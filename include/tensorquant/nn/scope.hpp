@@ -136,6 +136,9 @@ public:
             j = nlohmann::json::parse(text, [&](int depth, nlohmann::json::parse_event_t event,
                                                 nlohmann::json& parsed) {
                 if (event != nlohmann::json::parse_event_t::key || depth > 2) return true;
+                // keys at depth 2 with no scope before them: the top is not an object, which
+                // is rejected below
+                if (depth == 2 && keys.empty()) return true;
                 auto k = parsed.get<std::string>();
                 auto& seen = depth == 1 ? keys : roles;
                 if (depth == 1) roles.clear();
