@@ -10,7 +10,9 @@
 #   fixed-point kernels relative to BM_copy, and the dispatched against the native build;
 # - tq_bench_study: the study's evaluation throughput on 2 threads over 1 thread, and the
 #   layer-wise search with reuse over every point measured in full (five repetitions);
-# - tq_bench_number: a 4096-element dot product on the number types relative to float.
+# - tq_bench_number: a 4096-element dot product on the number types relative to float;
+# - tq_bench_onnx (when built with the ONNX importer): load time of a model file, and the
+#   imported LeNet-5 relative to the built-in one.
 # Usage: bench/run.sh [repetitions]   (training epochs run (repetitions + 4) / 5 times)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +23,7 @@ if [ ! -x "$dir/tq_bench_quantize" ] || [ ! -x "$dir/tq_bench_layers" ] || [ ! -
     bash scripts/setup-debian.sh
     cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER_LAUNCHER=ccache >/dev/null
     cmake --build build/release -j2 --target tq_bench_quantize tq_bench_layers tq_bench_train tq_bench_dispatch \
-          tq_bench_study tq_bench_number
+          tq_bench_study tq_bench_number tq_bench_onnx
 fi
 run() { # binary, json, repetitions
     "$dir/$1" --benchmark_format=json --benchmark_out="$2" --benchmark_out_format=json \
@@ -34,8 +36,13 @@ run tq_bench_train build/release/bench_train.json "$(( (reps + 4) / 5 ))"
 run tq_bench_dispatch build/release/bench_dispatch.json "$reps"
 run tq_bench_study build/release/bench_study.json "$reps"
 run tq_bench_number build/release/bench_number.json "$reps"
+onnx_json=""
+if [ -x "$dir/tq_bench_onnx" ]; then
+    run tq_bench_onnx build/release/bench_onnx.json "$(( (reps + 1) / 2 ))"
+    onnx_json=build/release/bench_onnx.json
+fi
 python3 - build/release/bench_quantize.json build/release/bench_layers.json build/release/bench_train.json \
-          build/release/bench_dispatch.json build/release/bench_study.json build/release/bench_number.json <<'PY'
+          build/release/bench_dispatch.json build/release/bench_study.json build/release/bench_number.json $onnx_json <<'PY'
 import json, sys
 
 def medians(path):
@@ -97,4 +104,15 @@ print()
 print(f"{'number type: dot of 4096':28}{'us':>10}{'time / float':>14}")
 for n, t in sorted(num.items(), key=lambda kv: kv[1]):
     print(f"{n:28}{t / 1000:>10.1f}{t / base:>13.1f}x")
+
+if len(sys.argv) > 7:
+    ox = {k.split("/")[0]: v for k, v in medians(sys.argv[7]).items()}
+    print()
+    print(f"{'ONNX: load a model file':28}{'ms':>10}")
+    for n in ("BM_load_lenet5", "BM_load_wide_lenet"):
+        print(f"{n:28}{ox[n]:>10.2f}")
+    print(f"{'LeNet-5, batch of 1000':28}{'built-in ms':>12}{'imported ms':>13}{'imported / built-in':>21}")
+    for kind in ("float", "extrinsic"):
+        b, i = ox[f"BM_lenet5_builtin_{kind}"], ox[f"BM_lenet5_imported_{kind}"]
+        print(f"{kind:28}{b:>12.1f}{i:>13.1f}{i / b:>20.2f}x")
 PY

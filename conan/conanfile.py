@@ -1,6 +1,6 @@
 # Conan 2 recipe: `conan create conan/` from the repository root. A header-only package
 # whose consumers use the project's own tensorquantConfig.cmake (find_package with
-# components core, nn, train), so CMakeDeps generates nothing for it.
+# components core, nn, train, onnx), so CMakeDeps generates nothing for it.
 import os
 
 from conan import ConanFile
@@ -19,8 +19,8 @@ class TensorquantConan(ConanFile):
     topics = ("quantization", "fixed-point", "low-precision", "deep-learning", "header-only")
     package_type = "header-library"
     settings = "os", "arch", "compiler", "build_type"
-    options = {"nn": [True, False], "train": [True, False]}
-    default_options = {"nn": True, "train": True}
+    options = {"nn": [True, False], "train": [True, False], "onnx": [True, False]}
+    default_options = {"nn": True, "train": True, "onnx": False}
     no_copy_source = True
 
     def export_sources(self):
@@ -34,6 +34,8 @@ class TensorquantConan(ConanFile):
     def validate(self):
         if self.options.train and not self.options.nn:
             raise ConanInvalidConfiguration("tensorquant: the train component needs nn (-o tensorquant/*:nn=True)")
+        if self.options.onnx and not self.options.nn:
+            raise ConanInvalidConfiguration("tensorquant: the onnx component needs nn (-o tensorquant/*:nn=True)")
 
     def layout(self):
         cmake_layout(self)
@@ -48,6 +50,9 @@ class TensorquantConan(ConanFile):
             self.requires("nlohmann_json/3.10.5")
         if self.options.train:
             self.requires("zlib/[>=1.2.11 <2]")
+        if self.options.onnx:
+            self.requires("onnx/1.12.0")
+            self.requires("protobuf/3.21.12")
 
     def package_id(self):
         self.info.clear()  # header-only: one package for every configuration
@@ -61,6 +66,7 @@ class TensorquantConan(ConanFile):
         tc.cache_variables["TENSORQUANT_INSTALL"] = True
         tc.cache_variables["TENSORQUANT_WITH_NN"] = bool(self.options.nn)
         tc.cache_variables["TENSORQUANT_WITH_TRAIN"] = bool(self.options.train)
+        tc.cache_variables["TENSORQUANT_WITH_ONNX"] = "ON" if self.options.onnx else "OFF"
         tc.generate()
         CMakeDeps(self).generate()
 
@@ -95,3 +101,8 @@ class TensorquantConan(ConanFile):
             train.system_libs = ["pthread"] if self.settings.os in ("Linux", "FreeBSD") else []
             train.bindirs = []
             train.libdirs = []
+        if self.options.onnx:
+            onnx = self.cpp_info.components["onnx"]
+            onnx.requires = ["nn", "onnx::onnx_proto", "protobuf::libprotobuf"]
+            onnx.bindirs = []
+            onnx.libdirs = []

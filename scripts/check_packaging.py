@@ -31,26 +31,33 @@ def cmake_version():
 
 def cmake_dependencies():
     """{component: [find_package names]} from CMakeLists.txt: the unconditional ones are
-    core's, those inside if(TENSORQUANT_WITH_NN) nn's, if(TENSORQUANT_WITH_TRAIN) train's."""
-    deps = {"core": [], "nn": [], "train": []}
-    block = "core"
+    core's, those inside if(TENSORQUANT_WITH_NN) nn's, if(TENSORQUANT_WITH_TRAIN) train's,
+    if(TENSORQUANT_WITH_ONNX) onnx's (ifs nested in those belong to the same block)."""
+    deps = {"core": [], "nn": [], "train": [], "onnx": []}
+    block, depth = "core", 0
     for line in (root / "CMakeLists.txt").read_text().splitlines():
         line = line.strip()
-        if line.startswith("if(TENSORQUANT_WITH_NN)"):
-            block = "nn"
-        elif line.startswith("if(TENSORQUANT_WITH_TRAIN)"):
-            block = "train"
-        elif line.startswith("endif()"):
-            block = "core"
+        opened = re.match(r"if\(TENSORQUANT_WITH_(NN|TRAIN|ONNX)\)", line)
+        if depth == 0 and opened:
+            block, depth = opened.group(1).lower(), 1
+        elif depth > 0 and line.startswith("if("):
+            depth += 1
+        elif depth > 0 and line.startswith("endif()"):
+            depth -= 1
+            if depth == 0:
+                block = "core"
         m = re.match(r"find_package\((\w+)", line)
         if m and m.group(1) not in ("PackageHandleStandardArgs",):
-            deps[block].append(m.group(1))
+            if m.group(1) not in deps[block]:
+                deps[block].append(m.group(1))
     return deps
 
 
 # CMake package names -> Conan Center and vcpkg names (Threads is the system's)
-conan_names = {"xtl": "xtl", "xsimd": "xsimd", "xtensor": "xtensor", "nlohmann_json": "nlohmann_json", "ZLIB": "zlib"}
-vcpkg_names = {"xtl": "xtl", "xsimd": "xsimd", "xtensor": "xtensor", "nlohmann_json": "nlohmann-json", "ZLIB": "zlib"}
+conan_names = {"xtl": "xtl", "xsimd": "xsimd", "xtensor": "xtensor", "nlohmann_json": "nlohmann_json", "ZLIB": "zlib",
+               "Protobuf": "protobuf", "ONNX": "onnx"}
+vcpkg_names = {"xtl": "xtl", "xsimd": "xsimd", "xtensor": "xtensor", "nlohmann_json": "nlohmann-json", "ZLIB": "zlib",
+               "Protobuf": "protobuf", "ONNX": "onnx"}
 
 
 def literal_strings(node):
@@ -108,6 +115,10 @@ def check_conan(version, deps):
 def conan_options():
     """The CMake cache variables generate() sets, as -D options (options at their defaults)."""
     tree = ast.parse((root / "conan" / "conanfile.py").read_text())
+    defaults = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and ast.unparse(node.targets[0]) == "default_options":
+            defaults = ast.literal_eval(node.value)
     out = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Subscript):
@@ -117,8 +128,10 @@ def conan_options():
                 value = node.value
                 if isinstance(value, ast.Constant):
                     out.append(f"-D{m.group(1)}={'ON' if value.value else 'OFF'}")
-                else:  # bool(self.options.x): the default is True
-                    out.append(f"-D{m.group(1)}=ON")
+                else:  # an expression of self.options.x: x at its default
+                    used = re.findall(r"self\.options\.(\w+)", ast.unparse(value))
+                    on = bool(used) and all(defaults.get(u) for u in used)
+                    out.append(f"-D{m.group(1)}={'ON' if on else 'OFF'}")
     return out
 
 
@@ -141,7 +154,7 @@ def check_vcpkg(version, deps):
     want_core = {vcpkg_names[d] for d in deps["core"] if d in vcpkg_names}
     if core != want_core:
         problem(f"{path}: dependencies {sorted(core)}, CMakeLists.txt's core finds {sorted(want_core)}")
-    for feature in ("nn", "train"):
+    for feature in ("nn", "train", "onnx"):
         got = names(manifest.get("features", {}).get(feature, {}).get("dependencies", []))
         want = {vcpkg_names[d] for d in deps[feature] if d in vcpkg_names}
         if got != want:

@@ -2,7 +2,8 @@
 # Installs what tensorquant needs to build, test and benchmark, from Debian 12's packages.
 set -euo pipefail
 packages=(g++ cmake make ccache git python3 dataset-fashion-mnist xtensor-dev libxsimd-dev xtl-dev libboost-dev nlohmann-json3-dev zlib1g-dev doctest-dev
-          libbenchmark-dev libcli11-dev gnuplot-nox clang libclang-rt-14-dev clang-format libeigen3-dev)
+          libbenchmark-dev libcli11-dev gnuplot-nox clang libclang-rt-14-dev clang-format libeigen3-dev
+          libonnx-dev libonnx-testdata libprotobuf-dev python3-onnx python3-numpy)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

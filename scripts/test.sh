@@ -49,7 +49,7 @@ stage "Package: installed as the vcpkg port installs it, then find_package per c
 # shellcheck disable=SC2046 # the options are words
 cmake -S . -B "$prefix/port" $(python3 scripts/check_packaging.py --port-options) $launcher >/dev/null
 cmake --install "$prefix/port" --prefix "$prefix/usr" >/dev/null
-for component in core nn train all; do
+for component in core nn train onnx all; do
     consumer "$prefix/consumer-$component" -DCOMPONENT=$component -DCMAKE_PREFIX_PATH="$prefix/usr"
 done
 
@@ -98,5 +98,5 @@ done
 
 stage "Benchmarks build (run them with bench/run.sh)"
 test -x build/release/bench/tq_bench_quantize && test -x build/release/bench/tq_bench_study &&
-    test -x build/release/bench/tq_bench_number
+    test -x build/release/bench/tq_bench_number && test -x build/release/bench/tq_bench_onnx
 stage "done"

@@ -1,17 +1,24 @@
 // tensorquant-study: the TensorQuant experiments on LeNet-5 and the small residual network
-// (or their weights from a directory), on Fashion-MNIST, as one command. docs/guide.md
-// ("The study") describes each subcommand; `tensorquant-study --help` lists the options.
+// (or their weights from a directory), or on the user's own ONNX model, on Fashion-MNIST,
+// as one command. docs/guide.md ("The study") describes each subcommand;
+// `tensorquant-study --help` lists the options.
 #include <tensorquant/study.hpp>
+#if TQ_HAVE_ONNX
+#include <tensorquant/onnx.hpp>
+#endif
 
 #include <CLI/CLI.hpp>
 
 #include <unistd.h>
 
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
 #include <memory>
+#include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -44,9 +51,30 @@ struct settings
     double budget = 0, stop_below = 0.9;
     std::uint64_t seed = 1;
     bool plots = true, reuse = true;
+    // an imported model, and the normalisation of its input
+    std::string model;
+    std::optional<double> mean, std_dev;
+    bool list = false;
     // predict
-    std::string maps, input, output;
+    std::string maps, input, output, intrinsic_map, extrinsic_map, weights_map;
 };
+
+#if TQ_HAVE_ONNX
+// The model of --model, loaded once; its network is the study's (its scope: the file's stem).
+std::optional<tq::onnx::model>& imported()
+{
+    static std::optional<tq::onnx::model> m;
+    return m;
+}
+void import_model(settings const& s)
+{
+    tq::onnx::load_options o;
+    o.scope.clear();
+    for (char c : fs::path(s.model).stem().string()) o.scope += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
+    if (o.scope.empty()) o.scope = "model";
+    imported() = tq::onnx::load(s.model, o);
+}
+#endif
 
 // "4:20" (step 1), "4:20:2", or "4,8,12".
 std::vector<int> parse_ints(std::string const& text, char const* what)
@@ -141,6 +169,9 @@ private:
 
 nn::network fresh(std::string const& name, std::uint64_t seed)
 {
+#if TQ_HAVE_ONNX
+    if (imported() && name == imported()->net.scope()) return imported()->net; // its own weights
+#endif
     if (name == "lenet5") return nn::lenet5(seed);
     if (name == "small_resnet") return nn::small_resnet(seed);
     throw tq::config_error("network '" + name + "': expected lenet5 or small_resnet");
@@ -168,6 +199,7 @@ st::training_setup training(settings const& s, std::string const& name, data_set
 nn::network float_network(settings const& s, std::string const& name, data_sets const& d)
 {
     nn::network net = fresh(name, s.seed);
+    if (!s.model.empty()) return net; // an imported model is trained already
     if (!s.weights.empty()) {
         net.load(s.weights);
         return net;
@@ -267,28 +299,100 @@ plan make_plan(settings const& s, std::string const& command)
     return p;
 }
 
-// The maps of predict: DIR/{intrinsic,extrinsic,weights}.json, each optional.
-st::quantization load_maps(std::string const& dir, std::uint64_t seed)
+// The maps of predict: DIR/{intrinsic,extrinsic,weights}.json, each optional, or the
+// files --intrinsic, --extrinsic, --weights-map (which take precedence).
+st::quantization load_maps(settings const& s)
 {
     st::quantization q;
-    if (dir.empty()) return q;
-    if (!fs::is_directory(dir)) throw tq::file_error(dir + ": no such directory of maps");
-    auto load = [&](char const* file) {
+    const std::string& dir = s.maps;
+    if (!dir.empty() && !fs::is_directory(dir)) throw tq::file_error(dir + ": no such directory of maps");
+    auto load = [&](std::string const& given, char const* file) {
+        if (!given.empty()) {
+            if (!fs::exists(given)) throw tq::file_error(given + ": no such map file");
+            return nn::scope_map::from_json_file(given, {s.seed, 0});
+        }
         const fs::path p = fs::path(dir) / file;
-        return fs::exists(p) ? nn::scope_map::from_json_file(p, {seed, 0}) : nn::scope_map{};
+        return !dir.empty() && fs::exists(p) ? nn::scope_map::from_json_file(p, {s.seed, 0}) : nn::scope_map{};
     };
-    q.intrinsic = load("intrinsic.json");
-    q.extrinsic = load("extrinsic.json");
-    q.weights = load("weights.json");
+    q.intrinsic = load(s.intrinsic_map, "intrinsic.json");
+    q.extrinsic = load(s.extrinsic_map, "extrinsic.json");
+    q.weights = load(s.weights_map, "weights.json");
     return q;
+}
+
+// The images normalised as --mean and --std say: (x - mean) / std.
+void normalise(settings const& s, float* x, std::size_t n)
+{
+    const double mean = s.mean.value_or(0.0), sd = s.std_dev.value_or(1.0);
+    if (mean == 0.0 && sd == 1.0) return;
+    for (std::size_t i = 0; i < n; ++i) x[i] = float((double(x[i]) - mean) / sd);
+}
+
+// layers --list: every layer with its kind, then the scope prefixes a map can name.
+void list_layers(nn::network const& net)
+{
+    std::set<std::string> prefixes;
+    std::printf("%s: %zu layers\n", net.scope().c_str(), net.nodes().size());
+    for (auto const& n : net.nodes()) {
+        const auto kind = std::visit([](auto const& l) { return std::string(l.kind); }, n.op);
+        std::printf("  %-40s %s\n", n.name.c_str(), kind.c_str());
+        for (std::size_t p = n.name.find('/'); p != std::string::npos; p = n.name.find('/', p + 1))
+            prefixes.insert(n.name.substr(0, p));
+    }
+    std::printf("scopes:\n");
+    for (auto const& p : prefixes) {
+        std::size_t count = 0;
+        for (auto const& n : net.nodes()) count += nn::scope_matches(p, n.name) ? 1 : 0;
+        std::printf("  %-40s %zu layer%s\n", p.c_str(), count, count == 1 ? "" : "s");
+    }
 }
 
 int run(std::string const& command, settings s)
 {
+    if (s.std_dev && !(*s.std_dev > 0)) throw tq::config_error("--std: expected a positive number");
+    if (!s.model.empty()) {
+        if (!s.networks.empty() || !s.weights.empty())
+            throw tq::config_error("--model is the network studied: give it without --network and --weights");
+#if TQ_HAVE_ONNX
+        import_model(s);
+        auto const& m = *imported();
+        s.networks = {m.net.scope()};
+        // the study's data set is Fashion-MNIST: 28 x 28 grey images, ten classes
+        const bool takes =
+            m.input_shape.size() == 4 && m.input_shape[1] == 1 && m.input_shape[2] == 28 && m.input_shape[3] == 28;
+        const bool gives = m.output_shape.size() == 2 && m.output_shape[1] == 10;
+        if (command != "predict" && !s.list && (!takes || !gives))
+            throw tq::config_error(s.model + ": the model takes " + tq::onnx::detail::shape_text(m.input_shape) +
+                                   " and gives " + tq::onnx::detail::shape_text(m.output_shape) +
+                                   "; the study's Fashion-MNIST needs [N, 1, 28, 28] and [N, 10]");
+#else
+        throw tq::config_error("--model: this tensorquant-study was built without the ONNX importer (libonnx-dev)");
+#endif
+    }
     if (s.networks.empty()) s.networks = {"lenet5", "small_resnet"};
     if (!s.weights.empty() && s.networks.size() != 1)
         throw tq::config_error("--weights names the weights of one network: give exactly one --network");
     for (auto const& n : s.networks) fresh(n, 1); // names checked before any work
+    if (s.list) {
+        for (auto const& n : s.networks) list_layers(fresh(n, 1));
+        return 0;
+    }
+#if TQ_HAVE_ONNX
+    if (command == "predict" && imported()) {
+        // an imported model takes and gives tensors in its own (ONNX) layout
+        if (s.input.empty() || s.output.empty()) throw tq::config_error("predict needs --images and --out");
+        const auto q = load_maps(s);
+        auto& m = *imported();
+        m.net.set_quantization(q.intrinsic, q.extrinsic, q.weights);
+        auto x = tq::read_npy<float>(s.input);
+        normalise(s, x.values.data(), x.values.size());
+        xt::xarray<float> batch = xt::adapt(x.values, x.shape);
+        const auto y = tq::detail::with_error_context(s.input, [&] { return m.run(batch); });
+        tq::write_npy(s.output, y.data(), std::vector<std::size_t>(y.shape().begin(), y.shape().end()));
+        std::fprintf(stderr, "wrote the outputs of %zu inputs to %s\n", std::size_t(y.shape(0)), s.output.c_str());
+        return 0;
+    }
+#endif
     const auto part = st::shard::parse(s.shard);
     const plan p = make_plan(s, command);
     const auto chosen = split(s.experiments, ',');
@@ -341,13 +445,18 @@ int run(std::string const& command, settings s)
                              ": no Fashion-MNIST here (install Debian's dataset-fashion-mnist or give --data)");
     data_sets d;
     d.test = tq::data::load_fashion_mnist(tq::data::split::test, s.data);
+    normalise(s, d.test.images.data(), d.test.images.size());
 
     if (command == "predict") {
         if (s.input.empty() || s.output.empty()) throw tq::config_error("predict needs --input and --output");
-        const auto q = load_maps(s.maps, s.seed);
+        const auto q = load_maps(s);
         fresh(s.networks.front(), s.seed).set_quantization(q.intrinsic, q.extrinsic, q.weights); // checked first
         auto x = tq::read_npy<float>(s.input);
-        if (s.weights.empty()) d.train = tq::data::load_fashion_mnist(tq::data::split::train, s.data);
+        normalise(s, x.values.data(), x.values.size());
+        if (s.weights.empty()) {
+            d.train = tq::data::load_fashion_mnist(tq::data::split::train, s.data);
+            normalise(s, d.train.images.data(), d.train.images.size());
+        }
         auto net = float_network(s, s.networks.front(), d);
         net.set_quantization(q.intrinsic, q.extrinsic, q.weights);
         if (x.shape.size() != 3 && x.shape.size() != 4)
@@ -366,6 +475,7 @@ int run(std::string const& command, settings s)
                                                    "tqt",   "mixed",     "all",    "train"};
     if (!experiments.count(command)) throw tq::config_error("unknown command '" + command + "'");
     d.train = tq::data::load_fashion_mnist(tq::data::split::train, s.data);
+    normalise(s, d.train.images.data(), d.train.images.size());
     st::results res(results_path);
     progress bar;
     auto wants = [&](std::string const& e) {
@@ -415,16 +525,19 @@ int main(int argc, char** argv)
                  "(the experiments of the TensorQuant papers)"};
     app.require_subcommand(1, 1);
     settings s;
-    auto common = [&](CLI::App* c) {
+    auto common = [&](CLI::App* c, bool predict) {
         c->add_option("--network", s.networks, "lenet5 or small_resnet (repeatable; default both)");
+        c->add_option("--model", s.model, "an ONNX model to study instead (a CNN classifier of 28x28 grey images)");
+        c->add_option("--mean", s.mean, "normalise the images: (x - mean) / std, x in [0, 1] (default none)");
+        c->add_option("--std", s.std_dev, "see --mean");
         c->add_option("--weights", s.weights, "directory of the network's .npy weights (<scope>/<layer>/<name>.npy)");
         c->add_option("--data", s.data, "Fashion-MNIST directory")->capture_default_str();
-        c->add_option("--images", s.images, "test images for the sweeps (0: all)")->capture_default_str();
+        if (!predict) c->add_option("--images", s.images, "test images for the sweeps (0: all)")->capture_default_str();
         c->add_option("--layer-images", s.layer_images, "test images for the layer and mixed searches (0: all)")
             ->capture_default_str();
         c->add_option("--sample-seed", s.sample_seed, "draw the images with this seed (0: the first ones)");
         c->add_option("--threads", s.threads, "threads (0: every core)")->capture_default_str();
-        c->add_option("--out", s.out, "output directory")->capture_default_str();
+        if (!predict) c->add_option("--out", s.out, "output directory")->capture_default_str();
         c->add_option("--models", s.models, "where float checkpoints are kept (default OUT/models)");
         c->add_option("--shard", s.shard, "run shard k of N of each grid (k/N)")->capture_default_str();
         c->add_option("--results", s.results, "records file (default OUT/results.jsonl, OUT/results.KofN.jsonl)");
@@ -464,13 +577,19 @@ int main(int argc, char** argv)
         {"predict", "logits of a .npy batch of images under given maps, as .npy"}};
     for (auto const& [name, help] : commands) {
         auto* c = app.add_subcommand(name, help);
-        common(c);
+        const bool predict = std::string(name) == "predict";
+        common(c, predict);
+        if (std::string(name) == "layers") c->add_flag("--list", s.list, "print the layers and scopes, and stop");
         if (std::string(name) == "report")
             c->add_option("--from", s.result_files, "records files (default: every .jsonl in OUT)");
         if (std::string(name) == "predict") {
             c->add_option("--maps", s.maps, "directory with intrinsic.json, extrinsic.json, weights.json");
-            c->add_option("--input", s.input, "images as .npy, float32 (N, 28, 28[, 1])");
-            c->add_option("--output", s.output, "logits as .npy (N, 10)");
+            c->add_option("--intrinsic", s.intrinsic_map, "intrinsic map (JSON file)");
+            c->add_option("--extrinsic", s.extrinsic_map, "extrinsic map (JSON file)");
+            c->add_option("--weights-map", s.weights_map, "weight quantization map (JSON file)");
+            c->add_option("--input,--images", s.input,
+                          "inputs as .npy, float32: (N, 28, 28[, 1]) images, or an ONNX model's input (N, C, H, W)");
+            c->add_option("--output,--out", s.output, "outputs as .npy: logits (N, 10), or the model's output");
         }
         c->callback([&chosen, name = std::string(name)] { chosen = name; });
     }

@@ -2,10 +2,15 @@
 # The command line of tensorquant-study: bad arguments, missing data and unknown scopes
 # give one line naming the problem and exit code 2; predict writes the logits as .npy;
 # a tiny study runs, resumes, and reports.
-# Usage: test_cli.sh <tensorquant-study> <work dir>
+# With "onnx" as the third argument (the tool has the ONNX importer), --model too: predict
+# on models written by scripts/onnx_reference.py against its numpy forward pass, the
+# study's LeNet exported to ONNX against the built-in one, layers --list, and errors.
+# Usage: test_cli.sh <tensorquant-study> <work dir> [onnx]
 set -uo pipefail
 tool=$1
 work=$2
+with_onnx=${3:-}
+here=$(cd "$(dirname "$0")/.." && pwd)
 rm -rf "$work" && mkdir -p "$work"
 fail=0
 expect() { # expect <code> <text in stderr> <args...>
@@ -55,7 +60,7 @@ with open(sys.argv[1], "wb") as f:
 PY
     mkdir -p "$work/maps" && echo '{"LeNet": "nearest,8,4"}' >"$work/maps/extrinsic.json"
     expect 0 "wrote the logits of 3 images" predict --network lenet5 --models "$work/study/models" --maps "$work/maps" \
-        --input "$work/x.npy" --output "$work/y.npy" --out "$work/study"
+        --input "$work/x.npy" --output "$work/y.npy"
     python3 - "$work/y.npy" <<'PY' || fail=1
 import sys
 data = open(sys.argv[1], "rb").read()
@@ -66,6 +71,60 @@ assert len(data) == 10 + n + 3 * 10 * 4, len(data)
 PY
     echo '{"LeNet/nothing": "nearest,8,4"}' >"$work/maps/extrinsic.json"
     expect 2 "LeNet/nothing" predict --network lenet5 --models "$work/study/models" --maps "$work/maps" \
-        --input "$work/x.npy" --output "$work/y.npy" --out "$work/study"
+        --input "$work/x.npy" --output "$work/y.npy"
+fi
+
+if [ "$with_onnx" = onnx ]; then
+    py=/usr/bin/python3 # Debian's python3-onnx and python3-numpy belong to it
+    ref="$here/scripts/onnx_reference.py"
+    mkdir -p "$work/onnx"
+    $py "$ref" models "$work/onnx" || { echo "FAILED: onnx_reference.py models"; fail=1; }
+    for m in residual mobile; do
+        $py "$ref" inputs "$work/onnx/$m.onnx" 6 "$work/onnx/x.npy"
+        expect 0 "wrote the outputs of 6 inputs" predict --model "$work/onnx/$m.onnx" --images "$work/onnx/x.npy" \
+            --out "$work/onnx/$m.tq.npy"
+        $py "$ref" forward "$work/onnx/$m.onnx" "$work/onnx/x.npy" "$work/onnx/$m.ref.npy"
+        $py - "$work/onnx/$m.tq.npy" "$work/onnx/$m.ref.npy" <<'PY' || { echo "FAILED: $m differs from numpy"; fail=1; }
+import sys, numpy as np
+a, b = np.load(sys.argv[1]), np.load(sys.argv[2])
+assert a.shape == b.shape == (6, 10), (a.shape, b.shape)
+err = np.abs(a - b).max()
+print(f"{sys.argv[1]}: largest difference from numpy {err:.2e}")
+assert np.allclose(a, b, rtol=1e-4, atol=1e-5), err
+PY
+    done
+    cp "$work/onnx/mobile.onnx" "$work/onnx/model.onnx"
+    "$tool" layers --list --model "$work/onnx/model.onnx" >"$work/onnx/list" 2>&1
+    grep -q "model/features/dw .*conv2d" "$work/onnx/list" && grep -q "model/features  *3 layers" "$work/onnx/list" ||
+        { echo "FAILED: layers --list"; cat "$work/onnx/list"; fail=1; }
+    expect 2 "no/such.onnx" layers --list --model "$work/no/such.onnx"
+    printf 'not a model' >"$work/onnx/bad.onnx"
+    expect 2 "bad.onnx: not an ONNX model" sweep --model "$work/onnx/bad.onnx"
+    relu=/usr/share/libonnx-testdata/data/node/test_relu/model.onnx # takes [3, 4, 5]
+    [ -f $relu ] && expect 2 "needs [N, 1, 28, 28] and [N, 10]" sweep --model $relu --out "$work/onnx"
+    expect 2 "--std: expected a positive number" predict --model "$work/onnx/residual.onnx" --std 0 \
+        --images "$work/onnx/x.npy" --out "$work/onnx/y.npy"
+    if [ -f "$data/t10k-images-idx3-ubyte.gz" ]; then
+        # the study's LeNet as ONNX (scope LeNet, from the file name): the same logits, bit for
+        # bit, under the same maps, and the same accuracies in the study
+        $py "$ref" export-lenet "$work/study/models/lenet5" "$work/onnx/LeNet.onnx"
+        echo '{"LeNet": "nearest,8,4"}' >"$work/maps/extrinsic.json"
+        expect 0 "wrote the logits of 3 images" predict --network lenet5 --models "$work/study/models" \
+            --maps "$work/maps" --input "$work/x.npy" --output "$work/y_builtin.npy"
+        $py -c "import numpy as np, sys; np.save(sys.argv[2], np.load(sys.argv[1]).reshape(3, 1, 28, 28))" \
+            "$work/x.npy" "$work/x_nchw.npy"
+        expect 0 "wrote the outputs of 3 inputs" predict --model "$work/onnx/LeNet.onnx" --maps "$work/maps" \
+            --images "$work/x_nchw.npy" --out "$work/y_onnx.npy"
+        cmp -s "$work/y_builtin.npy" "$work/y_onnx.npy" || { echo "FAILED: imported LeNet differs"; fail=1; }
+        margs=(sweep --epochs 0 --images 200 --widths 4,8 --roundings nearest)
+        expect 0 "records in" "${margs[@]}" --network lenet5 --models "$work/study/models" --out "$work/m1"
+        expect 0 "records in" "${margs[@]}" --model "$work/onnx/LeNet.onnx" --out "$work/m2"
+        $py - "$work/m1/results.jsonl" "$work/m2/results.jsonl" <<'PY' || { echo "FAILED: study records differ"; fail=1; }
+import json, sys
+acc = lambda f: sorted((r["placement"], r["rounding"], r["W"], r["accuracy"]) for r in map(json.loads, open(f)))
+a, b = acc(sys.argv[1]), acc(sys.argv[2])
+assert a == b and len(a) == 4, (a, b)
+PY
+    fi
 fi
 exit $fail

@@ -8,6 +8,7 @@ vcpkg_check_features(OUT_FEATURE_OPTIONS FEATURE_OPTIONS
   FEATURES
     nn TENSORQUANT_WITH_NN
     train TENSORQUANT_WITH_TRAIN
+    onnx TENSORQUANT_WITH_ONNX
 )
 
 vcpkg_cmake_configure(

@@ -89,6 +89,14 @@ public:
     using error_kind::error_kind;
 };
 
+// A model that uses an operator or a feature the library does not have (an ONNX node it
+// cannot import). The message names the node and says what is supported.
+class unsupported_error : public detail::error_kind<unsupported_error>
+{
+public:
+    using error_kind::error_kind;
+};
+
 namespace detail {
 // Runs fn; a tensorquant::error escaping it is rethrown, same type, with the context.
 template <class Fn>
@@ -98,6 +106,7 @@ decltype(auto) with_error_context(std::string const& context, Fn&& fn)
         return std::forward<Fn>(fn)();
     } catch (error const& e) {
         e.rethrow_with_context(context);
+        throw; // not reached; GCC does not see a [[noreturn]] virtual as ending the function
     }
 }
 } // namespace detail

@@ -1,0 +1,248 @@
+// ONNX models as networks of the library: onnx::load reads a .onnx file (a float CNN
+// classifier, opsets 7 to 17) into an nn::network whose layer scopes come from the node
+// names (onnx::layer_name gives the rule), with its weights from the initializers.
+//
+// Layout: the network, as every network of the library, takes and gives NHWC tensors;
+// tensors of another rank ([N, F], or [N, ...] between elementwise layers) are held as
+// [N, 1, 1, F] in ONNX's element order. The weights are converted from ONNX's OIHW to
+// HWIO, and a Gemm after a Flatten gets its weight rows in the network's order.
+// model::run takes and gives tensors in ONNX's layout and converts at the boundary.
+#pragma once
+
+#include "../config.hpp"
+
+#include "../core/error.hpp"
+#include "../nn/network.hpp"
+#include "detail/importer.hpp"
+#include "detail/operators.hpp"
+#include "detail/tensor.hpp"
+
+#include <onnx/onnx_pb.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace tensorquant::inline TENSORQUANT_ABI::onnx {
+
+struct load_options
+{
+    std::string scope = "model"; // the network's scope: layers are "model/<layer name>"
+    // Graph inputs to read as constants, by name (for models whose weights are inputs,
+    // such as ONNX's node tests).
+    std::map<std::string, constant> bind;
+};
+
+// The operators the importer reads, in the order of its list.
+inline std::vector<std::string_view> supported_operators()
+{
+    std::vector<std::string_view> r;
+    for (auto const& e : detail::operators) r.push_back(e.name);
+    return r;
+}
+
+struct model
+{
+    nn::network net{"model"};
+    std::string input_name, output_name;
+    std::vector<std::int64_t> input_shape, output_shape; // ONNX layout; a negative batch: any
+    int opset = 0;
+    // The output is a flattened feature map, which the network gives in H, W, C order.
+    std::optional<std::array<std::int64_t, 3>> output_flattened_chw;
+
+    // x in ONNX's layout to the network's: NCHW to NHWC; any other rank [N, ...] to
+    // [N, 1, 1, F] in ONNX's element order (layers other than elementwise ones need [N, F]).
+    nn::tensor4<float> to_network_layout(xt::xarray<float> const& x) const
+    {
+        check_input(x);
+        if (x.dimension() == 4) return xt::transpose(x, {0, 2, 3, 1});
+        const std::size_t n = x.shape(0), f = n ? x.size() / n : 0;
+        nn::tensor4<float> r = nn::tensor4<float>::from_shape({n, std::size_t(1), std::size_t(1), f});
+        std::copy(x.begin(), x.end(), r.begin());
+        return r;
+    }
+    // The network's output in ONNX's layout.
+    xt::xarray<float> from_network_layout(nn::tensor4<float> const& y) const
+    {
+        if (output_shape.size() == 4) return xt::transpose(y, {0, 3, 1, 2});
+        std::vector<std::size_t> shape(output_shape.begin(), output_shape.end());
+        if (!shape.empty()) shape[0] = y.shape(0); // the batch given
+        xt::xarray<float> r = xt::xarray<float>::from_shape(shape);
+        if (r.size() != y.size())
+            throw shape_error("onnx model: the network gave " + std::to_string(y.size()) +
+                              " values for an output of shape " + detail::shape_text(output_shape));
+        if (!output_flattened_chw) {
+            std::copy(y.begin(), y.end(), r.begin());
+            return r;
+        }
+        // a flattened feature map: the network's H, W, C order to ONNX's C, H, W
+        auto [c, h, w] = *output_flattened_chw;
+        const std::size_t per = std::size_t(c * h * w);
+        for (std::size_t n = 0; n < y.shape(0); ++n)
+            for (std::size_t p = 0; p < std::size_t(h * w); ++p)
+                for (std::size_t ch = 0; ch < std::size_t(c); ++ch)
+                    r.data()[n * per + ch * std::size_t(h * w) + p] = y.data()[n * per + p * std::size_t(c) + ch];
+        return r;
+    }
+    // The model's output for x, both in ONNX's layout.
+    xt::xarray<float> run(xt::xarray<float> const& x, std::uint64_t step = 0)
+    {
+        return from_network_layout(net.forward(to_network_layout(x), step));
+    }
+
+private:
+    void check_input(xt::xarray<float> const& x) const
+    {
+        bool fits = x.dimension() == input_shape.size();
+        for (std::size_t d = 0; fits && d < input_shape.size(); ++d)
+            fits = input_shape[d] < 0 || std::int64_t(x.shape(d)) == input_shape[d];
+        if (!fits) {
+            std::vector<std::int64_t> got(x.shape().begin(), x.shape().end());
+            throw shape_error("onnx model: input of shape " + detail::shape_text(got) +
+                              " given where the model takes " + detail::shape_text(input_shape));
+        }
+    }
+};
+
+namespace detail {
+
+inline int default_opset(::onnx::ModelProto const& m, std::string const& source)
+{
+    int opset = -1;
+    for (auto const& o : m.opset_import())
+        if (o.domain().empty() || o.domain() == "ai.onnx") opset = int(o.version());
+    if (opset < 0) throw file_error(source + ": the model imports no opset of the default domain");
+    if (opset < 7 || opset > 17)
+        throw unsupported_error(source + ": opset " + std::to_string(opset) + " is not supported (7 to 17 are)");
+    return opset;
+}
+
+inline std::vector<std::int64_t> input_shape_of(::onnx::ValueInfoProto const& v, std::string const& source)
+{
+    const std::string what = source + ": input '" + v.name() + "'";
+    if (!v.type().has_tensor_type()) throw unsupported_error(what + " is not a tensor");
+    auto const& t = v.type().tensor_type();
+    if (t.elem_type() != ::onnx::TensorProto::FLOAT)
+        throw unsupported_error(what + " has element type " + element_type_name(t.elem_type()) +
+                                "; only FLOAT is supported");
+    if (!t.has_shape()) throw unsupported_error(what + " has no shape; the importer needs its rank and sizes");
+    std::vector<std::int64_t> shape;
+    for (int d = 0; d < t.shape().dim_size(); ++d) {
+        auto const& dim = t.shape().dim(d);
+        if (dim.has_dim_value() && dim.dim_value() > 0) {
+            shape.push_back(dim.dim_value());
+        } else if (d == 0) {
+            shape.push_back(-1); // any batch
+        } else {
+            throw unsupported_error(what + ": dimension " + std::to_string(d) +
+                                    " has no fixed size; only the batch may vary");
+        }
+    }
+    if (shape.empty()) throw unsupported_error(what + " is a scalar; the importer needs a batch dimension");
+    return shape;
+}
+
+} // namespace detail
+
+// The network of an ONNX model; source names it in errors. Unsupported operators, shapes and
+// attributes throw unsupported_error naming the node; a malformed graph, file_error.
+inline model from_proto(::onnx::ModelProto const& m, std::string const& source, load_options const& options = {})
+{
+    if (!m.has_graph()) throw file_error(source + ": the model has no graph");
+    auto const& g = m.graph();
+    model result;
+    result.opset = detail::default_opset(m, source);
+    detail::importer im(source, result.opset, options.scope);
+
+    for (auto const& init : g.initializer())
+        im.constants()[init.name()] = detail::to_constant(init, source + ": initializer '" + init.name() + "'");
+    for (auto const& [name, c] : options.bind) im.constants()[name] = c;
+    std::vector<::onnx::ValueInfoProto const*> inputs;
+    for (auto const& in : g.input())
+        if (!im.constants().count(in.name())) inputs.push_back(&in);
+    if (inputs.size() != 1)
+        throw unsupported_error(source + ": the graph has " + std::to_string(inputs.size()) +
+                                " inputs that are not initializers; the importer needs exactly one");
+    result.input_name = inputs[0]->name();
+    result.input_shape = detail::input_shape_of(*inputs[0], source);
+    im.values()[result.input_name] = detail::value_info{-1, result.input_shape, std::nullopt};
+    if (g.output_size() != 1)
+        throw unsupported_error(source + ": the graph has " + std::to_string(g.output_size()) +
+                                " outputs; the importer needs exactly one");
+    result.output_name = g.output(0).name();
+
+    // Only the nodes the output depends on become layers (dead branches would otherwise run
+    // after it); uses counts the readers of each value among them.
+    std::map<std::string, int> producer;
+    for (int i = 0; i < g.node_size(); ++i)
+        for (auto const& o : g.node(i).output())
+            if (!o.empty()) producer[o] = i;
+    std::vector<bool> needed(std::size_t(g.node_size()), false);
+    std::vector<std::string> pending{result.output_name};
+    while (!pending.empty()) {
+        auto name = std::move(pending.back());
+        pending.pop_back();
+        auto it = producer.find(name);
+        if (it == producer.end() || needed[std::size_t(it->second)]) continue;
+        needed[std::size_t(it->second)] = true;
+        for (auto const& in : g.node(it->second).input()) pending.push_back(in);
+    }
+    im.uses()[result.output_name] += 1;
+    for (int i = 0; i < g.node_size(); ++i)
+        if (needed[std::size_t(i)])
+            for (auto const& in : g.node(i).input())
+                if (!in.empty()) im.uses()[in] += 1;
+
+    for (int i = 0; i < g.node_size(); ++i) {
+        if (!needed[std::size_t(i)]) continue;
+        auto const& n = g.node(i);
+        im.begin_node(n, std::size_t(i));
+        if (!n.domain().empty() && n.domain() != "ai.onnx")
+            im.unsupported("operators of domain '" + n.domain() + "' are not supported");
+        auto it = std::find_if(detail::operators.begin(), detail::operators.end(),
+                               [&](auto const& e) { return e.name == n.op_type(); });
+        if (it == detail::operators.end())
+            im.unsupported("the operator is not supported; the importer reads " + detail::operator_list());
+        it->convert(im);
+    }
+
+    auto out = im.values().find(result.output_name);
+    if (out == im.values().end())
+        throw unsupported_error(source + ": the output '" + result.output_name +
+                                "' is a constant or not computed; the importer needs it computed from the input");
+    if (out->second.node != int(im.net().nodes().size()) - 1)
+        throw unsupported_error(
+            source + ": the output '" + result.output_name +
+            "' is not the last layer's result (a graph whose output is its input, or passes through)");
+    result.output_shape = out->second.shape;
+    result.output_flattened_chw = out->second.flattened_chw;
+    result.net = std::move(im.net());
+    return result;
+}
+
+// Reads the model file. A missing, unreadable, truncated or corrupt file is a file_error
+// naming it; nothing is kept of a failed load.
+inline model load(std::filesystem::path const& path, load_options const& options = {})
+{
+    const std::string source = path.string();
+    std::error_code ec;
+    const auto size = std::filesystem::file_size(path, ec);
+    if (ec) throw file_error(source + ": cannot read the model (" + ec.message() + ")");
+    if (size > (std::uintmax_t(1) << 31))
+        throw file_error(source + ": " + std::to_string(size) + " bytes is more than protobuf's 2 GiB limit");
+    std::ifstream in(path, std::ios::binary);
+    std::string bytes(std::size_t(size), '\0');
+    if (!in || !in.read(bytes.data(), std::streamsize(size))) throw file_error(source + ": cannot read the model");
+    ::onnx::ModelProto m;
+    if (!m.ParseFromString(bytes))
+        throw file_error(source + ": not an ONNX model, or truncated (its protobuf does not parse)");
+    return from_proto(m, source, options);
+}
+
+} // namespace tensorquant::inline TENSORQUANT_ABI::onnx
