@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(quantizer scope_map npy idx network_load)
+[ ${#targets[@]} -gt 0 ] || targets=(quantizer scope_map npy idx network_load onnx_model)
 build=build/fuzz
 launcher=()
 command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
@@ -19,6 +19,11 @@ cmake -S . -B $build -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE= -DCMAKE_CX
       -DTENSORQUANT_BUILD_EXAMPLES=OFF -DTENSORQUANT_INSTALL=OFF "${launcher[@]}" >/dev/null
 cmake --build $build -j2 --target tq_fuzz
 rm -rf $build/seeds && $build/test/fuzz/tq_fuzz_seeds $build/seeds
+present=()
+for t in "${targets[@]}"; do # onnx_model exists when the ONNX importer is built
+    if [ -e $build/test/fuzz/tq_fuzz_$t ]; then present+=("$t"); else echo "$t: not built, skipped"; fi
+done
+targets=("${present[@]}")
 run() {
     local t=$1
     mkdir -p $build/corpus/$t $build/artifacts/$t

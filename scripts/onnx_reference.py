@@ -3,7 +3,8 @@
 end to end (tools/test_cli.sh). Needs Debian's python3-onnx and python3-numpy, which
 belong to /usr/bin/python3.
 
-  onnx_reference.py models DIR            write residual.onnx and mobile.onnx (random weights)
+  onnx_reference.py models DIR            write residual.onnx, mobile.onnx and gate.onnx (random
+                                           weights)
   onnx_reference.py export-lenet CKPT OUT  the study's LeNet-5 checkpoint (CKPT/LeNet/<layer>/
                                            <weights|bias>.npy, HWIO and [in, out]) as ONNX
   onnx_reference.py forward MODEL IN OUT   the model's output for the .npy input, by numpy
@@ -66,6 +67,24 @@ def mobile(rng):
              n("GlobalAveragePool", ["e"], ["f"], name="/pool/GlobalAveragePool"),
              n("Flatten", ["f"], ["g"], name="/flatten/Flatten"),
              n("Gemm", ["g", "fc.w", "fc.b"], ["logits"], name="/classifier/Gemm", transB=1, alpha=0.5, beta=2.0)]
+    return graph_model(nodes, inits, ["N", 1, 28, 28], "logits")
+
+
+def gate(rng):
+    """conv -> sigmoid -> max pool (ceil_mode, pads) -> conv (dilated) -> relu -> global max pool
+    -> flatten -> gemm"""
+    w = lambda *s: rng.uniform(-0.5, 0.5, s)
+    inits = {"c1.w": w(3, 1, 5, 5), "c1.b": w(3), "c2.w": w(6, 3, 3, 3), "c2.b": w(6), "fc.w": w(10, 6), "fc.b": w(10)}
+    n = helper.make_node
+    nodes = [n("Conv", ["input", "c1.w", "c1.b"], ["a"], name="/c1/Conv", strides=[2, 2]),
+             n("Sigmoid", ["a"], ["b"], name="/c1/Sigmoid"),
+             n("MaxPool", ["b"], ["c"], name="/pool/MaxPool", kernel_shape=[3, 3], strides=[2, 2], pads=[1, 0, 1, 0],
+               ceil_mode=1),
+             n("Conv", ["c", "c2.w", "c2.b"], ["d"], name="/c2/Conv", dilations=[2, 2], pads=[2, 2, 2, 2]),
+             n("Relu", ["d"], ["e"], name="/c2/Relu"),
+             n("GlobalMaxPool", ["e"], ["f"], name="/gpool/GlobalMaxPool"),
+             n("Flatten", ["f"], ["g"], name="/Flatten"),
+             n("Gemm", ["g", "fc.w", "fc.b"], ["logits"], name="/fc/Gemm", transB=1)]
     return graph_model(nodes, inits, ["N", 1, 28, 28], "logits")
 
 
@@ -185,6 +204,10 @@ def forward(model, x):
             y = pool(ins[0], a, op)
         elif op == "GlobalAveragePool":
             y = ins[0].mean(axis=(2, 3), keepdims=True)
+        elif op == "GlobalMaxPool":
+            y = ins[0].max(axis=(2, 3), keepdims=True)
+        elif op == "Sigmoid":
+            y = 1 / (1 + np.exp(-ins[0]))
         elif op == "BatchNormalization":
             s = lambda v: v.reshape(1, -1, 1, 1)
             y = (ins[0] - s(ins[3])) / np.sqrt(s(ins[4]) + a.get("epsilon", 1e-5)) * s(ins[1]) + s(ins[2])
@@ -205,6 +228,7 @@ if __name__ == "__main__":
         rng = np.random.default_rng(2026)
         onnx.save(residual(rng), f"{args[0]}/residual.onnx")
         onnx.save(mobile(rng), f"{args[0]}/mobile.onnx")
+        onnx.save(gate(rng), f"{args[0]}/gate.onnx")
     elif cmd == "export-lenet":
         onnx.save(export_lenet(args[0]), args[1])
     elif cmd == "forward":

@@ -5,6 +5,7 @@
 
 #include "temp_dir.hpp"
 
+#include <boost/multiprecision/cpp_bin_float.hpp>
 #include <doctest/doctest.h>
 
 #include <bit>
@@ -568,6 +569,53 @@ void write_bytes(std::filesystem::path const& p, std::string const& bytes)
     std::ofstream(p, std::ios::binary).write(bytes.data(), std::streamsize(bytes.size()));
 }
 } // namespace
+
+TEST_CASE("intrinsic sigmoid is the exact sigmoid rounded once")
+{
+    // every value of each format, against the sigmoid in 50 digits rounded by integer
+    // arithmetic (no ties: the sigmoid of a nonzero dyadic rational is irrational)
+    using bf = boost::multiprecision::cpp_bin_float_50;
+    for (int w : {6, 8, 10, 12})
+        for (int f : {0, 1, w / 2, w - 2})
+            for (auto r : {tq::rounding_mode::nearest, tq::rounding_mode::zero, tq::rounding_mode::down,
+                           tq::rounding_mode::up}) {
+                const tq::fixed_point_rt q(w, f, r);
+                INFO("W ", w, " F ", f, " rounding ", int(r));
+                const std::int64_t lo = -(std::int64_t(1) << (w - 1)), hi = (std::int64_t(1) << (w - 1)) - 1;
+                auto x = nn::tensor4<float>::from_shape({1, 1, 1, std::size_t(hi - lo + 1)});
+                for (std::int64_t k = lo; k <= hi; ++k) x.data()[k - lo] = float(std::ldexp(double(k), -f));
+                const auto y = nn::kernels::activate_intrinsic(x, nn::activation::sigmoid, 0, q);
+                int wrong = 0;
+                for (std::int64_t k = lo; k <= hi; ++k) {
+                    // for x > 0 through the complement u = 2^F sigmoid(-x): 1 - e^-x is 1 in any
+                    // fixed precision once x is large, the level 2^F - u is not
+                    const bf xv = bf(x.data()[k - lo]);
+                    const bf one = bf(1), half = bf(0.5), top = ldexp(one, f);
+                    bf level;
+                    if (xv <= 0) {
+                        const bf scaled = ldexp(one / (one + exp(-xv)), f);
+                        level = r == tq::rounding_mode::nearest ? floor(scaled + half)
+                                : r == tq::rounding_mode::up    ? ceil(scaled)
+                                                                : floor(scaled); // positive: zero = down
+                    } else {
+                        const bf u = ldexp(one / (one + exp(xv)), f);
+                        level = r == tq::rounding_mode::nearest ? top - ceil(u - half)
+                                : r == tq::rounding_mode::up    ? top - floor(u)
+                                                                : top - ceil(u);
+                    }
+                    if (level > bf(hi)) level = bf(hi);
+                    const double want = std::ldexp(level.convert_to<double>(), -f);
+                    if (double(y.data()[k - lo]) != want) ++wrong;
+                }
+                CHECK(wrong == 0);
+            }
+    SUBCASE("float sigmoid is the double one rounded to float")
+    {
+        xt::xarray<float> x{-30.0f, -2.5f, 0.0f, 0.75f, 16.0f};
+        const auto y = nn::activate<float>(x, nn::activation::sigmoid);
+        for (std::size_t i = 0; i < x.size(); ++i) CHECK(y(i) == float(1.0 / (1.0 + std::exp(-double(x(i))))));
+    }
+}
 
 TEST_CASE("npy files and network parameters")
 {

@@ -138,7 +138,8 @@ TEST_CASE("layer gradients equal finite differences")
         auto x = random_tensor({2, 3, 3, 2}, 16, 0.05, 1);
         for (std::size_t i = 0; i < x.size(); i += 2) x.data()[i] = -x.data()[i];
         for (std::size_t i = 1; i < x.size(); i += 5) x.data()[i] += 6;
-        for (auto a : {nn::activation::relu, nn::activation::relu6, nn::activation::leaky_relu})
+        for (auto a :
+             {nn::activation::relu, nn::activation::relu6, nn::activation::leaky_relu, nn::activation::sigmoid})
             check_gradients({x}, [a](dtape& t, auto const& v) { return tr::activate(t, v[0], a, 0.1); });
         check_gradients({random_tensor({2, 3, 3, 2}, 17), random_tensor({2, 3, 3, 2}, 18)},
                         [](dtape& t, auto const& v) { return tr::add(t, v[0], v[1]); });

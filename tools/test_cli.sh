@@ -79,7 +79,7 @@ if [ "$with_onnx" = onnx ]; then
     ref="$here/scripts/onnx_reference.py"
     mkdir -p "$work/onnx"
     $py "$ref" models "$work/onnx" || { echo "FAILED: onnx_reference.py models"; fail=1; }
-    for m in residual mobile; do
+    for m in residual mobile gate; do
         $py "$ref" inputs "$work/onnx/$m.onnx" 6 "$work/onnx/x.npy"
         expect 0 "wrote the outputs of 6 inputs" predict --model "$work/onnx/$m.onnx" --images "$work/onnx/x.npy" \
             --out "$work/onnx/$m.tq.npy"

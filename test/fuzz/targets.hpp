@@ -10,6 +10,9 @@
 #include <tensorquant/nn/scope.hpp>
 #include <tensorquant/nn/zoo.hpp>
 #include <tensorquant/parse.hpp>
+#if TQ_FUZZ_ONNX
+#include <tensorquant/onnx.hpp>
+#endif
 
 #include <bit>
 #include <cmath>
@@ -545,6 +548,144 @@ inline std::vector<std::vector<std::uint8_t>> network_load_seeds()
     return s;
 }
 
+#if TQ_FUZZ_ONNX
+// ---- ONNX models: onnx::load on any bytes ------------------------------------------------
+// A model either loads, with its layers reading only earlier ones, or gives
+// a documented error naming the file. (Running what loads is left out: a valid model may
+// ask for any amount of memory.)
+
+inline void onnx_model(bytes in)
+{
+    static const std::filesystem::path file = std::filesystem::temp_directory_path() / "tq_fuzz_model.onnx";
+    {
+        std::ofstream out(file, std::ios::binary);
+        out.write(reinterpret_cast<char const*>(in.data()), std::streamsize(in.size()));
+    }
+    tq::onnx::model m;
+    try {
+        m = tq::onnx::load(file);
+    } catch (tq::error const& e) {
+        require(std::string(e.what()).find(file.string()) != std::string::npos,
+                "an import error does not name the file: " + std::string(e.what()));
+        throw;
+    }
+    if (m.net.nodes().empty()) // only a pass-through graph has no layers: it gives its input
+        require(m.input_shape == m.output_shape, "a model without layers changes the shape");
+    require(!m.input_shape.empty() && !m.output_shape.empty(), "a model loaded without input or output shape");
+    for (auto const& node : m.net.nodes())
+        for (int i : node.inputs) require(i >= -1 && i < int(m.net.nodes().size()), "a layer reads a missing node");
+}
+
+// Small models over the operators: conv (pads, groups), relu, pools, batch norm, concat,
+// flatten, gemm, clip, softmax.
+inline std::vector<std::vector<std::uint8_t>> onnx_model_seeds()
+{
+    auto model = [](auto build) {
+        ::onnx::ModelProto m;
+        m.set_ir_version(7);
+        m.add_opset_import()->set_version(13);
+        auto& g = *m.mutable_graph();
+        auto* in = g.add_input();
+        in->set_name("x");
+        auto* t = in->mutable_type()->mutable_tensor_type();
+        t->set_elem_type(::onnx::TensorProto::FLOAT);
+        t->mutable_shape()->add_dim()->set_dim_param("N");
+        for (int d : {2, 6, 6}) t->mutable_shape()->add_dim()->set_dim_value(d);
+        build(g);
+        const std::string b = m.SerializeAsString();
+        return std::vector<std::uint8_t>(b.begin(), b.end());
+    };
+    auto init = [](::onnx::GraphProto& g, std::string const& name, std::vector<std::int64_t> dims) {
+        auto* t = g.add_initializer();
+        t->set_name(name);
+        t->set_data_type(::onnx::TensorProto::FLOAT);
+        std::int64_t n = 1;
+        for (auto d : dims) t->add_dims(d), n *= d;
+        for (std::int64_t i = 0; i < n; ++i) t->add_float_data(float(i % 7) * 0.25f - 0.5f);
+    };
+    auto node = [](::onnx::GraphProto& g, std::string const& op, std::vector<std::string> in, std::string out) {
+        auto* n = g.add_node();
+        n->set_op_type(op);
+        n->set_name("/" + out + "/" + op);
+        for (auto const& i : in) n->add_input(i);
+        n->add_output(out);
+        return n;
+    };
+    auto ints = [](::onnx::NodeProto* n, std::string const& name, std::vector<std::int64_t> v) {
+        auto* a = n->add_attribute();
+        a->set_name(name);
+        a->set_type(::onnx::AttributeProto::INTS);
+        for (auto x : v) a->add_ints(x);
+    };
+    auto one = [](::onnx::NodeProto* n, std::string const& name, std::int64_t v) {
+        auto* a = n->add_attribute();
+        a->set_name(name);
+        a->set_type(::onnx::AttributeProto::INT);
+        a->set_i(v);
+    };
+    std::vector<std::vector<std::uint8_t>> s;
+    s.push_back(model([&](::onnx::GraphProto& g) {
+        init(g, "w", {4, 1, 3, 3});
+        init(g, "b", {4});
+        auto* c = node(g, "Conv", {"x", "w", "b"}, "c");
+        one(c, "group", 2);
+        ints(c, "pads", {1, 0, 1, 1});
+        node(g, "Relu", {"c"}, "r");
+        auto* p = node(g, "MaxPool", {"r"}, "p");
+        ints(p, "kernel_shape", {2, 2});
+        ints(p, "strides", {2, 2});
+        one(p, "ceil_mode", 1);
+        node(g, "Flatten", {"p"}, "f");
+        init(g, "fw", {3, 36});
+        init(g, "fb", {3});
+        auto* fc = node(g, "Gemm", {"f", "fw", "fb"}, "y");
+        one(fc, "transB", 1);
+        node(g, "Softmax", {"y"}, "out");
+        g.add_output()->set_name("out");
+    }));
+    s.push_back(model([&](::onnx::GraphProto& g) {
+        init(g, "scale", {2});
+        init(g, "bias", {2});
+        init(g, "mean", {2});
+        auto* v = g.add_initializer();
+        v->set_name("var");
+        v->set_data_type(::onnx::TensorProto::FLOAT);
+        v->add_dims(2);
+        v->add_float_data(1.0f);
+        v->add_float_data(0.5f);
+        node(g, "BatchNormalization", {"x", "scale", "bias", "mean", "var"}, "n");
+        auto* a = node(g, "AveragePool", {"n"}, "a");
+        ints(a, "kernel_shape", {3, 3});
+        ints(a, "pads", {1, 1, 1, 1});
+        node(g, "Concat", {"a", "n"}, "k");
+        one(g.mutable_node(2), "axis", 1);
+        init(g, "lo", {});
+        node(g, "Clip", {"k", "lo"}, "r");
+        node(g, "GlobalAveragePool", {"r"}, "out");
+        g.add_output()->set_name("out");
+    }));
+    return s;
+}
+
+inline std::string onnx_model_dictionary()
+{
+    std::vector<std::string> words;
+    for (auto op : tq::onnx::supported_operators()) words.emplace_back(op);
+    for (auto w : {"kernel_shape", "strides",    "pads",  "dilations",     "group",
+                   "auto_pad",     "SAME_UPPER", "VALID", "ceil_mode",     "count_include_pad",
+                   "transA",       "transB",     "alpha", "beta",          "epsilon",
+                   "axis",         "min",        "max",   "training_mode", "ai.onnx"})
+        words.emplace_back(w);
+    std::string d;
+    for (auto const& w : words) { // appended piece by piece: GCC 12 warns (-Wrestrict) on a + chain here
+        d += '"';
+        d += w;
+        d += "\"\n";
+    }
+    return d;
+}
+#endif
+
 // ---- the table of targets ---------------------------------------------------------------
 
 struct target
@@ -557,11 +698,16 @@ struct target
 
 inline std::vector<target> const& targets()
 {
-    static const std::vector<target> all{{"quantizer", quantizer, quantizer_seeds, quantizer_dictionary},
-                                         {"scope_map", scope_map_json, scope_map_seeds, scope_map_dictionary},
-                                         {"npy", npy, npy_seeds, npy_dictionary},
-                                         {"idx", idx, idx_seeds, idx_dictionary},
-                                         {"network_load", network_load, network_load_seeds, nullptr}};
+    static const std::vector<target> all
+    {
+        {"quantizer", quantizer, quantizer_seeds, quantizer_dictionary},
+            {"scope_map", scope_map_json, scope_map_seeds, scope_map_dictionary},
+            {"npy", npy, npy_seeds, npy_dictionary}, {"idx", idx, idx_seeds, idx_dictionary},
+            {"network_load", network_load, network_load_seeds, nullptr},
+#if TQ_FUZZ_ONNX
+            {"onnx_model", onnx_model, onnx_model_seeds, onnx_model_dictionary},
+#endif
+    };
     return all;
 }
 

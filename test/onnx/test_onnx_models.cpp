@@ -487,6 +487,42 @@ TEST_CASE("A depthwise network with ReLU6 and an unfolded batch norm matches an 
     }
 }
 
+TEST_CASE("Sigmoid and GlobalMaxPool match an NCHW reference")
+{
+    model_builder b(13);
+    b.input("x", {-1, 2, 5, 5});
+    const auto w = b.init("conv.weight", {3, 2, 3, 3});
+    const auto bias = b.init("conv.bias", {3});
+    const auto fc_w = b.init("fc.weight", {4, 3});
+    const auto fc_b = b.init("fc.bias", {4});
+    auto& c = b.node("Conv", "/conv/Conv", {"x", "conv.weight", "conv.bias"}, "c");
+    set_ints(c, "dilations", {2, 2});
+    b.node("Sigmoid", "/conv/Sigmoid", {"c"}, "s");
+    b.node("GlobalMaxPool", "/pool/GlobalMaxPool", {"s"}, "p");
+    b.node("Flatten", "/flatten/Flatten", {"p"}, "f");
+    auto& fc = b.node("Gemm", "/fc/Gemm", {"f", "fc.weight", "fc.bias"}, "out");
+    set_int(fc, "transB", 1);
+    b.node("Sigmoid", "/out/Sigmoid", {"out"}, "y");
+    b.output("y");
+    auto model = tq::onnx::from_proto(b.m, "sigmoid.onnx");
+    CHECK(layer_names(model.net) == std::vector<std::string>{"model/conv", "model/pool", "model/flatten", "model/fc"});
+    const auto x = random_input(3, 2, 5, 5, 2.0);
+    conv_attrs a;
+    a.dilation = 2;
+    auto s = ref_map(ref_conv(x, w, bias, 3, a), [](double v) { return 1 / (1 + std::exp(-v)); });
+    nchw g(s.n, s.c, 1, 1);
+    for (std::size_t i = 0; i < s.n; ++i)
+        for (std::size_t j = 0; j < s.c; ++j) {
+            double m = -1;
+            for (std::size_t r = 0; r < s.h; ++r)
+                for (std::size_t k = 0; k < s.w; ++k) m = std::max(m, s.at(i, j, r, k));
+            g.at(i, j, 0, 0) = m;
+        }
+    auto want = ref_flatten_gemm(g, fc_w, fc_b, 4);
+    for (auto& v : want) v = 1 / (1 + std::exp(-v));
+    check_close(model.run(to_xarray(x)), want, {3, 4});
+}
+
 TEST_CASE("Quantization maps apply to an imported network by its scopes")
 {
     residual_model rm;

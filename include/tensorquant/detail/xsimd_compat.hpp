@@ -4,14 +4,16 @@
 
 #include "../config.hpp"
 
-// GCC 12's AVX-512 intrinsics (_mm512_min_pd and others, through _mm512_undefined_*) warn
-// "may be used uninitialized" wherever they are inlined (GCC bug 105593, fixed in 13).
+// GCC 12's AVX-512 intrinsics (_mm512_min_pd, _mm512_srai_epi64 and others, through
+// _mm512_undefined_*) warn "(may be) used uninitialized" wherever they are inlined (GCC bug
+// 105593, fixed in 13).
 // The warning is judged at the intrinsic header's lines, so it is silenced for those
 // headers only, here where they are first included; a translation unit that includes
 // <immintrin.h> or xsimd before tensorquant sees GCC's warning unchanged.
 #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ == 12
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #endif
 #if defined(__SSE2__)
 #include <immintrin.h>

@@ -216,6 +216,8 @@ inline model from_proto(::onnx::ModelProto const& m, std::string const& source, 
     if (out == im.values().end())
         throw unsupported_error(source + ": the output '" + result.output_name +
                                 "' is a constant or not computed; the importer needs it computed from the input");
+    // (a graph of only Identity or Dropout nodes gives a network without layers, which
+    // passes its input through)
     if (out->second.node != int(im.net().nodes().size()) - 1)
         throw unsupported_error(
             source + ": the output '" + result.output_name +

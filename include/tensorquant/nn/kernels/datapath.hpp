@@ -459,6 +459,10 @@ inline tensor4<float> datapath_activation(datapath const& d, tensor4<float> r, a
         std::copy(v.begin(), v.end(), r.data());
         return r;
     }
+    if (act == activation::sigmoid) {
+        sigmoid_rounded(*out, r, ao);
+        return r;
+    }
     r = activate<float>(r, act, alpha);
     quantize_inplace(*out, std::span<float>(r.data(), r.size()), ao);
     return r;

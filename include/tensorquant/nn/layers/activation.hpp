@@ -1,5 +1,5 @@
-// Activations: ReLU, ReLU6 and leaky ReLU, as a layer of their own and fused into the
-// layers that end in one (conv2d, dense, batch norm, add).
+// Activations: ReLU, ReLU6, leaky ReLU and the logistic sigmoid, as a layer of their own
+// and fused into the layers that end in one (conv2d, dense, batch norm, add).
 #pragma once
 
 #include "../../config.hpp"
@@ -10,12 +10,17 @@
 #include "layer.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <span>
 #include <string>
+#include <vector>
 
 namespace tensorquant::inline TENSORQUANT_ABI::nn {
 
-enum class activation { none, relu, relu6, leaky_relu };
+enum class activation { none, relu, relu6, leaky_relu, sigmoid };
+
+// 1 / (1 + e^-x) in double: within an ulp of double of the exact value.
+inline double sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
 
 template <class V, class E>
 auto activate(E const& x, activation a, double alpha = 0.2)
@@ -37,11 +42,32 @@ auto activate(E const& x, activation a, double alpha = 0.2)
         for (auto& v : y) v = v < V(0) ? v * slope : v;
         break;
     }
+    case activation::sigmoid:
+        for (auto& v : y) v = V(sigmoid(double(v)));
+        break;
     }
     return y;
 }
 
 namespace kernels {
+
+// The sigmoid of y computed in double and rounded once to q's format (never through float):
+// the correctly rounded sigmoid unless the exact value lies within an ulp of double of one of
+// the format's rounding boundaries (the tests find no such case on exhaustive small formats).
+// Where the double saturates to 1 (x > 37) or 0 (x < -745) the exact value is strictly
+// inside (0, 1), so the nearest double inside stands for it: rounding down or toward zero
+// then gives the largest value below 1, as it must.
+template <class Q>
+void sigmoid_rounded(Q const& q, tensor4<float>& y, apply_options const& o)
+{
+    std::vector<double> s(y.size());
+    std::transform(y.begin(), y.end(), s.begin(), [](float v) {
+        const double r = sigmoid(double(v));
+        return r == 1.0 ? std::nextafter(1.0, 0.0) : r == 0.0 ? std::nextafter(0.0, 1.0) : r;
+    });
+    quantize_inplace(q, std::span<double>(s), o);
+    std::transform(s.begin(), s.end(), y.begin(), [](double v) { return float(v); }); // in the format: exact
+}
 
 inline tensor4<float> activate_float(tensor4<float> y, activation a, double alpha)
 {
@@ -71,9 +97,13 @@ inline tensor4<float> activate_intrinsic(tensor4<float> y, activation a, double 
             }
         return y;
     }
-    y = activate<float>(y, a, alpha);
     apply_options o;
     o.index_offset = intrinsic_activation_offset;
+    if (a == activation::sigmoid) {
+        sigmoid_rounded(q, y, o);
+        return y;
+    }
+    y = activate<float>(y, a, alpha);
     quantize_inplace(q, std::span<float>(y.data(), y.size()), o);
     return y;
 }
@@ -96,6 +126,8 @@ typename Tape::var activate(Tape& t, typename Tape::var x, activation a, double 
             d[i] = std::max(d[i], T(0));
         else if (a == activation::relu6)
             d[i] = std::min(std::max(d[i], T(0)), T(6));
+        else if (a == activation::sigmoid)
+            d[i] = T(sigmoid(double(d[i])));
         else
             d[i] = d[i] < T(0) ? d[i] * slope : d[i];
     }
@@ -103,6 +135,7 @@ typename Tape::var activate(Tape& t, typename Tape::var x, activation a, double 
                     [x, a, slope](Tape& tp, V out) {
                         T const* dy = tp.grad(out).data();
                         T const* xv = tp.value(x).data();
+                        T const* yv = tp.value(out).data();
                         T* dx = tp.grad(x).data();
                         for (std::size_t i = 0; i < tp.value(x).size(); ++i) {
                             const T v = xv[i];
@@ -111,6 +144,8 @@ typename Tape::var activate(Tape& t, typename Tape::var x, activation a, double 
                                 g = v > T(0) ? T(1) : T(0);
                             else if (a == activation::relu6)
                                 g = v > T(0) && v < T(6) ? T(1) : T(0);
+                            else if (a == activation::sigmoid)
+                                g = yv[i] * (T(1) - yv[i]);
                             else
                                 g = v < T(0) ? slope : T(1);
                             dx[i] += g * dy[i];

@@ -219,7 +219,8 @@ inline void convert_matmul(importer& im)
     add_dense(im, a, k, m, [&](std::int64_t r, std::int64_t j) { return b.values[std::size_t(r * m + j)]; }, {});
 }
 
-// An elementwise activation. Right after a Conv, Gemm, MatMul, BatchNormalization or Add
+// An elementwise activation (Relu, LeakyRelu, Clip as ReLU6, Sigmoid). Right after a Conv,
+// Gemm, MatMul, BatchNormalization or Add
 // whose output nothing else reads, it is fused into that layer, as the library's layers
 // (and hardware datapaths) apply it: one layer, one scope, the activation quantized once.
 // Otherwise it is a layer of its own, in its input's shape.
@@ -250,6 +251,7 @@ inline void add_activation(importer& im, nn::activation act, double alpha = 0.2)
 }
 
 inline void convert_relu(importer& im) { add_activation(im, nn::activation::relu); }
+inline void convert_sigmoid(importer& im) { add_activation(im, nn::activation::sigmoid); }
 inline void convert_leaky_relu(importer& im)
 {
     add_activation(im, nn::activation::leaky_relu, im.attr_float("alpha", 0.01));
@@ -319,6 +321,16 @@ inline void convert_global_average_pool(importer& im)
 {
     auto const& x = input4(im, "input");
     im.add(nn::global_avg_pool_layer{}, from(x), {x.shape[0], x.shape[1], 1, 1});
+}
+
+// A max pooling whose one window is the whole feature map.
+inline void convert_global_max_pool(importer& im)
+{
+    auto const& x = input4(im, "input");
+    nn::pool_options o;
+    o.size = {small_int(im, x.shape[2], "height"), small_int(im, x.shape[3], "width")};
+    o.stride = o.size;
+    im.add(nn::max_pool_layer{o}, from(x), {x.shape[0], x.shape[1], 1, 1});
 }
 
 inline void convert_batch_norm(importer& im)
@@ -536,10 +548,12 @@ inline constexpr std::array operators{
     operator_entry{"Add", convert_add},
     operator_entry{"Relu", convert_relu},
     operator_entry{"LeakyRelu", convert_leaky_relu},
+    operator_entry{"Sigmoid", convert_sigmoid},
     operator_entry{"Clip", convert_clip},
     operator_entry{"MaxPool", convert_max_pool},
     operator_entry{"AveragePool", convert_average_pool},
     operator_entry{"GlobalAveragePool", convert_global_average_pool},
+    operator_entry{"GlobalMaxPool", convert_global_max_pool},
     operator_entry{"BatchNormalization", convert_batch_norm},
     operator_entry{"Concat", convert_concat},
     operator_entry{"Flatten", convert_flatten},
