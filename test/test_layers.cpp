@@ -433,7 +433,8 @@ TEST_CASE("vectorised intrinsic average pooling equals the number type bit for b
                     const float top = float(std::ldexp(1.0, w - 1 - f));
                     for (auto& v : x) v = top * u(gen);
                     for (auto opts :
-                         {nn::pool_options{}, nn::pool_options{{3, 3}, {2, 2}, nn::padding_mode::same, {0, 0, 0, 0}}}) {
+                         {nn::pool_options{}, nn::pool_options{{3, 3}, {2, 2}, nn::padding_mode::same, {0, 0, 0, 0}},
+                          nn::pool_options{{3, 2}, {1, 2}, nn::padding_mode::explicit_pads, {1, 1, 0, 1}, true}}) {
                         const auto fast = nn::avg_pool_intrinsic(x, opts, q);
                         const auto ref =
                             nn::kernels::via_number(q, x, [&](auto const& v) { return nn::avg_pool(v, opts); });

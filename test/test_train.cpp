@@ -122,6 +122,9 @@ TEST_CASE("layer gradients equal finite differences")
                         [same](dtape& t, auto const& v) { return tr::avg_pool(t, v[0], same); });
         check_gradients({random_tensor({2, 4, 3, 3}, 9)},
                         [](dtape& t, auto const& v) { return tr::global_avg_pool(t, v[0]); });
+        nn::pool_options counted{{3, 3}, {2, 2}, nn::padding_mode::explicit_pads, {1, 1, 1, 0}, true};
+        check_gradients({random_tensor({2, 5, 5, 3}, 28)},
+                        [counted](dtape& t, auto const& v) { return tr::avg_pool(t, v[0], counted); });
     }
     SUBCASE("batch norm in training and inference form")
     {

@@ -39,6 +39,9 @@ struct pool_options
     std::array<int, 2> stride{2, 2};
     padding_mode padding = padding_mode::valid;
     std::array<int, 4> pads{0, 0, 0, 0};
+    // Average pooling divides by the whole window, padding included (ONNX's
+    // count_include_pad = 1, PyTorch's default), rather than by the input cells it covers.
+    bool count_pads = false;
 };
 
 namespace kernels {

@@ -1,7 +1,7 @@
 // Max, average and global average pooling (NHWC). Padding never wins a max and is not
-// counted in an average (TensorFlow's rule). Intrinsic: max pooling compares values
-// already in the format; an average sums the window (row by row), then divides once by
-// the count.
+// counted in an average (TensorFlow's rule) unless pool_options::count_pads says so.
+// Intrinsic: max pooling compares values already in the format; an average sums the
+// window (row by row), then divides once by the count.
 #pragma once
 
 #include "../../config.hpp"
@@ -46,15 +46,15 @@ tensor4<V> avg_pool(tensor4<V> const& x, pool_options const& o = {})
     const auto g = kernels::pool_geometry_of(x.shape(), o, "avg_pool");
     tensor4<V> y = tensor4<V>::from_shape({g.n, g.oh, g.ow, g.c});
     std::vector<V> sum(g.c);
-    kernels::for_each_window(g,
-                             [&](std::size_t img, std::size_t oy, std::size_t ox, long ya, long yb, long xa, long xb) {
-                                 std::fill(sum.begin(), sum.end(), V(0));
-                                 for (long iy = ya; iy < yb; ++iy)
-                                     for (long ix = xa; ix < xb; ++ix)
-                                         for (std::size_t c = 0; c < g.c; ++c) sum[c] = sum[c] + x(img, iy, ix, c);
-                                 const std::int64_t count = (yb - ya) * (xb - xa);
-                                 for (std::size_t c = 0; c < g.c; ++c) y(img, oy, ox, c) = divide(sum[c], count);
-                             });
+    kernels::for_each_window(
+        g, [&](std::size_t img, std::size_t oy, std::size_t ox, long ya, long yb, long xa, long xb) {
+            std::fill(sum.begin(), sum.end(), V(0));
+            for (long iy = ya; iy < yb; ++iy)
+                for (long ix = xa; ix < xb; ++ix)
+                    for (std::size_t c = 0; c < g.c; ++c) sum[c] = sum[c] + x(img, iy, ix, c);
+            const std::int64_t count = o.count_pads ? std::int64_t(o.size[0]) * o.size[1] : (yb - ya) * (xb - xa);
+            for (std::size_t c = 0; c < g.c; ++c) y(img, oy, ox, c) = divide(sum[c], count);
+        });
     return y;
 }
 
@@ -83,7 +83,7 @@ inline tensor4<float> avg_pool_intrinsic(tensor4<float> const& x, pool_options c
                     for (std::size_t c = 0; c < g.c; ++c) sum[c] += double(row[c]);
                     quantize_inplace(q, std::span<double>(sum));
                 }
-            const std::int64_t count = (yb - ya) * (xb - xa);
+            const std::int64_t count = o.count_pads ? std::int64_t(o.size[0]) * o.size[1] : (yb - ya) * (xb - xa);
             for (std::size_t c = 0; c < g.c; ++c)
                 y(img, oy, ox, c) = divide(quantized_rt<float>::from_raw(float(sum[c])), count).value();
         });
@@ -166,12 +166,12 @@ typename Tape::var avg_pool(Tape& t, typename Tape::var x, pool_options const& o
     const auto x4 = kernels::as_fixed<T, 4>(t.value(x));
     const auto g = kernels::pool_geometry_of(x4.shape(), o, "avg_pool");
     return t.record(kernels::as_dynamic(nn::avg_pool(x4, o)),
-                    [x, g](Tape& tp, V out) {
+                    [x, g, window = o.count_pads ? T(o.size[0] * o.size[1]) : T(0)](Tape& tp, V out) {
                         T const* dy = tp.grad(out).data();
                         T* dx = tp.grad(x).data();
                         kernels::for_each_window(g, [&](std::size_t img, std::size_t oy, std::size_t ox, long ya,
                                                         long yb, long xa, long xb) {
-                            const T inv = T(1) / T((yb - ya) * (xb - xa));
+                            const T inv = T(1) / (window > T(0) ? window : T((yb - ya) * (xb - xa)));
                             T const* d = dy + ((img * g.oh + oy) * g.ow + ox) * g.c;
                             for (long iy = ya; iy < yb; ++iy)
                                 for (long ix = xa; ix < xb; ++ix) {

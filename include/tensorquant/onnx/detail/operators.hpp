@@ -308,9 +308,15 @@ void convert_pool(importer& im)
     if constexpr (Max) {
         im.add(nn::max_pool_layer{o}, from(x), {x.shape[0], x.shape[1], s.out[0], s.out[1]});
     } else {
+        // count_include_pad: every window lies inside the padded input, so each divides by
+        // the kernel's size; windows that ceil_mode adds past the padding are refused
         const bool padded = s.pads != std::array<int, 4>{0, 0, 0, 0};
-        if (im.attr_int("count_include_pad", 0) != 0 && padded)
-            im.unsupported("count_include_pad = 1 with padding is not supported (padding is never counted)");
+        if (im.attr_int("count_include_pad", 0) != 0 && padded) {
+            if (o.pads != s.pads)
+                im.unsupported("count_include_pad = 1 with ceil_mode windows that reach past the padding is not "
+                               "supported");
+            o.count_pads = true;
+        }
         im.add(nn::avg_pool_layer{o}, from(x), {x.shape[0], x.shape[1], s.out[0], s.out[1]});
     }
 }
