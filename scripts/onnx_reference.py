@@ -3,8 +3,8 @@
 end to end (tools/test_cli.sh). Needs Debian's python3-onnx and python3-numpy, which
 belong to /usr/bin/python3.
 
-  onnx_reference.py models DIR            write residual.onnx, mobile.onnx and gate.onnx (random
-                                           weights)
+  onnx_reference.py models DIR            write residual.onnx, mobile.onnx, gate.onnx and qdq.onnx
+                                           (random weights)
   onnx_reference.py export-lenet CKPT OUT  the study's LeNet-5 checkpoint (CKPT/LeNet/<layer>/
                                            <weights|bias>.npy, HWIO and [in, out]) as ONNX
   onnx_reference.py forward MODEL IN OUT   the model's output for the .npy input, by numpy
@@ -86,6 +86,46 @@ def gate(rng):
              n("Flatten", ["f"], ["g"], name="/Flatten"),
              n("Gemm", ["g", "fc.w", "fc.b"], ["logits"], name="/fc/Gemm", transB=1)]
     return graph_model(nodes, inits, ["N", 1, 28, 28], "logits")
+
+
+def qdq(rng):
+    """A QDQ model as onnxruntime's quantizer writes one: uint8 input, conv with int8 weights
+    per output channel and an int32 bias -> relu -> quantized -> max pool -> flatten -> gemm
+    with its float weight quantized per tensor -> int8 logits, dequantized. The scales inside
+    are powers of two, so every float sum is exact and the outputs must match bit for bit."""
+    t = numpy_helper.from_array
+    s_in, s_w, s_r, s_fc, s_out = 2.0 ** -7, np.array([2.0 ** -6, 2.0 ** -7, 2.0 ** -5, 2.0 ** -6]), 2.0 ** -4, \
+        2.0 ** -7, 0.1
+    f32 = lambda v: np.asarray(v, np.float32)
+    inits = [t(rng.integers(-127, 128, (4, 1, 5, 5)).astype(np.int8), "c.wq"), t(f32(s_w), "c.ws"),
+             t(np.zeros(4, np.int8), "c.wz"), t(rng.integers(-3000, 3000, 4).astype(np.int32), "c.bq"),
+             t(f32(s_in * s_w), "c.bs"), t(np.zeros(4, np.int32), "c.bz"),
+             t(f32(s_in), "x.s"), t(np.array(0, np.uint8), "x.z"), t(f32(s_r), "r.s"), t(np.array(0, np.uint8), "r.z"),
+             t(f32(rng.uniform(-0.5, 0.5, (10, 64))), "fc.w"), t(f32(s_fc), "fc.s"), t(np.array(0, np.int8), "fc.z"),
+             t(f32(rng.integers(-900, 900, 10) / 2048.0), "fc.b"), t(f32(s_out), "y.s"), t(np.array(0, np.int8), "y.z")]
+    n = helper.make_node
+    nodes = [n("QuantizeLinear", ["input", "x.s", "x.z"], ["xq"], name="input_QuantizeLinear"),
+             n("DequantizeLinear", ["xq", "x.s", "x.z"], ["xd"], name="input_DequantizeLinear"),
+             n("DequantizeLinear", ["c.wq", "c.ws", "c.wz"], ["w"], name="c.w_DequantizeLinear", axis=0),
+             n("DequantizeLinear", ["c.bq", "c.bs", "c.bz"], ["b"], name="c.b_DequantizeLinear", axis=0),
+             n("Conv", ["xd", "w", "b"], ["c"], name="/conv/Conv", strides=[3, 3]),
+             n("Relu", ["c"], ["r"], name="/relu/Relu"),
+             n("QuantizeLinear", ["r", "r.s", "r.z"], ["rq"], name="r_QuantizeLinear"),
+             n("DequantizeLinear", ["rq", "r.s", "r.z"], ["rd"], name="r_DequantizeLinear"),
+             n("MaxPool", ["rd"], ["p"], name="/pool/MaxPool", kernel_shape=[2, 2], strides=[2, 2]),
+             n("Flatten", ["p"], ["f"], name="/flatten/Flatten"),
+             n("QuantizeLinear", ["fc.w", "fc.s", "fc.z"], ["fwq"], name="fc.w_QuantizeLinear"),
+             n("DequantizeLinear", ["fwq", "fc.s", "fc.z"], ["fw"], name="fc.w_DequantizeLinear"),
+             n("Gemm", ["f", "fw", "fc.b"], ["logits"], name="/fc/Gemm", transB=1),
+             n("QuantizeLinear", ["logits", "y.s", "y.z"], ["yq"], name="logits_QuantizeLinear"),
+             n("DequantizeLinear", ["yq", "y.s", "y.z"], ["y"], name="logits_DequantizeLinear")]
+    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 1, 28, 28])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 10])
+    m = helper.make_model(helper.make_graph(nodes, "g", [x], [y], inits),
+                          opset_imports=[helper.make_opsetid("", 13)], producer_name="onnx_reference.py")
+    m.ir_version = 7
+    onnx.checker.check_model(m)
+    return m
 
 
 def export_lenet(ckpt):
@@ -184,8 +224,32 @@ def pool(x, a, op):
     return y
 
 
+def per_axis(v, node, a, rank):
+    """A scale or zero point shaped to broadcast along the node's axis."""
+    if v.size == 1:
+        return v.reshape(())
+    shape = [1] * rank
+    shape[a.get("axis", 1) % rank] = v.size
+    return v.reshape(shape)
+
+
+def quantize_linear(x, s, z, node, a):
+    """ONNX's QuantizeLinear in float32: x / s, round half to even, + z, saturate."""
+    lo, hi = (-128, 127) if z is not None and z.dtype == np.int8 else (0, 255)
+    zf = np.float32(0) if z is None else per_axis(z.astype(np.float32), node, a, x.ndim)
+    q = np.rint(x.astype(np.float32) / per_axis(s.astype(np.float32), node, a, x.ndim)) + zf
+    return np.clip(q, lo, hi).astype(z.dtype if z is not None else np.uint8)
+
+
+def dequantize_linear(q, s, z, node, a):
+    """ONNX's DequantizeLinear in float32: (q - z) * s."""
+    zi = 0 if z is None else per_axis(z.astype(np.int64), node, a, q.ndim)
+    return ((q.astype(np.int64) - zi).astype(np.float32) * per_axis(s.astype(np.float32), node, a, q.ndim))
+
+
 def forward(model, x):
-    env = {i.name: numpy_helper.to_array(i).astype(np.float64) for i in model.graph.initializer}
+    env = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    env = {k: v if v.dtype.kind in "iu" else v.astype(np.float64) for k, v in env.items()}
     env[model.graph.input[0].name] = x.astype(np.float64)
     for node in model.graph.node:
         a, ins = attrs(node), [env[i] if i else None for i in node.input]
@@ -213,6 +277,10 @@ def forward(model, x):
             y = (ins[0] - s(ins[3])) / np.sqrt(s(ins[4]) + a.get("epsilon", 1e-5)) * s(ins[1]) + s(ins[2])
         elif op == "Flatten":
             y = ins[0].reshape(ins[0].shape[0], -1)
+        elif op == "QuantizeLinear":
+            y = quantize_linear(ins[0], ins[1], ins[2] if len(ins) > 2 else None, node, a)
+        elif op == "DequantizeLinear":
+            y = dequantize_linear(ins[0], ins[1], ins[2] if len(ins) > 2 else None, node, a).astype(np.float64)
         elif op == "Gemm":
             b = ins[1].T if a.get("transB", 0) else ins[1]
             y = a.get("alpha", 1.0) * ins[0] @ b + a.get("beta", 1.0) * ins[2]
@@ -229,6 +297,7 @@ if __name__ == "__main__":
         onnx.save(residual(rng), f"{args[0]}/residual.onnx")
         onnx.save(mobile(rng), f"{args[0]}/mobile.onnx")
         onnx.save(gate(rng), f"{args[0]}/gate.onnx")
+        onnx.save(qdq(rng), f"{args[0]}/qdq.onnx")
     elif cmd == "export-lenet":
         onnx.save(export_lenet(args[0]), args[1])
     elif cmd == "forward":

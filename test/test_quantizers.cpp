@@ -321,6 +321,70 @@ TEST_CASE("affine follows PyTorch's fake quantize semantics")
     CHECK_THROWS_WITH_AS(tq::affine(1, 0, 5, 1), doctest::Contains("qmin=5 is above qmax=1"), tq::format_error);
 }
 
+TEST_CASE("affine with divide follows ONNX's QuantizeLinear and DequantizeLinear")
+{
+    // ONNX: q = saturate(round_half_even(x / s) + z), y = (q - z) * s, in float32. The
+    // reference divides in double and rounds to float: a quotient of two floats rounded to
+    // double and then to float is the correctly rounded float quotient (53 >= 2 * 24 + 2),
+    // and (q - z) * s is exact in double before its one rounding.
+    auto ref = [](float x, float s, int z, int lo, int hi) {
+        const float v = float(double(x) / double(s));
+        double r = std::nearbyint(double(v)) + z;
+        r = std::min(std::max(r, double(lo)), double(hi));
+        return float((r - z) * double(s));
+    };
+    std::mt19937 g(3);
+    std::vector<float> x;
+    for (float s : {0.05f, 0.1f, 0.0078125f, 0.3f, 0.0235294f}) {
+        // every tie of the grid and its float neighbours, beyond both saturation bounds
+        for (int k = -600; k <= 600; ++k) {
+            const float t = float((k + 0.5) * double(s));
+            x.insert(x.end(), {t, std::nextafter(t, 0.0f), std::nextafter(t, 1e9f), std::nextafter(t, -1e9f)});
+        }
+    }
+    std::uniform_real_distribution<float> d(-40, 40);
+    for (int i = 0; i < 100000; ++i) x.push_back(d(g));
+    std::size_t differ_from_multiply = 0;
+    for (float s : {0.05f, 0.1f, 0.0078125f, 0.3f, 0.0235294f})
+        for (auto [z, lo, hi] : {std::tuple{0, -128, 127}, std::tuple{128, 0, 255}, std::tuple{-3, -127, 127}}) {
+            const tq::affine q(s, z, lo, hi, tq::rounding_mode::nearest_even, {}, true);
+            const auto y = bulk(q, x);
+            const auto y_multiply = bulk(tq::affine(s, z, lo, hi), x);
+            std::size_t bad = 0;
+            for (std::size_t i = 0; i < x.size(); ++i) {
+                if (!same_bits(y[i], ref(x[i], s, z, lo, hi)) && bad++ == 0)
+                    FAIL_CHECK("x=" << x[i] << " s=" << s << " got " << y[i] << " expected "
+                                    << ref(x[i], s, z, lo, hi));
+                if (!same_bits(q(x[i]), y[i]) && bad++ == 0) FAIL_CHECK("scalar and bulk differ at x=" << x[i]);
+                differ_from_multiply += !same_bits(y[i], y_multiply[i]);
+            }
+            CHECK(bad == 0);
+        }
+    // x * (1/s) and x / s round apart at some ties: the option is not a spelling
+    CHECK(differ_from_multiply > 0);
+    SUBCASE("the saturation bounds")
+    {
+        const tq::affine q(0.5, 128, 0, 255, tq::rounding_mode::nearest_even, {}, true);
+        CHECK(q(1e30f) == 63.5f);
+        CHECK(q(-1e30f) == -64.0f);
+        CHECK(q(std::numeric_limits<float>::infinity()) == 63.5f);
+        CHECK(q(63.74f) == 63.5f);
+        CHECK(q(-64.26f) == -64.0f);
+        CHECK(q(0.25f) == 0.0f); // a tie: to the even code
+        CHECK(q(0.75f) == 1.0f);
+    }
+    SUBCASE("the string")
+    {
+        CHECK(tq::parse_quantizer("affine,0.02,128,0,255,divide").to_string() == "affine,0.02,128,0,255,divide");
+        CHECK(tq::parse_quantizer("affine,0.02,0,-128,127,divide,stochastic").to_string() ==
+              "affine,0.02,0,-128,127,stochastic,divide");
+        CHECK_THROWS_WITH_AS(tq::parse_quantizer("affine,0.02,0,-128,127,divide,divide"),
+                             doctest::Contains("given twice"), tq::parse_error);
+        CHECK_THROWS_WITH_AS(tq::parse_quantizer("affine,0.02,0,-128,127,nearest,zero"),
+                             doctest::Contains("given twice"), tq::parse_error);
+    }
+}
+
 TEST_CASE_TEMPLATE("every quantizer has a defined result for NaN and infinities", T, float, double)
 {
     const T inf = std::numeric_limits<T>::infinity(), nan = std::numeric_limits<T>::quiet_NaN();

@@ -375,6 +375,11 @@ int run(std::string const& command, settings s)
     for (auto const& n : s.networks) fresh(n, 1); // names checked before any work
     if (s.list) {
         for (auto const& n : s.networks) list_layers(fresh(n, 1));
+#if TQ_HAVE_ONNX
+        if (imported() && !imported()->qdq.empty())
+            std::printf("QDQ quantization points (the extrinsic map of predict unless one is given):\n%s\n",
+                        imported()->qdq.to_json().c_str());
+#endif
         return 0;
     }
 #if TQ_HAVE_ONNX
@@ -383,7 +388,8 @@ int run(std::string const& command, settings s)
         if (s.input.empty() || s.output.empty()) throw tq::config_error("predict needs --images and --out");
         const auto q = load_maps(s);
         auto& m = *imported();
-        m.net.set_quantization(q.intrinsic, q.extrinsic, q.weights);
+        // a QDQ model's quantization points are its extrinsic map unless one is given
+        m.net.set_quantization(q.intrinsic, q.extrinsic.empty() ? m.qdq : q.extrinsic, q.weights);
         auto x = tq::read_npy<float>(s.input);
         normalise(s, x.values.data(), x.values.size());
         xt::xarray<float> batch = xt::adapt(x.values, x.shape);

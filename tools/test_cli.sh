@@ -79,20 +79,26 @@ if [ "$with_onnx" = onnx ]; then
     ref="$here/scripts/onnx_reference.py"
     mkdir -p "$work/onnx"
     $py "$ref" models "$work/onnx" || { echo "FAILED: onnx_reference.py models"; fail=1; }
-    for m in residual mobile gate; do
+    for m in residual mobile gate qdq; do
         $py "$ref" inputs "$work/onnx/$m.onnx" 6 "$work/onnx/x.npy"
         expect 0 "wrote the outputs of 6 inputs" predict --model "$work/onnx/$m.onnx" --images "$work/onnx/x.npy" \
             --out "$work/onnx/$m.tq.npy"
         $py "$ref" forward "$work/onnx/$m.onnx" "$work/onnx/x.npy" "$work/onnx/$m.ref.npy"
-        $py - "$work/onnx/$m.tq.npy" "$work/onnx/$m.ref.npy" <<'PY' || { echo "FAILED: $m differs from numpy"; fail=1; }
+        $py - "$work/onnx/$m.tq.npy" "$work/onnx/$m.ref.npy" $m <<'PY' || { echo "FAILED: $m differs from numpy"; fail=1; }
 import sys, numpy as np
 a, b = np.load(sys.argv[1]), np.load(sys.argv[2])
 assert a.shape == b.shape == (6, 10), (a.shape, b.shape)
 err = np.abs(a - b).max()
 print(f"{sys.argv[1]}: largest difference from numpy {err:.2e}")
-assert np.allclose(a, b, rtol=1e-4, atol=1e-5), err
+if sys.argv[3] == "qdq":  # every quantization point as ONNX defines it: bit for bit
+    assert np.array_equal(a, b) and len(np.unique(a)) > 20, (err, np.unique(a))
+else:
+    assert np.allclose(a, b, rtol=1e-4, atol=1e-5), err
 PY
     done
+    "$tool" layers --list --model "$work/onnx/qdq.onnx" >"$work/onnx/list" 2>&1
+    grep -q '"qdq/conv": "affine,0.0625,0,0,255,divide"' "$work/onnx/list" ||
+        { echo "FAILED: layers --list of a QDQ model"; cat "$work/onnx/list"; fail=1; }
     cp "$work/onnx/mobile.onnx" "$work/onnx/model.onnx"
     "$tool" layers --list --model "$work/onnx/model.onnx" >"$work/onnx/list" 2>&1
     grep -q "model/features/dw .*conv2d" "$work/onnx/list" && grep -q "model/features  *3 layers" "$work/onnx/list" ||

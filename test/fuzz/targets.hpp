@@ -572,12 +572,17 @@ inline void onnx_model(bytes in)
     if (m.net.nodes().empty()) // only a pass-through graph has no layers: it gives its input
         require(m.input_shape == m.output_shape, "a model without layers changes the shape");
     require(!m.input_shape.empty() && !m.output_shape.empty(), "a model loaded without input or output shape");
-    for (auto const& node : m.net.nodes())
-        for (int i : node.inputs) require(i >= -1 && i < int(m.net.nodes().size()), "a layer reads a missing node");
+    for (auto const& e : m.qdq.entries())
+        require(m.net.find(e.scope) >= 0, "a QDQ quantization point names no layer: " + e.scope);
+    for (auto const* q : {&m.input_codes, &m.output_codes})
+        if (*q)
+            require(!(*q)->scales.empty() && (*q)->scales.size() == (*q)->zero_points.size() &&
+                        (*q)->qmin <= (*q)->qmax,
+                    "a model's integer codes have no consistent scales, zero points and range");
 }
 
 // Small models over the operators: conv (pads, groups), relu, pools, batch norm, concat,
-// flatten, gemm, clip, softmax.
+// flatten, gemm, clip, softmax; QDQ and Mul.
 inline std::vector<std::vector<std::uint8_t>> onnx_model_seeds()
 {
     auto model = [](auto build) {
@@ -662,6 +667,29 @@ inline std::vector<std::vector<std::uint8_t>> onnx_model_seeds()
         init(g, "lo", {});
         node(g, "Clip", {"k", "lo"}, "r");
         node(g, "GlobalAveragePool", {"r"}, "out");
+        g.add_output()->set_name("out");
+    }));
+    s.push_back(model([&](::onnx::GraphProto& g) { // QDQ: the input, an int8 weight, a Mul
+        auto ints8 = [&](std::string const& name, std::vector<std::int64_t> dims, std::vector<int> v) {
+            auto* t = g.add_initializer();
+            t->set_name(name);
+            t->set_data_type(::onnx::TensorProto::INT8);
+            for (auto d : dims) t->add_dims(d);
+            for (int x : v) t->add_int32_data(x);
+        };
+        init(g, "s", {});
+        g.mutable_initializer(0)->set_float_data(0, 0.125f);
+        ints8("z", {}, {3});
+        ints8("wq", {2, 2, 1, 1}, {1, -2, 127, -128});
+        init(g, "ws", {2});
+        g.mutable_initializer(3)->set_float_data(0, 0.5f);
+        g.mutable_initializer(3)->set_float_data(1, 0.25f);
+        node(g, "QuantizeLinear", {"x", "s", "z"}, "q");
+        node(g, "DequantizeLinear", {"q", "s", "z"}, "d");
+        one(node(g, "DequantizeLinear", {"wq", "ws"}, "w"), "axis", 0);
+        node(g, "Conv", {"d", "w"}, "c");
+        node(g, "Mul", {"c", "s"}, "m");
+        node(g, "QuantizeLinear", {"m", "s", "z"}, "out");
         g.add_output()->set_name("out");
     }));
     return s;

@@ -9,6 +9,7 @@
 #include <tensorquant/onnx.hpp>
 
 #include "lenet_onnx.hpp"
+#include "model_builder.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -25,99 +26,10 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// ---- building models ------------------------------------------------------------------
-
-struct model_builder
-{
-    ::onnx::ModelProto m;
-    std::mt19937 rng{12345};
-
-    explicit model_builder(int opset)
-    {
-        m.set_ir_version(opset >= 13 ? 7 : 5);
-        m.set_producer_name("tensorquant tests");
-        auto* o = m.add_opset_import();
-        o->set_domain("");
-        o->set_version(opset);
-    }
-    ::onnx::GraphProto& g() { return *m.mutable_graph(); }
-
-    static void set_type(::onnx::ValueInfoProto* v, std::vector<std::int64_t> const& shape)
-    {
-        auto* t = v->mutable_type()->mutable_tensor_type();
-        t->set_elem_type(::onnx::TensorProto::FLOAT);
-        for (auto d : shape) {
-            auto* dim = t->mutable_shape()->add_dim();
-            if (d < 0)
-                dim->set_dim_param("N");
-            else
-                dim->set_dim_value(d);
-        }
-    }
-    void input(std::string const& name, std::vector<std::int64_t> const& shape)
-    {
-        auto* v = g().add_input();
-        v->set_name(name);
-        set_type(v, shape);
-    }
-    void output(std::string const& name)
-    {
-        g().add_output()->set_name(name);
-        set_type(g().mutable_output(0), {});
-    }
-    // An initializer of the given values, or of random ones in [lo, hi].
-    std::vector<float> init(std::string const& name, std::vector<std::int64_t> const& shape, float lo = -1,
-                            float hi = 1)
-    {
-        std::int64_t n = 1;
-        for (auto d : shape) n *= d;
-        std::uniform_real_distribution<float> u(lo, hi);
-        std::vector<float> v(static_cast<std::size_t>(n));
-        for (auto& x : v) x = u(rng);
-        init_values(name, shape, v);
-        return v;
-    }
-    void init_values(std::string const& name, std::vector<std::int64_t> const& shape, std::vector<float> const& v)
-    {
-        auto* t = g().add_initializer();
-        t->set_name(name);
-        t->set_data_type(::onnx::TensorProto::FLOAT);
-        for (auto d : shape) t->add_dims(d);
-        for (float x : v) t->add_float_data(x);
-    }
-    ::onnx::NodeProto& node(std::string const& op, std::string const& name, std::vector<std::string> const& in,
-                            std::string const& out)
-    {
-        auto* n = g().add_node();
-        n->set_op_type(op);
-        n->set_name(name);
-        for (auto const& i : in) n->add_input(i);
-        n->add_output(out);
-        return *n;
-    }
-};
-
-void set_ints(::onnx::NodeProto& n, std::string const& name, std::vector<std::int64_t> const& v)
-{
-    auto* a = n.add_attribute();
-    a->set_name(name);
-    a->set_type(::onnx::AttributeProto::INTS);
-    for (auto x : v) a->add_ints(x);
-}
-void set_int(::onnx::NodeProto& n, std::string const& name, std::int64_t v)
-{
-    auto* a = n.add_attribute();
-    a->set_name(name);
-    a->set_type(::onnx::AttributeProto::INT);
-    a->set_i(v);
-}
-void set_float(::onnx::NodeProto& n, std::string const& name, float v)
-{
-    auto* a = n.add_attribute();
-    a->set_name(name);
-    a->set_type(::onnx::AttributeProto::FLOAT);
-    a->set_f(v);
-}
+using tq_test::model_builder;
+using tq_test::set_float;
+using tq_test::set_int;
+using tq_test::set_ints;
 
 // ---- the reference: NCHW, double, loops as ONNX defines the operators ------------------
 
@@ -641,5 +553,273 @@ TEST_CASE("The built-in LeNet written as ONNX imports as the same network")
         const auto got = imported.net.forward(images, 7);
         REQUIRE(got.shape() == want.shape());
         CHECK(std::equal(got.begin(), got.end(), want.begin()));
+    }
+}
+
+// ---- QDQ ---------------------------------------------------------------------------------
+
+namespace {
+
+// ONNX's QuantizeLinear and DequantizeLinear, written here from the operator definitions:
+// the float32 quotient (double division rounded to float is the correctly rounded float
+// quotient), round half to even, saturate; (q - z) * s exact in double, rounded once.
+double ref_quantize(double x, float s, int z, int lo, int hi)
+{
+    const double q = std::nearbyint(double(float(double(float(x)) / double(s)))) + z;
+    return std::clamp(q, double(lo), double(hi));
+}
+double ref_dequantize(double q, float s, int z) { return double(float((q - z) * double(s))); }
+
+// As onnxruntime's quantizer writes a QDQ model: the input quantized to uint8; a Conv with
+// int8 weights (per output channel) and an int32 bias, both dequantized; ReLU; the ReLU's
+// output quantized; Flatten; a Gemm whose float weight goes through QuantizeLinear and
+// DequantizeLinear (per tensor); the logits quantized to int8. Every scale inside is a
+// power of two, so every float sum is exact and the reference (in double) is exact too:
+// the comparison is bit for bit, ties of every quantization point included. The last
+// scale (0.05) is not: the output quantization divides as ONNX does.
+struct qdq_model
+{
+    model_builder b{13};
+    static constexpr float s_in = 0.0625f, s_relu = 0.125f, s_fc = 0.015625f, s_out = 0.05f;
+    static constexpr int zp_in = 128;
+    std::vector<float> s_w{0.03125f, 0.015625f, 0.0625f};
+    std::vector<std::int32_t> wq, bq;
+    std::vector<float> fc_w, fc_b;
+
+    explicit qdq_model(bool output_codes = false)
+    {
+        b.input("x", {-1, 2, 5, 5});
+        std::uniform_int_distribution<int> w8(-127, 127), b32(-500, 500);
+        for (int i = 0; i < 3 * 2 * 3 * 3; ++i) wq.push_back(w8(b.rng));
+        for (int i = 0; i < 3; ++i) bq.push_back(b32(b.rng));
+        b.init_ints("conv.weight_quantized", {3, 2, 3, 3}, ::onnx::TensorProto::INT8, wq);
+        b.init_values("conv.weight_scale", {3}, s_w);
+        b.init_ints("conv.weight_zero_point", {3}, ::onnx::TensorProto::INT8, {0, 0, 0});
+        b.init_ints("conv.bias_quantized", {3}, ::onnx::TensorProto::INT32, bq);
+        b.init_values("conv.bias_scale", {3}, {s_in * s_w[0], s_in * s_w[1], s_in * s_w[2]});
+        b.init_ints("conv.bias_zero_point", {3}, ::onnx::TensorProto::INT32, {0, 0, 0});
+        fc_w = b.init("fc.weight", {4, 75});
+        fc_b.clear();
+        std::uniform_int_distribution<int> fb(-400, 400);
+        for (int i = 0; i < 4; ++i) fc_b.push_back(float(fb(b.rng)) / 512.0f);
+        b.init_values("fc.bias", {4}, fc_b);
+        b.init_values("x_scale", {}, {s_in});
+        b.init_ints("x_zero_point", {}, ::onnx::TensorProto::UINT8, {zp_in});
+        b.init_values("r_scale", {}, {s_relu});
+        b.init_ints("r_zero_point", {}, ::onnx::TensorProto::UINT8, {0});
+        b.init_values("fc.weight_scale", {}, {s_fc});
+        b.init_ints("fc.weight_zero_point", {}, ::onnx::TensorProto::INT8, {0});
+        b.init_values("y_scale", {}, {s_out});
+        b.init_ints("y_zero_point", {}, ::onnx::TensorProto::INT8, {0});
+
+        b.node("QuantizeLinear", "x_QuantizeLinear", {"x", "x_scale", "x_zero_point"}, "xq");
+        b.node("DequantizeLinear", "x_DequantizeLinear", {"xq", "x_scale", "x_zero_point"}, "xd");
+        auto& wd = b.node("DequantizeLinear", "conv.weight_DequantizeLinear",
+                          {"conv.weight_quantized", "conv.weight_scale", "conv.weight_zero_point"}, "w");
+        set_int(wd, "axis", 0);
+        auto& bd = b.node("DequantizeLinear", "conv.bias_DequantizeLinear",
+                          {"conv.bias_quantized", "conv.bias_scale", "conv.bias_zero_point"}, "bias");
+        set_int(bd, "axis", 0);
+        auto& c = b.node("Conv", "/conv/Conv", {"xd", "w", "bias"}, "c");
+        set_ints(c, "pads", {1, 1, 1, 1});
+        b.node("Relu", "/relu/Relu", {"c"}, "r");
+        b.node("QuantizeLinear", "r_QuantizeLinear", {"r", "r_scale", "r_zero_point"}, "rq");
+        b.node("DequantizeLinear", "r_DequantizeLinear", {"rq", "r_scale", "r_zero_point"}, "rd");
+        b.node("Flatten", "/flatten/Flatten", {"rd"}, "f");
+        b.node("QuantizeLinear", "fc.weight_QuantizeLinear", {"fc.weight", "fc.weight_scale", "fc.weight_zero_point"},
+               "fwq");
+        b.node("DequantizeLinear", "fc.weight_DequantizeLinear", {"fwq", "fc.weight_scale", "fc.weight_zero_point"},
+               "fw");
+        auto& fc = b.node("Gemm", "/fc/Gemm", {"f", "fw", "fc.bias"}, "logits");
+        set_int(fc, "transB", 1);
+        b.node("QuantizeLinear", "logits_QuantizeLinear", {"logits", "y_scale", "y_zero_point"}, "yq");
+        if (output_codes) {
+            b.output("yq");
+        } else {
+            b.node("DequantizeLinear", "logits_DequantizeLinear", {"yq", "y_scale", "y_zero_point"}, "y");
+            b.output("y");
+        }
+    }
+    // The logits' codes, or their dequantized values.
+    std::vector<double> reference(nchw x, bool codes) const
+    {
+        for (auto& v : x.v) v = ref_dequantize(ref_quantize(v, s_in, zp_in, 0, 255), s_in, zp_in);
+        std::vector<float> w, bias, fw;
+        for (std::size_t i = 0; i < wq.size(); ++i) w.push_back(float(ref_dequantize(wq[i], s_w[i / 18], 0)));
+        for (std::size_t c = 0; c < 3; ++c) bias.push_back(float(ref_dequantize(bq[c], s_in * s_w[c], 0)));
+        for (float v : fc_w) fw.push_back(float(ref_dequantize(ref_quantize(v, s_fc, 0, -128, 127), s_fc, 0)));
+        conv_attrs a;
+        a.pads = {1, 1, 1, 1};
+        auto r = ref_map(ref_conv(x, w, bias, 3, a), [](double v) {
+            return ref_dequantize(ref_quantize(std::max(v, 0.0), s_relu, 0, 0, 255), s_relu, 0);
+        });
+        auto y = ref_flatten_gemm(r, fw, fc_b, 4);
+        for (auto& v : y) {
+            v = ref_quantize(v, s_out, 0, -128, 127);
+            if (!codes) v = ref_dequantize(v, s_out, 0);
+        }
+        return y;
+    }
+};
+
+void check_same(xt::xarray<float> const& got, std::vector<double> const& want)
+{
+    REQUIRE(got.size() == want.size());
+    int bad = 0;
+    for (std::size_t i = 0; i < want.size(); ++i)
+        if (!(double(got.data()[i]) == want[i]) && bad++ == 0)
+            FAIL_CHECK("element ", i, ": got ", got.data()[i], ", the reference ", want[i]);
+    CHECK(bad == 0);
+}
+
+} // namespace
+
+TEST_CASE("A QDQ model reproduces ONNX's quantization bit for bit")
+{
+    auto x = random_input(6, 2, 5, 5, 9.0);                               // beyond the input's range [-8, 7.9375] too
+    for (std::size_t i = 0; i < 40; ++i) x.v[i] = double(i) / 32.0 - 0.6; // ties of the input's grid
+    for (bool codes : {false, true}) {
+        INFO("output codes: ", codes);
+        qdq_model qm(codes);
+        auto model = tq::onnx::from_proto(qm.b.m, "qdq.onnx");
+        check_same(model.run(to_xarray(x)), qm.reference(x, codes));
+        CHECK(model.output_codes.has_value() == codes);
+        CHECK_FALSE(model.input_codes);
+        // one layer quantizes the input; the ReLU is fused into the Conv, whose output is quantized
+        std::vector<std::string> names{"model/x_DequantizeLinear", "model/conv", "model/flatten", "model/fc"};
+        CHECK(layer_names(model.net) == names);
+        CHECK(model.net.quantization_of("model/x_DequantizeLinear").extrinsic->spec ==
+              "affine,0.0625,128,0,255,divide");
+        CHECK(model.net.quantization_of("model/conv").extrinsic->spec == "affine,0.125,0,0,255,divide");
+        CHECK_FALSE(model.net.quantization_of("model/flatten").extrinsic);
+        if (!codes)
+            CHECK(model.net.quantization_of("model/fc").extrinsic->spec ==
+                  tq::affine(double(0.05f), 0, -128, 127, tq::rounding_mode::nearest_even, {}, true).to_string());
+        CHECK(model.qdq.entries().size() == (codes ? 2u : 3u));
+        // without its maps the network is the float model over the dequantized weights
+        model.net.set_quantization({}, {}, {});
+        const auto f = model.run(to_xarray(x));
+        CHECK_FALSE(std::equal(f.begin(), f.end(), qm.reference(x, codes).begin()));
+    }
+}
+
+TEST_CASE("A model with an integer input decodes it as its DequantizeLinear")
+{
+    model_builder b(13);
+    b.input("codes", {-1, 3, 2, 2}, ::onnx::TensorProto::UINT8);
+    b.init_values("s", {3}, {0.5f, 0.1f, 2.0f});
+    b.init_ints("z", {3}, ::onnx::TensorProto::UINT8, {10, 0, 255});
+    b.node("DequantizeLinear", "dq", {"codes", "s", "z"}, "x");
+    b.node("Relu", "/relu/Relu", {"x"}, "y");
+    b.output("y");
+    auto model = tq::onnx::from_proto(b.m, "codes.onnx");
+    REQUIRE(model.input_codes);
+    xt::xarray<float> q = xt::xarray<float>::from_shape({1, 3, 2, 2});
+    const std::vector<float> given{0, 10, 11, 255, 0, 1, 7, 255, 0, 254, 255, 3};
+    std::copy(given.begin(), given.end(), q.begin());
+    const auto y = model.run(q);
+    const std::vector<float> want{0, 0, 0.5f, 122.5f, 0, 0.1f, 7 * 0.1f, 255 * 0.1f, 0, 0, 0, 0};
+    CHECK(std::vector<float>(y.begin(), y.end()) == want);
+    q(0, 0, 0, 1) = 2.5f;
+    CHECK_THROWS_WITH_AS(model.run(q), doctest::Contains("is not a code of the model's UINT8 input"), tq::shape_error);
+    q(0, 0, 0, 1) = 256;
+    CHECK_THROWS_AS(model.run(q), tq::shape_error);
+}
+
+TEST_CASE("QDQ models the importer cannot reproduce are refused by name")
+{
+    auto refused = [](model_builder& b, char const* what) {
+        CHECK_THROWS_WITH_AS(tq::onnx::from_proto(b.m, "bad.onnx"), doctest::Contains(what), tq::unsupported_error);
+    };
+    auto base = [](model_builder& b) {
+        b.input("x", {-1, 2, 4, 4});
+        b.init("w", {2, 2, 1, 1});
+        b.init_values("s", {}, {0.1f});
+        b.init_values("s2", {}, {0.2f});
+        b.init_values("sc", {2}, {0.1f, 0.2f});
+        b.init_ints("z", {}, ::onnx::TensorProto::INT8, {0});
+        b.init_ints("zc", {2}, ::onnx::TensorProto::INT8, {0, 0});
+        b.init_values("bad", {}, {-0.5f});
+        b.node("Conv", "/conv/Conv", {"x", "w"}, "c");
+    };
+    SUBCASE("a tensor read both quantized and not")
+    {
+        model_builder b(13);
+        base(b);
+        b.node("QuantizeLinear", "q", {"c", "s", "z"}, "cq");
+        b.node("DequantizeLinear", "d", {"cq", "s", "z"}, "cd");
+        b.node("Relu", "/relu/Relu", {"cd"}, "r");
+        b.node("Add", "/add/Add", {"r", "c"}, "y");
+        b.output("y");
+        refused(b, "reads 'c' before its QuantizeLinear");
+    }
+    // c through QuantizeLinear (scale sq) and DequantizeLinear (scale sd), as the output
+    auto pair = [&](char const* sq, char const* zq, char const* sd, char const* zd, char const* what) {
+        model_builder b(13);
+        base(b);
+        b.node("QuantizeLinear", "q", {"c", sq, zq}, "cq");
+        b.node("DequantizeLinear", "d", {"cq", sd, zd}, "y");
+        b.output("y");
+        refused(b, what);
+    };
+    SUBCASE("requantization") { pair("s", "z", "s2", "z", "other scales or zero points"); }
+    SUBCASE("per-axis quantization of an activation")
+    {
+        pair("sc", "zc", "sc", "zc", "per-axis quantization of a computed tensor");
+    }
+    SUBCASE("a scale that is not positive") { pair("bad", "z", "bad", "z", "is not a positive normal float"); }
+    SUBCASE("an operator on integer codes")
+    {
+        model_builder b(13);
+        base(b);
+        b.node("QuantizeLinear", "q", {"c", "s", "z"}, "cq");
+        b.node("Relu", "/relu/Relu", {"cq"}, "y");
+        b.output("y");
+        refused(b, "holds integers, which only DequantizeLinear reads");
+    }
+}
+
+TEST_CASE("Mul by a constant multiplies and rounds once as ONNX does")
+{
+    // x * c per channel -> conv -> flatten -> Mul by one value per (ONNX) feature -> Mul by a scalar
+    model_builder b(13);
+    b.input("x", {-1, 3, 4, 4});
+    const auto c = b.init("c", {1, 3, 1, 1}, 0.5f, 2.0f);
+    const auto w = b.init("w", {2, 3, 3, 3});
+    const auto f = b.init("f", {8}, -2.0f, 2.0f);
+    b.init_values("t", {}, {0.3f});
+    b.node("Mul", "/norm/Mul", {"x", "c"}, "xn");
+    b.node("Conv", "/conv/Conv", {"xn", "w"}, "y");
+    b.node("Flatten", "/flatten/Flatten", {"y"}, "yf");
+    b.node("Mul", "/scale/Mul", {"f", "yf"}, "ys"); // the constant first
+    b.node("Mul", "/temperature/Mul", {"ys", "t"}, "out");
+    b.output("out");
+    auto model = tq::onnx::from_proto(b.m, "mul.onnx");
+    CHECK(layer_names(model.net) ==
+          std::vector<std::string>{"model/norm", "model/conv", "model/flatten", "model/scale", "model/temperature"});
+    const auto x = random_input(3, 3, 4, 4, 2.0);
+    // the reference rounds each product to float, as ONNX's float32 Mul
+    auto xn = x;
+    for (std::size_t i = 0; i < xn.v.size(); ++i) xn.v[i] = double(float(xn.v[i] * double(c[(i / 16) % 3])));
+    const auto y = ref_conv(xn, w, {}, 2, conv_attrs{});
+    std::vector<double> want(y.v.size());
+    for (std::size_t i = 0; i < y.v.size(); ++i)
+        want[i] = double(float(double(float(float(y.v[i]) * f[i % 8])) * double(0.3f)));
+    check_close(model.run(to_xarray(x)), want, {3, 8});
+    SUBCASE("what it refuses")
+    {
+        model_builder bad(13);
+        bad.input("x", {-1, 3, 4, 4});
+        bad.init("c", {3, 4, 4});
+        bad.node("Mul", "/m/Mul", {"x", "c"}, "y");
+        bad.output("y");
+        CHECK_THROWS_WITH_AS(tq::onnx::from_proto(bad.m, "mul.onnx"),
+                             doctest::Contains("neither one value nor one per"), tq::unsupported_error);
+        model_builder both(13);
+        both.input("x", {-1, 3, 4, 4});
+        both.node("Mul", "/m/Mul", {"x", "x"}, "y");
+        both.output("y");
+        CHECK_THROWS_WITH_AS(tq::onnx::from_proto(both.m, "mul.onnx"), doctest::Contains("both inputs are computed"),
+                             tq::unsupported_error);
     }
 }

@@ -15,11 +15,13 @@
 #include "../nn/network.hpp"
 #include "detail/importer.hpp"
 #include "detail/operators.hpp"
+#include "detail/qdq.hpp"
 #include "detail/tensor.hpp"
 
 #include <onnx/onnx_pb.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -55,20 +57,59 @@ struct model
     int opset = 0;
     // The output is a flattened feature map, which the network gives in H, W, C order.
     std::optional<std::array<std::int64_t, 3>> output_flattened_chw;
+    // QDQ. The quantization points inside the network: each QuantizeLinear and
+    // DequantizeLinear pair is the extrinsic quantizer of the layer whose output it reads
+    // (the affine quantizer with ONNX's division), set on `net` at load; constants (weights,
+    // biases) are quantized and dequantized at load. An integer input (DequantizeLinear
+    // first) takes its integer codes and decodes them as the model's DequantizeLinear; an
+    // output that is a QuantizeLinear's gives its integer codes (as floats).
+    nn::scope_map qdq;
+    std::optional<linear_quantization> input_codes, output_codes;
 
     // x in ONNX's layout to the network's: NCHW to NHWC; any other rank [N, ...] to
     // [N, 1, 1, F] in ONNX's element order (layers other than elementwise ones need [N, F]).
-    nn::tensor4<float> to_network_layout(xt::xarray<float> const& x) const
+    nn::tensor4<float> to_network_layout(xt::xarray<float> const& given) const
     {
-        check_input(x);
+        check_input(given);
+        xt::xarray<float> decoded;
+        if (input_codes) {
+            decoded = xt::xarray<float>::from_shape(given.shape());
+            const std::vector<std::int64_t> shape(given.shape().begin(), given.shape().end());
+            for (std::size_t i = 0; i < given.size(); ++i) {
+                const float q = given.data()[i];
+                if (!(q == std::nearbyint(q)) || q < float(input_codes->qmin) || q > float(input_codes->qmax))
+                    throw shape_error("onnx model: input element " + std::to_string(i) + " (" + std::to_string(q) +
+                                      ") is not a code of the model's " +
+                                      detail::element_type_name(input_codes->element_type) + " input");
+                decoded.data()[i] = input_codes->decode(double(q), input_codes->channel(i, shape));
+            }
+        }
+        xt::xarray<float> const& x = input_codes ? decoded : given;
         if (x.dimension() == 4) return xt::transpose(x, {0, 2, 3, 1});
         const std::size_t n = x.shape(0), f = n ? x.size() / n : 0;
         nn::tensor4<float> r = nn::tensor4<float>::from_shape({n, std::size_t(1), std::size_t(1), f});
         std::copy(x.begin(), x.end(), r.begin());
         return r;
     }
-    // The network's output in ONNX's layout.
+    // The network's output in ONNX's layout (the integer codes, for an output_codes model).
     xt::xarray<float> from_network_layout(nn::tensor4<float> const& y) const
+    {
+        xt::xarray<float> r = to_onnx_layout(y);
+        if (output_codes) {
+            const std::vector<std::int64_t> shape(r.shape().begin(), r.shape().end());
+            for (std::size_t i = 0; i < r.size(); ++i)
+                r.data()[i] = float(output_codes->encode(r.data()[i], output_codes->channel(i, shape)));
+        }
+        return r;
+    }
+    // The model's output for x, both in ONNX's layout.
+    xt::xarray<float> run(xt::xarray<float> const& x, std::uint64_t step = 0)
+    {
+        return from_network_layout(net.forward(to_network_layout(x), step));
+    }
+
+private:
+    xt::xarray<float> to_onnx_layout(nn::tensor4<float> const& y) const
     {
         if (output_shape.size() == 4) return xt::transpose(y, {0, 3, 1, 2});
         std::vector<std::size_t> shape(output_shape.begin(), output_shape.end());
@@ -90,13 +131,6 @@ struct model
                     r.data()[n * per + ch * std::size_t(h * w) + p] = y.data()[n * per + p * std::size_t(c) + ch];
         return r;
     }
-    // The model's output for x, both in ONNX's layout.
-    xt::xarray<float> run(xt::xarray<float> const& x, std::uint64_t step = 0)
-    {
-        return from_network_layout(net.forward(to_network_layout(x), step));
-    }
-
-private:
     void check_input(xt::xarray<float> const& x) const
     {
         bool fits = x.dimension() == input_shape.size();
@@ -128,9 +162,10 @@ inline std::vector<std::int64_t> input_shape_of(::onnx::ValueInfoProto const& v,
     const std::string what = source + ": input '" + v.name() + "'";
     if (!v.type().has_tensor_type()) throw unsupported_error(what + " is not a tensor");
     auto const& t = v.type().tensor_type();
-    if (t.elem_type() != ::onnx::TensorProto::FLOAT)
+    if (t.elem_type() != ::onnx::TensorProto::FLOAT && t.elem_type() != ::onnx::TensorProto::INT8 &&
+        t.elem_type() != ::onnx::TensorProto::UINT8)
         throw unsupported_error(what + " has element type " + element_type_name(t.elem_type()) +
-                                "; only FLOAT is supported");
+                                "; only FLOAT is supported (and INT8 or UINT8 codes that a DequantizeLinear reads)");
     if (!t.has_shape()) throw unsupported_error(what + " has no shape; the importer needs its rank and sizes");
     std::vector<std::int64_t> shape;
     for (int d = 0; d < t.shape().dim_size(); ++d) {
@@ -171,7 +206,10 @@ inline model from_proto(::onnx::ModelProto const& m, std::string const& source, 
                                 " inputs that are not initializers; the importer needs exactly one");
     result.input_name = inputs[0]->name();
     result.input_shape = detail::input_shape_of(*inputs[0], source);
-    im.values()[result.input_name] = detail::value_info{-1, result.input_shape, std::nullopt};
+    detail::value_info input;
+    input.shape = result.input_shape;
+    if (const int t = inputs[0]->type().tensor_type().elem_type(); t != ::onnx::TensorProto::FLOAT) input.integer = t;
+    im.values()[result.input_name] = input;
     if (g.output_size() != 1)
         throw unsupported_error(source + ": the graph has " + std::to_string(g.output_size()) +
                                 " outputs; the importer needs exactly one");
@@ -222,8 +260,33 @@ inline model from_proto(::onnx::ModelProto const& m, std::string const& source, 
         throw unsupported_error(
             source + ": the output '" + result.output_name +
             "' is not the last layer's result (a graph whose output is its input, or passes through)");
+    if (out->second.integer)
+        throw unsupported_error(source + ": the output '" + result.output_name + "' is the integer input itself");
     result.output_shape = out->second.shape;
     result.output_flattened_chw = out->second.flattened_chw;
+    result.output_codes = out->second.codes;
+    result.input_codes = im.input_codes();
+    if (input.integer && !result.input_codes)
+        throw unsupported_error(source + ": the integer input '" + result.input_name +
+                                "' is not read by a DequantizeLinear");
+
+    // QDQ: a quantized layer output must be read only through its DequantizeLinear (the
+    // network has one output per layer, and the quantizer changes it for every reader)
+    auto const& quantized = im.quantized();
+    for (auto const& r : im.readers())
+        if (quantized.count(r.node) && !im.values().at(r.value).dequantized)
+            throw unsupported_error(source + ": node '" + r.reader + "' reads '" + r.value +
+                                    "' before its QuantizeLinear, while other nodes read it quantized (a tensor " +
+                                    "read both quantized and not is not supported)");
+    if (auto q = quantized.find(out->second.node);
+        q != quantized.end() && !out->second.dequantized && !(out->second.codes && *out->second.codes == q->second))
+        throw unsupported_error(source + ": the output '" + result.output_name +
+                                "' is read before its QuantizeLinear while other nodes read it quantized");
+    for (auto const& [node, q] : quantized) result.qdq.set(im.net().nodes()[std::size_t(node)].name, q.as_affine());
+    // a layer whose name extends a quantized one's ("model/a/b" under "model/a") keeps no quantizer
+    for (auto const& n : im.net().nodes())
+        if (auto const* e = result.qdq.match(n.name); e && e->scope != n.name) result.qdq.set(n.name, identity{});
+    im.net().set_quantization({}, result.qdq, {});
     result.net = std::move(im.net());
     return result;
 }

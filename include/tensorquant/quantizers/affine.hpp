@@ -2,6 +2,9 @@
 //   y = (clamp(round(x * (1/s)) + z, qmin, qmax) - z) * s
 // with 1/s and both products rounded in T as PyTorch does, and round() ties-to-even by
 // default (any fixed-point rounding policy may be chosen, stochastic included).
+// With `divide` (the option "divide"), x / s rounded once replaces x * (1/s): ONNX's
+// QuantizeLinear followed by DequantizeLinear, as onnxruntime and ONNX's reference compute
+// them. The two differ where x * (1/s) and x / s round to different sides of a tie.
 // NaN stays NaN; +-inf clamp to qmax/qmin. Per-channel parameters: affine_per_channel,
 // applied along an axis by quantize_per_channel() (apply.hpp).
 #pragma once
@@ -18,6 +21,7 @@
 #include <array>
 #include <cmath>
 #include <limits>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -26,8 +30,8 @@ namespace tensorquant::inline TENSORQUANT_ABI {
 
 namespace detail {
 
-template <class T, class R>
-struct affine_kernel : kernel_calls<affine_kernel<T, R>, T, is_stochastic_rounding_v<R>>
+template <class T, class R, bool Divide>
+struct affine_kernel : kernel_calls<affine_kernel<T, R, Divide>, T, is_stochastic_rounding_v<R>>
 {
     T scale, inv_scale, zero_point, qmin, qmax;
     T above_min, below_max; // qmin - zero_point - 1 and qmax - zero_point + 1 (any T near them will do)
@@ -38,7 +42,7 @@ struct affine_kernel : kernel_calls<affine_kernel<T, R>, T, is_stochastic_roundi
     {
         // clamped to one step beyond the integer range first: x * (1 / scale) can overflow to
         // an infinity, and an infinity has no remainder to round (NaN passes both compares)
-        V s = x * V(inv_scale);
+        V s = Divide ? V(x / V(scale)) : V(x * V(inv_scale));
         if constexpr (std::is_arithmetic_v<V>) {
             s = s > below_max ? below_max : s;
             s = s < above_min ? above_min : s;
@@ -65,8 +69,8 @@ inline void check_affine_range(int zero_point, int qmin, int qmax)
                            std::to_string(qmin) + ", " + std::to_string(qmax) + "]");
 }
 
-template <class T, class R>
-affine_kernel<T, R> make_affine_kernel(double scale, int zero_point, int qmin, int qmax, rng_key key)
+template <class T, class R, bool Divide>
+affine_kernel<T, R, Divide> make_affine_kernel(double scale, int zero_point, int qmin, int qmax, rng_key key)
 {
     const T s = static_cast<T>(scale);
     const T inv = T(1) / s;
@@ -92,10 +96,12 @@ struct affine : detail::descriptor_base<affine>
     int qmax = 127;
     rounding_mode rounding = rounding_mode::nearest_even;
     rng_key key{};
+    bool divide = false; // x / s (ONNX) instead of x * (1/s) (PyTorch)
 
     affine() = default;
-    affine(double s, int z, int lo, int hi, rounding_mode r = rounding_mode::nearest_even, rng_key k = {})
-        : scale(s), zero_point(z), qmin(lo), qmax(hi), rounding(r), key(k)
+    affine(double s, int z, int lo, int hi, rounding_mode r = rounding_mode::nearest_even, rng_key k = {},
+           bool divide_by_scale = false)
+        : scale(s), zero_point(z), qmin(lo), qmax(hi), rounding(r), key(k), divide(divide_by_scale)
     {
         detail::check_affine_range(z, lo, hi);
         if (!(s > 0) || !std::isfinite(s))
@@ -106,26 +112,34 @@ struct affine : detail::descriptor_base<affine>
     decltype(auto) visit(Fn&& fn) const
     {
         return detail::visit_rounding(rounding, [&](auto r) -> decltype(auto) {
-            return fn(detail::make_affine_kernel<T, decltype(r)>(scale, zero_point, qmin, qmax, key));
+            if (divide) return fn(detail::make_affine_kernel<T, decltype(r), true>(scale, zero_point, qmin, qmax, key));
+            return fn(detail::make_affine_kernel<T, decltype(r), false>(scale, zero_point, qmin, qmax, key));
         });
     }
 
-    static constexpr std::string_view form = "affine,scale,zero_point,qmin,qmax[,rounding]";
-    static constexpr std::array<std::string_view, 2> examples{"affine,0.05,3,-128,127", "affine,0.1,0,0,15,stochastic"};
+    static constexpr std::string_view form = "affine,scale,zero_point,qmin,qmax[,rounding][,divide]";
+    static constexpr std::array<std::string_view, 3> examples{"affine,0.05,3,-128,127", "affine,0.1,0,0,15,stochastic",
+                                                              "affine,0.02,128,0,255,divide"};
     static bool accepts(detail::spec_reader const& r) { return r.kind() == "affine"; }
     static affine parse(detail::spec_reader const& r, rng_key key)
     {
         if (r.size() < 5) r.fail("affine needs scale, zero point, qmin and qmax, as \"" + std::string(form) + "\"");
-        r.at_most(6, form);
+        r.at_most(7, form);
         const double s = r.number(1, "scale");
         const int z = r.integer(2, "zero point"), lo = r.integer(3, "qmin"), hi = r.integer(4, "qmax");
-        rounding_mode rm = rounding_mode::nearest_even;
-        if (r.size() == 6) {
-            const auto m = rounding_from_name(r[5]);
-            if (!m) r.fail("unknown rounding \"" + std::string(r[5]) + "\"");
+        std::optional<rounding_mode> rm;
+        bool divide_by_scale = false;
+        for (std::size_t k = 5; k < r.size(); ++k) {
+            if (r[k] == "divide" && !divide_by_scale) {
+                divide_by_scale = true;
+                continue;
+            }
+            const auto m = rounding_from_name(r[k]);
+            if (!m || rm) r.fail("\"" + std::string(r[k]) + "\" is not a rounding or \"divide\" (or is given twice)");
             rm = *m;
         }
-        return r.build([&] { return affine(s, z, lo, hi, rm, key); });
+        return r.build(
+            [&] { return affine(s, z, lo, hi, rm.value_or(rounding_mode::nearest_even), key, divide_by_scale); });
     }
     // [(qmin - z) s, (qmax - z) s].
     std::pair<double, double> range() const noexcept
@@ -138,6 +152,7 @@ struct affine : detail::descriptor_base<affine>
         std::string s = "affine," + detail::format_number(scale) + "," + std::to_string(zero_point) + "," +
                         std::to_string(qmin) + "," + std::to_string(qmax);
         if (rounding != rounding_mode::nearest_even) s += "," + std::string(tensorquant::to_string(rounding));
+        if (divide) s += ",divide";
         return s;
     }
 };
@@ -151,10 +166,12 @@ struct affine_per_channel
     int qmax = 127;
     rounding_mode rounding = rounding_mode::nearest_even;
     rng_key key{};
+    bool divide = false;
 
     affine_per_channel(std::vector<double> s, std::vector<int> z, int lo, int hi,
-                       rounding_mode r = rounding_mode::nearest_even, rng_key k = {})
-        : scales(std::move(s)), zero_points(std::move(z)), qmin(lo), qmax(hi), rounding(r), key(k)
+                       rounding_mode r = rounding_mode::nearest_even, rng_key k = {}, bool divide_by_scale = false)
+        : scales(std::move(s)), zero_points(std::move(z)), qmin(lo), qmax(hi), rounding(r), key(k),
+          divide(divide_by_scale)
     {
         if (scales.size() != zero_points.size())
             throw format_error("affine_per_channel: " + std::to_string(scales.size()) + " scales but " +
@@ -163,7 +180,7 @@ struct affine_per_channel
     }
 
     std::size_t channels() const noexcept { return scales.size(); }
-    affine channel(std::size_t c) const { return affine(scales[c], zero_points[c], qmin, qmax, rounding, key); }
+    affine channel(std::size_t c) const { return affine(scales[c], zero_points[c], qmin, qmax, rounding, key, divide); }
 };
 
 } // namespace tensorquant::inline TENSORQUANT_ABI

@@ -7,6 +7,7 @@
 
 #include "../../core/error.hpp"
 #include "../../nn/network.hpp"
+#include "qdq.hpp"
 #include "tensor.hpp"
 
 #include <onnx/onnx_pb.h>
@@ -75,6 +76,14 @@ struct value_info
     // A [N, C*H*W] value whose features the network holds in H, W, C order (a flattened
     // NHWC tensor): a Gemm or MatMul reading it permutes its weight rows.
     std::optional<std::array<std::int64_t, 3>> flattened_chw;
+    // QDQ: the value is the integer codes of QuantizeLinear applied to the node's output
+    // (which the network holds in float), read only by DequantizeLinear or given as the
+    // model's output; `integer`: the model's integer input, read only by DequantizeLinear.
+    std::optional<linear_quantization> codes;
+    int integer = 0; // the element type of the model's integer input; 0: a float value
+    // The value came through QuantizeLinear and DequantizeLinear: the node's output is
+    // quantized there (an extrinsic quantizer), so nothing may be fused into the node after it.
+    bool dequantized = false;
 };
 
 class importer
@@ -94,6 +103,7 @@ public:
     {
         node_ = &n;
         position_ = position;
+        reads_.clear();
     }
     ::onnx::NodeProto const& node() const noexcept { return *node_; }
 
@@ -152,8 +162,20 @@ public:
     std::string const& input_name(int k) const { return node_->input(k); }
     bool is_constant(int k) const { return has_input(k) && constants_.count(input_name(k)) != 0; }
 
-    // Input k as a layer's output; a constant there is not something a layer can read.
-    value_info const& input_value(int k, std::string_view role) const
+    // Input k as a layer's output; a constant there is not something a layer can read,
+    // nor are integer codes (QDQ) anywhere but in a DequantizeLinear.
+    value_info const& input_value(int k, std::string_view role)
+    {
+        auto const& v = input_any(k, role);
+        if (v.codes || v.integer)
+            unsupported("the " + std::string(role) + " '" + input_name(k) +
+                        "' holds integers, which only DequantizeLinear reads (other operators on integers are not " +
+                        "supported)");
+        reads_.push_back(input_name(k));
+        return v;
+    }
+    // Input k as a computed value of any kind, codes included.
+    value_info const& input_any(int k, std::string_view role) const
     {
         if (!has_input(k)) malformed("has no input " + std::to_string(k) + " (" + std::string(role) + ")");
         auto it = values_.find(input_name(k));
@@ -195,9 +217,47 @@ public:
         for (int k = 2; taken_.count(name); ++k) name = base + "_" + std::to_string(k);
         taken_.insert(name);
         const int index = net_.add(name, std::move(op), std::move(inputs));
-        set_output(value_info{index, std::move(shape), flattened});
+        for (auto const& r : reads_) readers_.push_back({values_.at(r).node, r, node_->name()});
+        reads_.clear();
+        value_info out;
+        out.node = index;
+        out.shape = std::move(shape);
+        out.flattened_chw = flattened;
+        set_output(std::move(out));
         return index;
     }
+
+    // ---- QDQ ----------------------------------------------------------------------------
+
+    // The output of network node `node` quantized by q (QuantizeLinear then
+    // DequantizeLinear): an extrinsic quantizer of that layer, or of an identity layer
+    // for the network's input. Returns the node whose output is the quantized value.
+    int quantize_output(int node, linear_quantization const& q)
+    {
+        if (!q.per_tensor())
+            unsupported("per-axis quantization of a computed tensor (an activation) is not supported; per-axis " +
+                        std::string("quantization of constants (weights) is"));
+        if (node < 0) {
+            nn::activation_layer pass;
+            pass.act = nn::activation::none;
+            node = add(pass, {-1}, values_.at(input_name(0)).shape);
+        }
+        auto [it, fresh] = quantized_.emplace(node, q);
+        if (!fresh && !(it->second == q))
+            unsupported("the output of layer '" + net_.nodes()[std::size_t(node)].name +
+                        "' is quantized twice with different scales or zero points");
+        return node;
+    }
+    // Network node -> its QDQ quantization, and who read which value of it.
+    std::map<int, linear_quantization> const& quantized() const noexcept { return quantized_; }
+    struct read
+    {
+        int node;
+        std::string value, reader;
+    };
+    std::vector<read> const& readers() const noexcept { return readers_; }
+    // The quantization of the model's integer input, once a DequantizeLinear has read it.
+    std::optional<linear_quantization>& input_codes() noexcept { return input_codes_; }
     void set_output(value_info v)
     {
         if (node_->output_size() < 1 || node_->output(0).empty()) malformed("has no output");
@@ -223,6 +283,10 @@ private:
     std::map<std::string, value_info> values_;
     std::map<std::string, int> uses_;
     std::set<std::string> taken_;
+    std::vector<std::string> reads_; // the values the node being converted read as layer inputs
+    std::vector<read> readers_;
+    std::map<int, linear_quantization> quantized_;
+    std::optional<linear_quantization> input_codes_;
     ::onnx::NodeProto const* node_ = nullptr;
     std::size_t position_ = 0;
 };

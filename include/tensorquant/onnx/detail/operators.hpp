@@ -87,7 +87,7 @@ inline spatial window_of(importer const& im, std::array<int, 2> kernel, std::int
     return s;
 }
 
-inline value_info const& input4(importer const& im, std::string_view role)
+inline value_info const& input4(importer& im, std::string_view role)
 {
     auto const& v = im.input_value(0, role);
     if (v.shape.size() != 4)
@@ -97,6 +97,15 @@ inline value_info const& input4(importer const& im, std::string_view role)
 }
 
 inline std::vector<int> from(value_info const& v) { return {v.node}; }
+
+// ONNX's index of the network's feature r of a [N, F] value: the same, but for a flattened
+// NHWC feature map, whose feature r is ONNX's feature c H W + y W + x.
+inline std::int64_t onnx_feature(value_info const& v, std::int64_t r)
+{
+    if (!v.flattened_chw) return r;
+    auto [C, H, W] = *v.flattened_chw;
+    return (r % C) * H * W + r / C;
+}
 
 // ---- converters -----------------------------------------------------------------------
 
@@ -151,13 +160,7 @@ void add_dense(importer& im, value_info const& a, std::int64_t k, std::int64_t m
     nn::dense_layer l;
     l.weights = nn::tensor2<float>::from_shape({std::size_t(k), std::size_t(m)});
     for (std::int64_t r = 0; r < k; ++r) {
-        // the network's feature r of a flattened NHWC tensor is ONNX's feature c H W + y W + x
-        std::int64_t onnx_row = r;
-        if (a.flattened_chw) {
-            auto [C, H, W] = *a.flattened_chw;
-            const std::int64_t ch = r % C, pixel = r / C;
-            onnx_row = ch * H * W + pixel;
-        }
+        const std::int64_t onnx_row = onnx_feature(a, r);
         for (std::int64_t j = 0; j < m; ++j) l.weights(std::size_t(r), std::size_t(j)) = float(weight(onnx_row, j));
     }
     if (!bias.empty()) {
@@ -227,7 +230,8 @@ inline void convert_matmul(importer& im)
 inline void add_activation(importer& im, nn::activation act, double alpha = 0.2)
 {
     auto const& x = im.input_value(0, "input");
-    if (x.node >= 0 && std::size_t(x.node) + 1 == im.net().nodes().size() && im.uses().at(im.input_name(0)) == 1) {
+    if (x.node >= 0 && !x.dequantized && std::size_t(x.node) + 1 == im.net().nodes().size() &&
+        im.uses().at(im.input_name(0)) == 1) {
         auto& op = im.net().layer_at(im.net().nodes()[std::size_t(x.node)].name);
         const bool fused = std::visit(
             [&](auto& l) {
@@ -387,6 +391,7 @@ inline void convert_add(importer& im)
                        " is supported only as a per-channel bias right after a Conv, Gemm or MatMul; " + why);
     };
     if (x.node < 0) refuse("here it is added to the network's input");
+    if (x.dequantized) refuse("here it is added after a DequantizeLinear");
     if (x.shape.size() < 2) refuse("the input has rank " + std::to_string(x.shape.size()));
     if (im.uses().at(xname) != 1) refuse("the input '" + xname + "' is read elsewhere too");
     auto& op = im.net().layer_at(im.net().nodes()[std::size_t(x.node)].name);
@@ -407,6 +412,46 @@ inline void convert_add(importer& im)
         refuse("here the input comes from a " + std::string(std::visit([](auto const& l) { return l.kind; }, op)) +
                " layer");
     im.set_output(x);
+}
+
+// Mul by a constant (one value, or one per channel) is a layer that multiplies and rounds
+// once, as ONNX does: a depthwise 1x1 convolution for a 4-D input, a dense layer with a
+// diagonal weight for a 2-D one (exact for finite inputs: the other products are zeros).
+inline void convert_mul(importer& im)
+{
+    const bool c0 = im.is_constant(0), c1 = im.is_constant(1);
+    if (c0 && c1) im.unsupported("both inputs are constants (fold the model's constants first)");
+    if (!c0 && !c1)
+        im.unsupported("both inputs are computed; only Mul by a constant (a scalar or one value per channel) is "
+                       "supported");
+    auto const& x = im.input_value(c0 ? 1 : 0, "input");
+    auto const& c = im.input_constant(c0 ? 0 : 1, "factor");
+    if (x.shape.size() != 4 && x.shape.size() != 2)
+        im.unsupported("the input has shape " + shape_text(x.shape) + "; only 4-D and 2-D inputs are supported");
+    const std::int64_t channels = x.shape[1];
+    auto values = per_channel(c, channels, x.shape.size(), 1);
+    if (!values)
+        im.unsupported("the factor of shape " + shape_text(c.shape) + " is neither one value nor one per channel of " +
+                       shape_text(x.shape));
+    if (x.shape.size() == 4) {
+        nn::conv2d_layer l;
+        l.options.padding = nn::padding_mode::explicit_pads;
+        l.options.groups = int(channels);
+        l.weights = nn::tensor4<float>::from_shape({1, 1, 1, std::size_t(channels)});
+        for (std::size_t j = 0; j < std::size_t(channels); ++j) l.weights(0, 0, 0, j) = float((*values)[j]);
+        im.add(std::move(l), from(x), x.shape);
+        return;
+    }
+    constexpr std::int64_t most = 4096; // the diagonal weight is features^2 floats
+    if (channels > most)
+        im.unsupported("Mul of " + std::to_string(channels) + " features is not supported (at most " +
+                       std::to_string(most) + ")");
+    nn::dense_layer l;
+    l.weights = nn::tensor2<float>(std::array<std::size_t, 2>{std::size_t(channels), std::size_t(channels)}, 0.0f);
+    for (std::int64_t r = 0; r < channels; ++r) {
+        l.weights(std::size_t(r), std::size_t(r)) = float((*values)[std::size_t(onnx_feature(x, r))]);
+    }
+    im.add(std::move(l), from(x), x.shape, x.flattened_chw);
 }
 
 inline void convert_concat(importer& im)
@@ -539,6 +584,115 @@ inline void convert_constant(importer& im)
     im.set_output_constant(std::move(c));
 }
 
+// ---- QDQ: QuantizeLinear and DequantizeLinear ---------------------------------------------
+
+// The scale, zero point and axis of a QuantizeLinear or DequantizeLinear over a tensor of
+// the given shape; `codes_type` is the integer type when the zero point does not say (0:
+// uint8, QuantizeLinear's default).
+inline linear_quantization qdq_parameters(importer& im, std::vector<std::int64_t> const& shape, int codes_type)
+{
+    linear_quantization q;
+    auto const& scale = im.input_constant(1, "scale");
+    if (scale.element_type != ::onnx::TensorProto::FLOAT)
+        im.unsupported("the scale has element type " + element_type_name(scale.element_type) + "; only FLOAT is");
+    q.element_type = codes_type ? codes_type : int(::onnx::TensorProto::UINT8);
+    std::vector<double> zero(scale.size(), 0.0);
+    if (im.has_input(2)) {
+        auto const& z = im.input_constant(2, "zero point");
+        if (z.size() != scale.size())
+            im.malformed("the zero point has " + std::to_string(z.size()) + " values and the scale " +
+                         std::to_string(scale.size()));
+        if (codes_type && z.element_type != codes_type)
+            im.malformed("the zero point is " + element_type_name(z.element_type) + " and the codes " +
+                         element_type_name(codes_type));
+        q.element_type = z.element_type;
+        zero = z.values;
+    }
+    if (!integer_range(q.element_type, q.qmin, q.qmax) ||
+        (q.element_type == ::onnx::TensorProto::INT32 && im.node().op_type() == "QuantizeLinear"))
+        im.unsupported("codes of element type " + element_type_name(q.element_type) +
+                       " are not supported (int8 and uint8; int32 for DequantizeLinear)");
+    if (scale.size() == 0) im.malformed("the scale is empty");
+    if (scale.size() > 1) {
+        if (im.opset() < 13) im.malformed("a scale of more than one value needs opset 13 (per-axis quantization)");
+        q.axis = normalized_axis(im, im.attr_int("axis", 1), shape.size());
+        if (scale.shape.size() != 1 || shape[std::size_t(q.axis)] != std::int64_t(scale.size()))
+            im.malformed("the scale of shape " + shape_text(scale.shape) + " is not one value per index of axis " +
+                         std::to_string(q.axis) + " of " + shape_text(shape));
+    }
+    for (std::size_t c = 0; c < scale.size(); ++c) {
+        const float s = float(scale.values[c]);
+        if (!(s > 0) || !std::isfinite(s) || !std::isfinite(1.0f / s))
+            im.unsupported("the scale " + std::to_string(scale.values[c]) +
+                           " is not a positive normal float (the library's affine quantizers need one)");
+        if (zero[c] < double(q.qmin) || zero[c] > double(q.qmax))
+            im.malformed("the zero point " + std::to_string(zero[c]) + " is outside its type's range");
+        q.scales.push_back(s);
+        q.zero_points.push_back(std::int64_t(zero[c]));
+    }
+    return q;
+}
+
+inline void convert_quantize_linear(importer& im)
+{
+    if (im.is_constant(0)) { // a weight: its codes, computed here
+        auto const& x = im.input_constant(0, "input");
+        const auto q = qdq_parameters(im, x.shape, 0);
+        constant codes;
+        codes.shape = x.shape;
+        codes.element_type = q.element_type;
+        codes.values.resize(x.size());
+        for (std::size_t i = 0; i < x.size(); ++i)
+            codes.values[i] = q.encode(float(x.values[i]), q.channel(i, x.shape));
+        return im.set_output_constant(std::move(codes));
+    }
+    auto v = im.input_any(0, "input");
+    if (v.codes || v.integer) im.unsupported("the input already holds integer codes");
+    v.codes = qdq_parameters(im, v.shape, 0);
+    v.dequantized = false;
+    im.set_output(std::move(v));
+}
+
+inline void convert_dequantize_linear(importer& im)
+{
+    if (im.is_constant(0)) { // a weight or bias: its values, computed here
+        auto const& x = im.input_constant(0, "input");
+        const auto q = qdq_parameters(im, x.shape, x.element_type);
+        constant values;
+        values.shape = x.shape;
+        values.element_type = ::onnx::TensorProto::FLOAT;
+        values.values.resize(x.size());
+        for (std::size_t i = 0; i < x.size(); ++i) {
+            if (x.values[i] < double(q.qmin) || x.values[i] > double(q.qmax))
+                im.malformed("code " + std::to_string(x.values[i]) + " is outside its type's range");
+            values.values[i] = double(q.decode(x.values[i], q.channel(i, x.shape)));
+        }
+        return im.set_output_constant(std::move(values));
+    }
+    auto const& v = im.input_any(0, "input");
+    if (v.integer) { // the model's integer input: decoded where the model takes it
+        const auto q = qdq_parameters(im, v.shape, v.integer);
+        auto& given = im.input_codes();
+        if (given && !(*given == q)) im.unsupported("the integer input is dequantized twice, differently");
+        given = q;
+        value_info out;
+        out.shape = v.shape; // the network's input, decoded
+        return im.set_output(std::move(out));
+    }
+    if (!v.codes) im.unsupported("the input is not integer codes (a QuantizeLinear's output or an integer input)");
+    const auto q = qdq_parameters(im, v.shape, v.codes->element_type);
+    if (!(q == *v.codes))
+        im.unsupported("it dequantizes with other scales or zero points than its QuantizeLinear quantized with " +
+                       std::string("(requantization is not supported)"));
+    const std::string codes_name = im.input_name(0);
+    value_info out = v;
+    out.node = im.quantize_output(v.node, q);
+    out.codes.reset();
+    out.dequantized = true;
+    im.values()[codes_name].node = out.node; // a second DequantizeLinear of these codes: the same layer
+    im.set_output(std::move(out));
+}
+
 // ---- the list -------------------------------------------------------------------------
 
 struct operator_entry
@@ -552,6 +706,7 @@ inline constexpr std::array operators{
     operator_entry{"Gemm", convert_gemm},
     operator_entry{"MatMul", convert_matmul},
     operator_entry{"Add", convert_add},
+    operator_entry{"Mul", convert_mul},
     operator_entry{"Relu", convert_relu},
     operator_entry{"LeakyRelu", convert_leaky_relu},
     operator_entry{"Sigmoid", convert_sigmoid},
@@ -568,6 +723,8 @@ inline constexpr std::array operators{
     operator_entry{"Identity", convert_identity},
     operator_entry{"Dropout", convert_dropout},
     operator_entry{"Constant", convert_constant},
+    operator_entry{"QuantizeLinear", convert_quantize_linear},
+    operator_entry{"DequantizeLinear", convert_dequantize_linear},
 };
 
 inline std::string operator_list()
