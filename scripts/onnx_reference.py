@@ -91,17 +91,17 @@ def gate(rng):
 def qdq(rng):
     """A QDQ model as onnxruntime's quantizer writes one: uint8 input, conv with int8 weights
     per output channel and an int32 bias -> relu -> quantized -> max pool -> flatten -> gemm
-    with its float weight quantized per tensor -> int8 logits, dequantized. The scales inside
+    with its float weight quantized per output -> int8 logits, dequantized. The scales inside
     are powers of two, so every float sum is exact and the outputs must match bit for bit."""
     t = numpy_helper.from_array
-    s_in, s_w, s_r, s_fc, s_out = 2.0 ** -7, np.array([2.0 ** -6, 2.0 ** -7, 2.0 ** -5, 2.0 ** -6]), 2.0 ** -4, \
-        2.0 ** -7, 0.1
+    s_in, s_w, s_r, s_out = 2.0 ** -7, np.array([2.0 ** -6, 2.0 ** -7, 2.0 ** -5, 2.0 ** -6]), 2.0 ** -4, 0.1
+    s_fc = 2.0 ** -np.array([7, 6, 7, 8, 7, 6, 7, 7, 6, 8])
     f32 = lambda v: np.asarray(v, np.float32)
     inits = [t(rng.integers(-127, 128, (4, 1, 5, 5)).astype(np.int8), "c.wq"), t(f32(s_w), "c.ws"),
              t(np.zeros(4, np.int8), "c.wz"), t(rng.integers(-3000, 3000, 4).astype(np.int32), "c.bq"),
              t(f32(s_in * s_w), "c.bs"), t(np.zeros(4, np.int32), "c.bz"),
              t(f32(s_in), "x.s"), t(np.array(0, np.uint8), "x.z"), t(f32(s_r), "r.s"), t(np.array(0, np.uint8), "r.z"),
-             t(f32(rng.uniform(-0.5, 0.5, (10, 64))), "fc.w"), t(f32(s_fc), "fc.s"), t(np.array(0, np.int8), "fc.z"),
+             t(f32(rng.uniform(-0.5, 0.5, (10, 64))), "fc.w"), t(f32(s_fc), "fc.s"), t(np.zeros(10, np.int8), "fc.z"),
              t(f32(rng.integers(-900, 900, 10) / 2048.0), "fc.b"), t(f32(s_out), "y.s"), t(np.array(0, np.int8), "y.z")]
     n = helper.make_node
     nodes = [n("QuantizeLinear", ["input", "x.s", "x.z"], ["xq"], name="input_QuantizeLinear"),
@@ -114,8 +114,8 @@ def qdq(rng):
              n("DequantizeLinear", ["rq", "r.s", "r.z"], ["rd"], name="r_DequantizeLinear"),
              n("MaxPool", ["rd"], ["p"], name="/pool/MaxPool", kernel_shape=[2, 2], strides=[2, 2]),
              n("Flatten", ["p"], ["f"], name="/flatten/Flatten"),
-             n("QuantizeLinear", ["fc.w", "fc.s", "fc.z"], ["fwq"], name="fc.w_QuantizeLinear"),
-             n("DequantizeLinear", ["fwq", "fc.s", "fc.z"], ["fw"], name="fc.w_DequantizeLinear"),
+             n("QuantizeLinear", ["fc.w", "fc.s", "fc.z"], ["fwq"], name="fc.w_QuantizeLinear", axis=0),
+             n("DequantizeLinear", ["fwq", "fc.s", "fc.z"], ["fw"], name="fc.w_DequantizeLinear", axis=0),
              n("Gemm", ["f", "fw", "fc.b"], ["logits"], name="/fc/Gemm", transB=1),
              n("QuantizeLinear", ["logits", "y.s", "y.z"], ["yq"], name="logits_QuantizeLinear"),
              n("DequantizeLinear", ["yq", "y.s", "y.z"], ["y"], name="logits_DequantizeLinear")]

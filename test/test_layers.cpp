@@ -618,6 +618,39 @@ TEST_CASE("intrinsic sigmoid is the exact sigmoid rounded once")
     }
 }
 
+TEST_CASE("clip clamps exactly and intrinsically rounds once")
+{
+    nn::tensor4<float> x = nn::tensor4<float>::from_shape({2, 3, 3, 4});
+    fill_random(x, 31);
+    x *= 3.0f;
+    x(0, 0, 0, 0) = std::numeric_limits<float>::quiet_NaN();
+    x(0, 0, 0, 1) = std::numeric_limits<float>::infinity();
+    nn::network net("C");
+    nn::clip_layer c;
+    c.lo = -1.3f;
+    c.hi = 0.7f;
+    net.add("clip", c);
+    const auto y = net.forward(x);
+    CHECK(std::isnan(y(0, 0, 0, 0)));
+    CHECK(y(0, 0, 0, 1) == 0.7f);
+    for (std::size_t i = 2; i < x.size(); ++i) CHECK(y.data()[i] == std::min(std::max(x.data()[i], -1.3f), 0.7f));
+    // intrinsic: the same as the number type clamping to the bounds in the format, for every
+    // deterministic rounding (x, and the bounds, rounded to the format; then the clamp is exact)
+    for (std::string r : {"nearest", "zero", "down", "up", "nearest_even"}) {
+        const std::string spec = r + ",6,3";
+        INFO(spec);
+        net.set_quantization({{"C", spec}}, {}, {});
+        const auto yq = net.forward(x);
+        const auto q = tq::parse_quantizer(spec);
+        int bad = 0;
+        for (std::size_t i = 1; i < x.size(); ++i) {
+            const float want = std::min(std::max(q(x.data()[i]), q(c.lo)), q(c.hi));
+            bad += yq.data()[i] != want;
+        }
+        CHECK(bad == 0);
+    }
+}
+
 TEST_CASE("npy files and network parameters")
 {
     temp_dir dir;

@@ -144,6 +144,7 @@ TEST_CASE("layer gradients equal finite differences")
         for (auto a :
              {nn::activation::relu, nn::activation::relu6, nn::activation::leaky_relu, nn::activation::sigmoid})
             check_gradients({x}, [a](dtape& t, auto const& v) { return tr::activate(t, v[0], a, 0.1); });
+        check_gradients({x}, [](dtape& t, auto const& v) { return tr::clip(t, v[0], -0.5, 6.5); });
         check_gradients({random_tensor({2, 3, 3, 2}, 17), random_tensor({2, 3, 3, 2}, 18)},
                         [](dtape& t, auto const& v) { return tr::add(t, v[0], v[1]); });
         check_gradients({random_tensor({2, 3, 3, 2}, 19), random_tensor({2, 3, 3, 3}, 20)},

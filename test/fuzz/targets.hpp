@@ -267,7 +267,7 @@ inline std::string quantizer_dictionary()
     for (auto r : tq::detail::names_of(tq::rounding::all{})) word(r);
     for (auto o : tq::detail::names_of(tq::overflow::all{})) word(o);
     for (auto w : {"signed", "unsigned", "none", "floor", "nearest_even", "to_infinity", "saturate", "subnormals",
-                   "no_subnormals", "finite", "ieee", ",", "\\x0a"})
+                   "no_subnormals", "finite", "ieee", "divide", ",", "\\x0a"})
         word(w);
     return d;
 }

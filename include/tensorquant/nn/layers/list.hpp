@@ -7,6 +7,7 @@
 #include "activation.hpp"
 #include "add.hpp"
 #include "batch_norm.hpp"
+#include "clip.hpp"
 #include "concat.hpp"
 #include "conv2d.hpp"
 #include "dense.hpp"
@@ -18,7 +19,8 @@
 
 namespace tensorquant::inline TENSORQUANT_ABI::nn {
 
-using layer = std::variant<conv2d_layer, dense_layer, max_pool_layer, avg_pool_layer, global_avg_pool_layer,
-                           batch_norm_layer, activation_layer, add_layer, concat_layer, flatten_layer, softmax_layer>;
+using layer =
+    std::variant<conv2d_layer, dense_layer, max_pool_layer, avg_pool_layer, global_avg_pool_layer, batch_norm_layer,
+                 activation_layer, clip_layer, add_layer, concat_layer, flatten_layer, softmax_layer>;
 
 } // namespace tensorquant::inline TENSORQUANT_ABI::nn

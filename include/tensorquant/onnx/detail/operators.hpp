@@ -278,10 +278,15 @@ inline void convert_clip(importer& im)
         lo = bound(1, -inf);
         hi = bound(2, inf);
     }
+    if (lo == -inf && hi == inf) return im.set_output(im.input_value(0, "input")); // no bounds: the identity
     if (lo == 0 && hi == 6) return add_activation(im, nn::activation::relu6);
     if (lo == 0 && hi == inf) return add_activation(im, nn::activation::relu);
-    im.unsupported("Clip to [" + std::to_string(lo) + ", " + std::to_string(hi) +
-                   "] is not supported (only [0, 6], ReLU6, and [0, inf), ReLU)");
+    auto const& x = im.input_value(0, "input");
+    if (!(lo <= hi)) im.unsupported("Clip to [" + std::to_string(lo) + ", " + std::to_string(hi) + "]: min above max");
+    nn::clip_layer l; // any other bounds: a layer of its own (float bounds, as ONNX's)
+    l.lo = float(lo);
+    l.hi = float(hi);
+    im.add(l, from(x), x.shape, x.flattened_chw);
 }
 
 template <bool Max>
