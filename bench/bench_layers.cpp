@@ -7,6 +7,8 @@
 
 #include <benchmark/benchmark.h>
 
+#include "lenet_images.hpp"
+
 namespace tq = tensorquant;
 namespace nn = tensorquant::nn;
 
@@ -14,19 +16,11 @@ namespace {
 
 constexpr std::size_t batch = 1000;
 
-nn::tensor4<float> images()
-{
-    nn::tensor4<float> x = nn::tensor4<float>::from_shape({batch, 28, 28, 1});
-    tq::splitmix64 gen{12345};
-    for (auto& v : x) v = float(gen.uniform()); // pixel intensities in [0, 1)
-    return x;
-}
-
 void run(benchmark::State& state, nn::scope_map intrinsic, nn::scope_map extrinsic)
 {
     auto net = nn::lenet5(1);
     net.set_quantization(std::move(intrinsic), std::move(extrinsic), {});
-    const auto x = images();
+    const auto x = tqbench::lenet_images(batch);
     for (auto _ : state) {
         auto y = net.forward(x);
         benchmark::DoNotOptimize(y.data());

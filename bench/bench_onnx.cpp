@@ -5,6 +5,8 @@
 
 #include <benchmark/benchmark.h>
 
+#include "lenet_images.hpp"
+
 #include "../test/onnx/lenet_onnx.hpp"
 
 #include <filesystem>
@@ -17,14 +19,6 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr std::size_t batch = 1000;
-
-nn::tensor4<float> images()
-{
-    nn::tensor4<float> x = nn::tensor4<float>::from_shape({batch, 28, 28, 1});
-    tq::splitmix64 gen{12345};
-    for (auto& v : x) v = float(gen.uniform());
-    return x;
-}
 
 // LeNet-5 with wider layers: conv 32 and 64 channels, a 1024 x 1024 dense layer.
 nn::network wide_lenet()
@@ -73,7 +67,7 @@ void forward(benchmark::State& state, bool imported, nn::scope_map extrinsic)
         net = tq::onnx::from_proto(tq_test::lenet_as_onnx(net), "lenet5.onnx", o).net;
     }
     net.set_quantization({}, std::move(extrinsic), {});
-    const auto x = images();
+    const auto x = tqbench::lenet_images(batch);
     for (auto _ : state) {
         auto y = net.forward(x);
         benchmark::DoNotOptimize(y.data());

@@ -12,6 +12,8 @@
 #include <tensorquant/parse.hpp>
 #if TQ_FUZZ_ONNX
 #include <tensorquant/onnx.hpp>
+
+#include "../onnx/model_builder.hpp"
 #endif
 
 #include <bit>
@@ -585,112 +587,72 @@ inline void onnx_model(bytes in)
 // flatten, gemm, clip, softmax; QDQ and Mul.
 inline std::vector<std::vector<std::uint8_t>> onnx_model_seeds()
 {
+    using tq_test::model_builder;
+    using tq_test::set_int;
+    using tq_test::set_ints;
     auto model = [](auto build) {
-        ::onnx::ModelProto m;
-        m.set_ir_version(7);
-        m.add_opset_import()->set_version(13);
-        auto& g = *m.mutable_graph();
-        auto* in = g.add_input();
-        in->set_name("x");
-        auto* t = in->mutable_type()->mutable_tensor_type();
-        t->set_elem_type(::onnx::TensorProto::FLOAT);
-        t->mutable_shape()->add_dim()->set_dim_param("N");
-        for (int d : {2, 6, 6}) t->mutable_shape()->add_dim()->set_dim_value(d);
-        build(g);
-        const std::string b = m.SerializeAsString();
-        return std::vector<std::uint8_t>(b.begin(), b.end());
+        model_builder b(13);
+        b.input("x", {-1, 2, 6, 6});
+        build(b);
+        const std::string bytes = b.m.SerializeAsString();
+        return std::vector<std::uint8_t>(bytes.begin(), bytes.end());
     };
-    auto init = [](::onnx::GraphProto& g, std::string const& name, std::vector<std::int64_t> dims) {
-        auto* t = g.add_initializer();
-        t->set_name(name);
-        t->set_data_type(::onnx::TensorProto::FLOAT);
+    // an initializer of small repeating values
+    auto init = [](model_builder& b, std::string const& name, std::vector<std::int64_t> dims) {
         std::int64_t n = 1;
-        for (auto d : dims) t->add_dims(d), n *= d;
-        for (std::int64_t i = 0; i < n; ++i) t->add_float_data(float(i % 7) * 0.25f - 0.5f);
-    };
-    auto node = [](::onnx::GraphProto& g, std::string const& op, std::vector<std::string> in, std::string out) {
-        auto* n = g.add_node();
-        n->set_op_type(op);
-        n->set_name("/" + out + "/" + op);
-        for (auto const& i : in) n->add_input(i);
-        n->add_output(out);
-        return n;
-    };
-    auto ints = [](::onnx::NodeProto* n, std::string const& name, std::vector<std::int64_t> v) {
-        auto* a = n->add_attribute();
-        a->set_name(name);
-        a->set_type(::onnx::AttributeProto::INTS);
-        for (auto x : v) a->add_ints(x);
-    };
-    auto one = [](::onnx::NodeProto* n, std::string const& name, std::int64_t v) {
-        auto* a = n->add_attribute();
-        a->set_name(name);
-        a->set_type(::onnx::AttributeProto::INT);
-        a->set_i(v);
+        for (auto d : dims) n *= d;
+        std::vector<float> v;
+        for (std::int64_t i = 0; i < n; ++i) v.push_back(float(i % 7) * 0.25f - 0.5f);
+        b.init_values(name, dims, v);
     };
     std::vector<std::vector<std::uint8_t>> s;
-    s.push_back(model([&](::onnx::GraphProto& g) {
-        init(g, "w", {4, 1, 3, 3});
-        init(g, "b", {4});
-        auto* c = node(g, "Conv", {"x", "w", "b"}, "c");
-        one(c, "group", 2);
-        ints(c, "pads", {1, 0, 1, 1});
-        node(g, "Relu", {"c"}, "r");
-        auto* p = node(g, "MaxPool", {"r"}, "p");
-        ints(p, "kernel_shape", {2, 2});
-        ints(p, "strides", {2, 2});
-        one(p, "ceil_mode", 1);
-        node(g, "Flatten", {"p"}, "f");
-        init(g, "fw", {3, 36});
-        init(g, "fb", {3});
-        auto* fc = node(g, "Gemm", {"f", "fw", "fb"}, "y");
-        one(fc, "transB", 1);
-        node(g, "Softmax", {"y"}, "out");
-        g.add_output()->set_name("out");
+    s.push_back(model([&](model_builder& b) {
+        init(b, "w", {4, 1, 3, 3});
+        init(b, "b", {4});
+        auto& c = b.node("Conv", "/c/Conv", {"x", "w", "b"}, "c");
+        set_int(c, "group", 2);
+        set_ints(c, "pads", {1, 0, 1, 1});
+        b.node("Relu", "/r/Relu", {"c"}, "r");
+        auto& p = b.node("MaxPool", "/p/MaxPool", {"r"}, "p");
+        set_ints(p, "kernel_shape", {2, 2});
+        set_ints(p, "strides", {2, 2});
+        set_int(p, "ceil_mode", 1);
+        b.node("Flatten", "/f/Flatten", {"p"}, "f");
+        init(b, "fw", {3, 36});
+        init(b, "fb", {3});
+        set_int(b.node("Gemm", "/y/Gemm", {"f", "fw", "fb"}, "y"), "transB", 1);
+        b.node("Softmax", "/out/Softmax", {"y"}, "out");
+        b.g().add_output()->set_name("out");
     }));
-    s.push_back(model([&](::onnx::GraphProto& g) {
-        init(g, "scale", {2});
-        init(g, "bias", {2});
-        init(g, "mean", {2});
-        auto* v = g.add_initializer();
-        v->set_name("var");
-        v->set_data_type(::onnx::TensorProto::FLOAT);
-        v->add_dims(2);
-        v->add_float_data(1.0f);
-        v->add_float_data(0.5f);
-        node(g, "BatchNormalization", {"x", "scale", "bias", "mean", "var"}, "n");
-        auto* a = node(g, "AveragePool", {"n"}, "a");
-        ints(a, "kernel_shape", {3, 3});
-        ints(a, "pads", {1, 1, 1, 1});
-        node(g, "Concat", {"a", "n"}, "k");
-        one(g.mutable_node(2), "axis", 1);
-        init(g, "lo", {});
-        node(g, "Clip", {"k", "lo"}, "r");
-        node(g, "GlobalAveragePool", {"r"}, "out");
-        g.add_output()->set_name("out");
+    s.push_back(model([&](model_builder& b) {
+        init(b, "scale", {2});
+        init(b, "bias", {2});
+        init(b, "mean", {2});
+        b.init_values("var", {2}, {1.0f, 0.5f});
+        b.node("BatchNormalization", "/n/BatchNormalization", {"x", "scale", "bias", "mean", "var"}, "n");
+        auto& a = b.node("AveragePool", "/a/AveragePool", {"n"}, "a");
+        set_ints(a, "kernel_shape", {3, 3});
+        set_ints(a, "pads", {1, 1, 1, 1});
+        set_int(b.node("Concat", "/k/Concat", {"a", "n"}, "k"), "axis", 1);
+        init(b, "lo", {});
+        b.node("Clip", "/r/Clip", {"k", "lo"}, "r");
+        b.node("GlobalAveragePool", "/out/GlobalAveragePool", {"r"}, "out");
+        b.g().add_output()->set_name("out");
     }));
-    s.push_back(model([&](::onnx::GraphProto& g) { // QDQ: the input, an int8 weight, a Mul
-        auto ints8 = [&](std::string const& name, std::vector<std::int64_t> dims, std::vector<int> v) {
-            auto* t = g.add_initializer();
-            t->set_name(name);
-            t->set_data_type(::onnx::TensorProto::INT8);
-            for (auto d : dims) t->add_dims(d);
-            for (int x : v) t->add_int32_data(x);
-        };
-        init(g, "s", {});
-        g.mutable_initializer(0)->set_float_data(0, 0.125f);
-        ints8("z", {}, {3});
-        ints8("wq", {2, 2, 1, 1}, {1, -2, 127, -128});
-        init(g, "ws", {2});
-        g.mutable_initializer(3)->set_float_data(0, 0.5f);
-        g.mutable_initializer(3)->set_float_data(1, 0.25f);
-        node(g, "QuantizeLinear", {"x", "s", "z"}, "q");
-        node(g, "DequantizeLinear", {"q", "s", "z"}, "d");
-        one(node(g, "DequantizeLinear", {"wq", "ws"}, "w"), "axis", 0);
-        node(g, "Conv", {"d", "w"}, "c");
-        node(g, "Mul", {"c", "s"}, "m");
-        node(g, "QuantizeLinear", {"m", "s", "z"}, "out");
-        g.add_output()->set_name("out");
+    s.push_back(model([&](model_builder& b) { // QDQ: the input, an int8 weight, a Mul, a Clip
+        b.init_values("s", {}, {0.125f});
+        b.init_ints("z", {}, ::onnx::TensorProto::INT8, {3});
+        b.init_ints("wq", {2, 2, 1, 1}, ::onnx::TensorProto::INT8, {1, -2, 127, -128});
+        b.init_values("ws", {2}, {0.5f, 0.25f});
+        b.init_values("lo", {}, {-0.75f});
+        b.node("QuantizeLinear", "/q/QuantizeLinear", {"x", "s", "z"}, "q");
+        b.node("DequantizeLinear", "/d/DequantizeLinear", {"q", "s", "z"}, "d");
+        set_int(b.node("DequantizeLinear", "/w/DequantizeLinear", {"wq", "ws"}, "w"), "axis", 0);
+        b.node("Conv", "/c/Conv", {"d", "w"}, "c");
+        b.node("Mul", "/m/Mul", {"c", "s"}, "m");
+        b.node("Clip", "/k/Clip", {"m", "lo", "s"}, "k");
+        b.node("QuantizeLinear", "/out/QuantizeLinear", {"k", "s", "z"}, "out");
+        b.g().add_output()->set_name("out");
     }));
     return s;
 }

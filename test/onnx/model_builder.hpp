@@ -70,6 +70,15 @@ struct model_builder
         for (auto d : shape) t->add_dims(d);
         for (float x : v) t->add_float_data(x);
     }
+    // A float initializer in raw_data (as exporters write large ones).
+    void init_raw(std::string const& name, std::vector<std::int64_t> const& shape, std::vector<float> const& v)
+    {
+        auto* t = g().add_initializer();
+        t->set_name(name);
+        t->set_data_type(::onnx::TensorProto::FLOAT);
+        for (auto d : shape) t->add_dims(d);
+        t->mutable_raw_data()->assign(reinterpret_cast<char const*>(v.data()), v.size() * sizeof(float));
+    }
     // An integer initializer (INT8, UINT8, INT32: ONNX keeps them in int32_data).
     void init_ints(std::string const& name, std::vector<std::int64_t> const& shape, int element_type,
                    std::vector<std::int32_t> const& v)
