@@ -126,34 +126,22 @@ public:
     }
     std::int64_t attr_int(std::string_view name, std::int64_t fallback) const
     {
-        auto const* a = attribute(name);
-        if (!a) return fallback;
-        if (a->type() != ::onnx::AttributeProto::INT) malformed("attribute '" + std::string(name) + "' is not an int");
-        return a->i();
+        return attr_of(name, fallback, ::onnx::AttributeProto::INT, "an int", [](auto const& a) { return a.i(); });
     }
     double attr_float(std::string_view name, double fallback) const
     {
-        auto const* a = attribute(name);
-        if (!a) return fallback;
-        if (a->type() != ::onnx::AttributeProto::FLOAT)
-            malformed("attribute '" + std::string(name) + "' is not a float");
-        return double(a->f());
+        return attr_of(name, fallback, ::onnx::AttributeProto::FLOAT, "a float",
+                       [](auto const& a) { return double(a.f()); });
     }
     std::string attr_string(std::string_view name, std::string fallback) const
     {
-        auto const* a = attribute(name);
-        if (!a) return fallback;
-        if (a->type() != ::onnx::AttributeProto::STRING)
-            malformed("attribute '" + std::string(name) + "' is not a string");
-        return a->s();
+        return attr_of(name, std::move(fallback), ::onnx::AttributeProto::STRING, "a string",
+                       [](auto const& a) { return a.s(); });
     }
     std::vector<std::int64_t> attr_ints(std::string_view name, std::vector<std::int64_t> fallback) const
     {
-        auto const* a = attribute(name);
-        if (!a) return fallback;
-        if (a->type() != ::onnx::AttributeProto::INTS)
-            malformed("attribute '" + std::string(name) + "' is not a list of ints");
-        return {a->ints().begin(), a->ints().end()};
+        return attr_of(name, std::move(fallback), ::onnx::AttributeProto::INTS, "a list of ints",
+                       [](auto const& a) { return std::vector<std::int64_t>(a.ints().begin(), a.ints().end()); });
     }
 
     // ---- inputs -----------------------------------------------------------------------
@@ -276,6 +264,16 @@ public:
     }
 
 private:
+    // The attribute's value by get, the fallback when the node has none; another type is malformed.
+    template <class T, class Get>
+    T attr_of(std::string_view name, T fallback, int type, char const* what, Get get) const
+    {
+        auto const* a = attribute(name);
+        if (!a) return fallback;
+        if (a->type() != type) malformed("attribute '" + std::string(name) + "' is not " + what);
+        return get(*a);
+    }
+
     std::string source_;
     int opset_;
     nn::network net_;

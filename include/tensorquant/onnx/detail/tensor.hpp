@@ -10,6 +10,8 @@
 
 #include <onnx/onnx_pb.h>
 
+#include <algorithm>
+#include <array>
 #include <bit>
 #include <cmath>
 #include <cstdint>
@@ -73,6 +75,34 @@ inline std::size_t element_count(std::vector<std::int64_t> const& shape, std::st
     return n;
 }
 
+// The element types the importer reads: their width in raw_data (little-endian, as is
+// every machine this library targets) and the value of one element there.
+struct element_kind
+{
+    int type;
+    std::size_t width;
+    double (*from_raw)(unsigned char const*);
+};
+static_assert(std::endian::native == std::endian::little);
+inline constexpr std::array element_kinds{
+    element_kind{::onnx::TensorProto::FLOAT, 4,
+                 [](unsigned char const* p) { return double(std::bit_cast<float>(load<std::uint32_t>(p))); }},
+    element_kind{::onnx::TensorProto::DOUBLE, 8,
+                 [](unsigned char const* p) { return std::bit_cast<double>(load<std::uint64_t>(p)); }},
+    element_kind{::onnx::TensorProto::FLOAT16, 2,
+                 [](unsigned char const* p) { return double(half_to_float(load<std::uint16_t>(p))); }},
+    element_kind{::onnx::TensorProto::INT8, 1, [](unsigned char const* p) { return double(std::int8_t(*p)); }},
+    element_kind{::onnx::TensorProto::UINT8, 1, [](unsigned char const* p) { return double(*p); }},
+    element_kind{::onnx::TensorProto::BOOL, 1, [](unsigned char const* p) { return double(*p != 0); }},
+    element_kind{::onnx::TensorProto::INT16, 2,
+                 [](unsigned char const* p) { return double(std::int16_t(load<std::uint16_t>(p))); }},
+    element_kind{::onnx::TensorProto::UINT16, 2, [](unsigned char const* p) { return double(load<std::uint16_t>(p)); }},
+    element_kind{::onnx::TensorProto::INT32, 4,
+                 [](unsigned char const* p) { return double(std::int32_t(load<std::uint32_t>(p))); }},
+    element_kind{::onnx::TensorProto::INT64, 8,
+                 [](unsigned char const* p) { return double(std::int64_t(load<std::uint64_t>(p))); }},
+};
+
 // The tensor's values; what names it in errors ("initializer 'conv1.weight'").
 inline constant to_constant(::onnx::TensorProto const& t, std::string const& what)
 {
@@ -84,42 +114,12 @@ inline constant to_constant(::onnx::TensorProto const& t, std::string const& wha
         throw unsupported_error(what + ": the data is stored in an external file, which the importer does not read "
                                        "(save the model with its weights inside)");
     using TP = ::onnx::TensorProto;
-    std::size_t width = 0;
-    switch (t.data_type()) {
-    case TP::FLOAT:
-        width = 4;
-        break;
-    case TP::DOUBLE:
-        width = 8;
-        break;
-    case TP::FLOAT16:
-        width = 2;
-        break;
-    case TP::INT8:
-        width = 1;
-        break;
-    case TP::UINT8:
-        width = 1;
-        break;
-    case TP::INT16:
-        width = 2;
-        break;
-    case TP::UINT16:
-        width = 2;
-        break;
-    case TP::INT32:
-        width = 4;
-        break;
-    case TP::INT64:
-        width = 8;
-        break;
-    case TP::BOOL:
-        width = 1;
-        break;
-    default:
+    const auto kind = std::find_if(element_kinds.begin(), element_kinds.end(),
+                                   [&](element_kind const& k) { return k.type == t.data_type(); });
+    if (kind == element_kinds.end())
         throw unsupported_error(what + ": element type " + element_type_name(t.data_type()) +
                                 " is not supported (float, float16, double and the integer types are)");
-    }
+    const std::size_t width = kind->width;
     auto fail_count = [&](std::size_t got) {
         throw file_error(what + ": the shape holds " + std::to_string(n) + " elements but the data has " +
                          std::to_string(got));
@@ -129,42 +129,7 @@ inline constant to_constant(::onnx::TensorProto const& t, std::string const& wha
         if (raw.size() != n * width) fail_count(raw.size() / width);
         c.values.resize(n);
         auto const* p = reinterpret_cast<unsigned char const*>(raw.data());
-        for (std::size_t i = 0; i < n; ++i, p += width) {
-            // raw_data is little-endian, as is every machine this library targets
-            static_assert(std::endian::native == std::endian::little);
-            switch (t.data_type()) {
-            case TP::FLOAT:
-                c.values[i] = double(std::bit_cast<float>(load<std::uint32_t>(p)));
-                break;
-            case TP::DOUBLE:
-                c.values[i] = std::bit_cast<double>(load<std::uint64_t>(p));
-                break;
-            case TP::FLOAT16:
-                c.values[i] = double(half_to_float(load<std::uint16_t>(p)));
-                break;
-            case TP::INT8:
-                c.values[i] = double(std::int8_t(*p));
-                break;
-            case TP::UINT8:
-                c.values[i] = double(*p);
-                break;
-            case TP::BOOL:
-                c.values[i] = double(*p != 0);
-                break;
-            case TP::INT16:
-                c.values[i] = double(std::int16_t(load<std::uint16_t>(p)));
-                break;
-            case TP::UINT16:
-                c.values[i] = double(load<std::uint16_t>(p));
-                break;
-            case TP::INT32:
-                c.values[i] = double(std::int32_t(load<std::uint32_t>(p)));
-                break;
-            case TP::INT64:
-                c.values[i] = double(std::int64_t(load<std::uint64_t>(p)));
-                break;
-            }
-        }
+        for (std::size_t i = 0; i < n; ++i, p += width) c.values[i] = kind->from_raw(p);
         return c;
     }
     auto take = [&](auto const& field, auto convert) {
