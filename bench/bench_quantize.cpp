@@ -26,6 +26,16 @@ void BM_ternary(benchmark::State& s) { run_quantizer(s, tq::ternary_twn{}); }
 void BM_log2(benchmark::State& s) { run_quantizer(s, tq::logarithmic{}); }
 void BM_minifloat_e4m3(benchmark::State& s) { run_quantizer(s, tq::minifloat(tq::minifloats::fp8_e4m3)); }
 
+// Block formats (quantizers/block.hpp): blocks of 32 along the flat data.
+void run_block(benchmark::State& state, char const* spec)
+{
+    const auto q = tq::block_quantizer::parse(spec);
+    tqbench::run_loop(
+        state, [&](auto const& in, auto& out) { q.quantize(std::span<float const>(in), std::span<float>(out)); });
+}
+void BM_mxfp8_e4m3(benchmark::State& s) { run_block(s, "mxfp8_e4m3"); }
+void BM_mxfp4(benchmark::State& s) { run_block(s, "mxfp4"); }
+
 } // namespace
 
 #define TQ_SIZES Arg(16384)->Arg(16777216)
@@ -36,5 +46,7 @@ BENCHMARK(BM_binary)->TQ_SIZES;
 BENCHMARK(BM_ternary)->TQ_SIZES;
 BENCHMARK(BM_log2)->TQ_SIZES;
 BENCHMARK(BM_minifloat_e4m3)->TQ_SIZES;
+BENCHMARK(BM_mxfp8_e4m3)->TQ_SIZES;
+BENCHMARK(BM_mxfp4)->TQ_SIZES;
 
 BENCHMARK_MAIN();

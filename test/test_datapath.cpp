@@ -25,14 +25,14 @@ void fill_random(xt::xtensor<T, N>& t, std::uint64_t seed, double lo, double hi)
 }
 
 nn::datapath runtime_path(std::string const& in, std::string const& w, std::string const& p, std::string const& acc,
-                          std::string const& out)
+                          std::string const& out, tq::rng_key key = {})
 {
     nn::datapath d;
-    d.set("input", in);
-    d.set("weights", w);
-    d.set("product", p);
-    d.set("accumulator", acc);
-    d.set("output", out);
+    d.set("input", in, key);
+    d.set("weights", w, key);
+    d.set("product", p, key);
+    d.set("accumulator", acc, key);
+    d.set("output", out, key);
     return d;
 }
 
@@ -84,6 +84,28 @@ struct layer_data
         const auto generic_conv = nn::conv2d(as(x), as(w), as(b), o, dp);
         const auto fast_dense = nn::dense_datapath(dx, dw, db, d);
         const auto generic_dense = nn::dense(as(dx), as(dw), as(db), dp);
+        return count_mismatches(fast_conv, generic_conv) + count_mismatches(fast_dense, generic_dense);
+    }
+
+    // The same with stochastic formats drawing from key's streams. The vectorised layers
+    // round their float operands as floats and everything after in double, so the generic
+    // ones round the operands in float storage (at the same positions) and run in double.
+    template <class Dp>
+    int compare_stochastic(Dp dp, nn::datapath const& d, tq::rng_key key) const
+    {
+        const nn::kernels::generic_datapath<Dp, float> operands{key};
+        auto rounded = [](auto const& t, auto const& q) {
+            xt::xtensor<double, std::decay_t<decltype(t)>::rank> r = xt::cast<double>(t);
+            for (std::size_t i = 0; i < r.size(); ++i) r.data()[i] = double(q[i].value());
+            return r;
+        };
+        const auto b64 = xt::eval(xt::cast<double>(b)), db64 = xt::eval(xt::cast<double>(db));
+        const auto fast_conv = nn::conv2d_datapath(x, w, b, o, d);
+        const auto generic_conv =
+            nn::conv2d(rounded(x, operands.inputs(x)), rounded(w, operands.weights(w)), b64, o, dp, key);
+        const auto fast_dense = nn::dense_datapath(dx, dw, db, d);
+        const auto generic_dense =
+            nn::dense(rounded(dx, operands.inputs(dx)), rounded(dw, operands.weights(dw)), db64, dp, key);
         return count_mismatches(fast_conv, generic_conv) + count_mismatches(fast_dense, generic_dense);
     }
 };
@@ -228,6 +250,70 @@ TEST_CASE("minifloat datapaths equal the generic layers on the number type")
         const layer_data data(400, 400, 1, 15);
         using Dp = tq::datapath_of<e4m3, e4m3, exact_step, e4m3, e4m3>;
         CHECK(data.compare(Dp{}, runtime_path("fp8_e4m3", "fp8_e4m3", "exact", "fp8_e4m3", "fp8_e4m3")) == 0);
+    }
+}
+
+TEST_CASE("stochastic datapath formats equal the generic layers at the documented stream positions")
+{
+    using st = tq::rounding::stochastic;
+    const tq::rng_key key{0x5eed, 3};
+    SUBCASE("a stochastic accumulator and output after exact products")
+    {
+        const layer_data data(6, 1.5, 4, 31);
+        using Dp = tq::datapath_of<fx<8, 4>, fx<8, 6>, exact_step, fx<11, 4, st>, fx<6, 2, st>>;
+        CHECK(data.compare_stochastic(
+                  Dp{}, runtime_path("nearest,8,4", "nearest,8,6", "exact", "stochastic,11,4", "stochastic,6,2", key),
+                  key) == 0);
+    }
+    SUBCASE("stochastic operands and bias: every sum exact so a float fast path runs")
+    {
+        const layer_data data(6, 1.5, 4, 32);
+        using Dp = tq::datapath_of<fx<8, 4, st>, fx<8, 6, st>, exact_step, fx<24, 10, st>, fx<8, 4, st>>;
+        CHECK(data.compare_stochastic(
+                  Dp{},
+                  runtime_path("stochastic,8,4", "stochastic,8,6", "exact", "stochastic,24,10", "stochastic,8,4", key),
+                  key) == 0);
+    }
+    SUBCASE("a stochastic product format and accumulator")
+    {
+        const layer_data data(6, 1.5, 4, 33);
+        using Dp = tq::datapath_of<fx<8, 4>, fx<8, 6, st>, fx<9, 5, st>, fx<16, 3, st>, exact_step>;
+        CHECK(data.compare_stochastic(
+                  Dp{},
+                  runtime_path("nearest,8,4", "stochastic,8,6", "stochastic,9,5", "stochastic,16,3", "exact", key),
+                  key) == 0);
+    }
+    SUBCASE("a wrapping stochastic accumulator")
+    {
+        const layer_data data(6, 1.5, 4, 34);
+        using Dp = tq::datapath_of<fx<8, 4>, fx<8, 6>, exact_step, fx<7, 3, st, tq::overflow::wrap>, exact_step>;
+        CHECK(data.compare_stochastic(
+                  Dp{}, runtime_path("nearest,8,4", "nearest,8,6", "exact", "stochastic,7,3,wrap", "exact", key),
+                  key) == 0);
+    }
+    SUBCASE("stochastic minifloat operands products and output into fp32")
+    {
+        const layer_data data(40, 3, 100, 35);
+        using e4m3s = tq::minifloat_of<tq::minifloats::fp8_e4m3, st>;
+        using bf16s = tq::minifloat_of<tq::minifloats::bf16, st>;
+        using fp32 = tq::minifloat_of<fp32_format>;
+        CHECK(data.compare_stochastic(tq::datapath_of<e4m3s, e4m3s, exact_step, fp32, e4m3s>{},
+                                      runtime_path("fp8_e4m3,stochastic", "fp8_e4m3,stochastic", "exact",
+                                                   "minifloat,8,23", "fp8_e4m3,stochastic", key),
+                                      key) == 0);
+        CHECK(data.compare_stochastic(tq::datapath_of<e4m3s, e4m3s, bf16s, fp32, exact_step>{},
+                                      runtime_path("fp8_e4m3,stochastic", "fp8_e4m3,stochastic", "bf16,stochastic",
+                                                   "minifloat,8,23", "exact", key),
+                                      key) == 0);
+    }
+    SUBCASE("another key draws other thresholds")
+    {
+        const layer_data data(6, 1.5, 4, 31);
+        using Dp = tq::datapath_of<fx<8, 4>, fx<8, 6>, exact_step, fx<11, 4, st>, fx<6, 2, st>>;
+        CHECK(data.compare_stochastic(Dp{},
+                                      runtime_path("nearest,8,4", "nearest,8,6", "exact", "stochastic,11,4",
+                                                   "stochastic,6,2", tq::rng_key{0x5eed, 4}),
+                                      key) > 0);
     }
 }
 

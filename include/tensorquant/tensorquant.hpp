@@ -17,6 +17,7 @@
 #include "number/stochastic_scope.hpp"
 #include "parse.hpp"
 #include "quantizers/affine.hpp"
+#include "quantizers/block.hpp"
 #include "quantizers/compose.hpp"
 #include "quantizers/fixed_point.hpp"
 #include "quantizers/logarithmic.hpp"

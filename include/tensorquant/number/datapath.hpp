@@ -18,6 +18,7 @@
 #include "../config.hpp"
 
 #include "quantized.hpp"
+#include "stochastic_scope.hpp"
 
 #include <type_traits>
 
@@ -130,7 +131,8 @@ struct exact_step
 // The formats of a multiply-accumulate datapath as types: operands In and Weights,
 // products Product (exact_step: exact), accumulator Acc, output Out (exact_step: the
 // accumulator's values). For output j: s = 0, s = Acc(s + Product(a_k w_k)) for k in
-// increasing order, then Out(Acc(s + b)) with b in Acc's format.
+// increasing order, then Out(Acc(s + b)) with b in Acc's format. step draws stochastic
+// thresholds from the thread's stochastic_scope, step_at at given positions.
 template <class In, class Weights, class Product, class Acc, class Out = Acc>
 struct datapath_of
 {
@@ -152,6 +154,25 @@ struct datapath_of
             return mac(a, w, s);
         else
             return accumulate(multiply<Product>(a, w), s);
+    }
+    // step() with its stochastic thresholds taken at fixed positions of key's streams: the
+    // product's rounding (or, with an exact product, the accumulator's) at product_at, the
+    // accumulator's after a product format at accumulator_at. Deterministic formats draw none.
+    template <class T>
+    static quantized<T, Acc> step_at(quantized<T, Acc> s, quantized<T, In> a, quantized<T, Weights> w, rng_key key,
+                                     std::uint64_t product_at, std::uint64_t accumulator_at)
+    {
+        if constexpr (std::is_same_v<Product, exact_step>) {
+            stochastic_scope at(key, product_at);
+            return mac(a, w, s);
+        } else {
+            const auto p = [&] {
+                stochastic_scope at(key, product_at);
+                return multiply<Product>(a, w);
+            }();
+            stochastic_scope at(key, accumulator_at);
+            return accumulate(p, s);
+        }
     }
     template <class T>
     static constexpr output<T> finish(quantized<T, Acc> s)

@@ -26,6 +26,7 @@
 #include "../../apply.hpp"
 #include "../../core/range_watch.hpp"
 #include "../../detail/vector_ops.hpp"
+#include "../../number/datapath.hpp"
 #include "../datapath.hpp"
 #include "../layers/activation.hpp"
 #include "gemm.hpp"
@@ -42,6 +43,55 @@ namespace tensorquant::inline TENSORQUANT_ABI::nn::kernels {
 
 inline constexpr std::uint64_t datapath_accumulator_offset = std::uint64_t(4) << 32;
 inline constexpr std::uint64_t datapath_output_offset = std::uint64_t(5) << 32;
+
+// The generic conv2d and dense on a datapath_of (number/datapath.hpp) round at the
+// positions the vectorised ones use: one stochastic_scope of the layer's key per rounding.
+template <class Dp, class T>
+struct generic_datapath
+{
+    using input = quantized<T, typename Dp::input_format>;
+    using weight = quantized<T, typename Dp::weights_format>;
+    using accumulator = typename Dp::template accumulator<T>;
+    using output = typename Dp::template output<T>;
+    rng_key key;
+
+    template <class Q, class Values>
+    std::vector<Q> rounded(Values const& values, std::uint64_t offset) const
+    {
+        std::vector<Q> r;
+        r.reserve(values.size());
+        for (T v : values) {
+            stochastic_scope at(key, offset + r.size());
+            r.emplace_back(v);
+        }
+        return r;
+    }
+    template <class X>
+    std::vector<input> inputs(X const& x) const
+    {
+        return rounded<input>(x, intrinsic_operand_offset(0));
+    }
+    template <class W>
+    std::vector<weight> weights(W const& w) const
+    {
+        return rounded<weight>(w, intrinsic_operand_offset(1));
+    }
+    accumulator bias(T b, std::size_t channel) const
+    {
+        stochastic_scope at(key, intrinsic_operand_offset(2) + channel);
+        return accumulator(b);
+    }
+    // index: (row K + k) N + column
+    accumulator step(accumulator s, input a, weight w, std::uint64_t index) const
+    {
+        return Dp::step_at(s, a, w, key, index, index + datapath_accumulator_offset);
+    }
+    output finish(accumulator s, std::size_t element) const
+    {
+        stochastic_scope at(key, datapath_output_offset + element);
+        return Dp::finish(s);
+    }
+};
 
 namespace detail {
 
@@ -431,9 +481,16 @@ tensor4<float> datapath_output(datapath const& d, std::vector<Y> y, std::array<s
     apply_options o;
     o.index_offset = datapath_output_offset;
     const bool typed = detail::as_fixed(out) || detail::as_minifloat(out);
-    if (typed) quantize_inplace(*out, std::span<Y>(y), o);
     auto r = tensor4<float>::from_shape(shape);
-    std::copy(y.begin(), y.end(), r.data());
+    if (typed) {
+        // in double whatever mac ran (the float fast paths too): stochastic thresholds are
+        // those of double values, the same for every path
+        std::vector<double> v(y.begin(), y.end());
+        quantize_inplace(*out, std::span<double>(v), o);
+        std::copy(v.begin(), v.end(), r.data());
+    } else {
+        std::copy(y.begin(), y.end(), r.data());
+    }
     if (out && !typed) quantize_inplace(*out, std::span<float>(r.data(), r.size()), o);
     return datapath_activation(d, std::move(r), act, alpha);
 }

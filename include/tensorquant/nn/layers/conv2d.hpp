@@ -82,31 +82,39 @@ tensor4<T> conv2d_intrinsic(tensor4<T> const& x, tensor4<T> const& w, tensor1<T>
 // The generic convolution on a compile-time datapath (number/datapath.hpp), in the order
 // of conv2d_intrinsic: x and w rounded to their formats, b to the accumulator's, then each
 // output Out(Acc(... Acc(Acc(0 + P(a_0 w_0)) + P(a_1 w_1)) ... + b)), k in increasing order.
+// Stochastic formats draw from key's streams where conv2d_datapath does.
 template <class Dp, std::floating_point T>
 tensor4<typename Dp::template output<T>> conv2d(tensor4<T> const& x, tensor4<T> const& w, tensor1<T> const& b,
-                                                window_options const& o, Dp)
+                                                window_options const& o, Dp, rng_key key = {})
 {
-    using A = quantized<T, typename Dp::input_format>;
-    using Wt = quantized<T, typename Dp::weights_format>;
-    using S = typename Dp::template accumulator<T>;
+    const kernels::generic_datapath<Dp, T> dp{key};
+    using A = typename decltype(dp)::input;
+    using S = typename decltype(dp)::accumulator;
     const auto g = kernels::conv_geometry_of(x.shape(), w.shape(), o);
     kernels::check_bias(b.size(), g.oc, "conv2d");
-    const std::size_t K = g.k();
-    std::vector<A> xq(x.begin(), x.end());
-    std::vector<Wt> wq(w.begin(), w.end());
+    const std::size_t K = g.k(), rows = g.oh * g.ow;
+    const auto xq = dp.inputs(x);
+    const auto wq = dp.weights(w);
     // im2col places zeros in the padding; a zero operand of the input format
-    std::vector<A> col(g.oh * g.ow * K);
+    std::vector<A> col(rows * K);
     auto y = tensor4<typename Dp::template output<T>>::from_shape({g.n, g.oh, g.ow, g.oc});
     for (std::size_t img = 0; img < g.n; ++img)
         for (std::size_t grp = 0; grp < std::size_t(g.groups); ++grp) {
-            kernels::im2col(xq.data(), g, img, grp, col.data());
-            for (std::size_t r = 0; r < g.oh * g.ow; ++r)
+            {
+                // padding zeros are converted to A, exactly: a stochastic A draws, uselessly
+                stochastic_scope zeros(key);
+                kernels::im2col(xq.data(), g, img, grp, col.data());
+            }
+            const std::size_t first_row = (grp * g.n + img) * rows; // rows count pixels group by group
+            for (std::size_t r = 0; r < rows; ++r)
                 for (std::size_t j = 0; j < g.ocg; ++j) {
                     const std::size_t oc = grp * g.ocg + j;
                     S acc = S::from_raw(T(0));
-                    for (std::size_t kk = 0; kk < K; ++kk) acc = Dp::step(acc, col[r * K + kk], wq[kk * g.oc + oc]);
-                    if (b.size()) acc = acc + S(b(oc));
-                    y.data()[(img * g.oh * g.ow + r) * g.oc + oc] = Dp::finish(acc);
+                    for (std::size_t kk = 0; kk < K; ++kk)
+                        acc = dp.step(acc, col[r * K + kk], wq[kk * g.oc + oc], ((first_row + r) * K + kk) * g.ocg + j);
+                    if (b.size()) acc = acc + dp.bias(b(oc), oc);
+                    const std::size_t element = (img * rows + r) * g.oc + oc;
+                    y.data()[element] = dp.finish(acc, element);
                 }
         }
     return y;

@@ -74,26 +74,28 @@ tensor2<T> dense_intrinsic(tensor2<T> const& x, tensor2<T> const& w, tensor1<T> 
 // The generic dense layer on a compile-time datapath (number/datapath.hpp): x and w are
 // rounded to their formats and b to the accumulator's; then for each output
 // Out(Acc(... Acc(Acc(0 + P(a_0 w_0)) + P(a_1 w_1)) ... + b)), k in increasing order.
+// Stochastic formats draw from key's streams where dense_datapath does (row = sample).
 template <class Dp, std::floating_point T>
-tensor2<typename Dp::template output<T>> dense(tensor2<T> const& x, tensor2<T> const& w, tensor1<T> const& b, Dp)
+tensor2<typename Dp::template output<T>> dense(tensor2<T> const& x, tensor2<T> const& w, tensor1<T> const& b, Dp,
+                                               rng_key key = {})
 {
-    using A = quantized<T, typename Dp::input_format>;
-    using Wt = quantized<T, typename Dp::weights_format>;
-    using S = typename Dp::template accumulator<T>;
+    const kernels::generic_datapath<Dp, T> dp{key};
+    using S = typename decltype(dp)::accumulator;
     if (x.shape(1) != w.shape(0))
         throw shape_error("dense: input " + kernels::shape_string(x.shape()) + " does not fit weights " +
                           kernels::shape_string(w.shape()) + " [IN, OUT]");
     const std::size_t n = x.shape(0), in = w.shape(0), out = w.shape(1);
     kernels::check_bias(b.size(), out, "dense");
-    std::vector<A> xq(x.begin(), x.end());
-    std::vector<Wt> wq(w.begin(), w.end());
+    const auto xq = dp.inputs(x);
+    const auto wq = dp.weights(w);
     auto y = tensor2<typename Dp::template output<T>>::from_shape({n, out});
     for (std::size_t r = 0; r < n; ++r)
         for (std::size_t j = 0; j < out; ++j) {
             S acc = S::from_raw(T(0));
-            for (std::size_t i = 0; i < in; ++i) acc = Dp::step(acc, xq[r * in + i], wq[i * out + j]);
-            if (b.size()) acc = acc + S(b(j));
-            y(r, j) = Dp::finish(acc);
+            for (std::size_t i = 0; i < in; ++i)
+                acc = dp.step(acc, xq[r * in + i], wq[i * out + j], (r * in + i) * out + j);
+            if (b.size()) acc = acc + dp.bias(b(j), j);
+            y(r, j) = dp.finish(acc, r * out + j);
         }
     return y;
 }
