@@ -35,6 +35,12 @@ void run_block(benchmark::State& state, char const* spec)
 }
 void BM_mxfp8_e4m3(benchmark::State& s) { run_block(s, "mxfp8_e4m3"); }
 void BM_mxfp4(benchmark::State& s) { run_block(s, "mxfp4"); }
+void BM_nvfp4(benchmark::State& state)
+{
+    const auto q = tq::nvfp4_quantizer::parse("nvfp4");
+    tqbench::run_loop(
+        state, [&](auto const& in, auto& out) { q.quantize(std::span<float const>(in), std::span<float>(out)); });
+}
 
 } // namespace
 
@@ -48,5 +54,6 @@ BENCHMARK(BM_log2)->TQ_SIZES;
 BENCHMARK(BM_minifloat_e4m3)->TQ_SIZES;
 BENCHMARK(BM_mxfp8_e4m3)->TQ_SIZES;
 BENCHMARK(BM_mxfp4)->TQ_SIZES;
+BENCHMARK(BM_nvfp4)->TQ_SIZES;
 
 BENCHMARK_MAIN();

@@ -3,7 +3,10 @@
 // width), the shared exponent found by comparing with powers of two, and the rounding done
 // in rationals (Boost.Multiprecision), ties to the even code, saturation at the largest
 // magnitude.
+#include <tensorquant/nn.hpp>
 #include <tensorquant/quantizers/block.hpp>
+#include <tensorquant/quantizers/nvfp4.hpp>
+#include <tensorquant/train.hpp>
 #include <tensorquant/xtensor.hpp>
 
 #include <doctest/doctest.h>
@@ -18,6 +21,7 @@
 #include <vector>
 
 namespace tq = tensorquant;
+namespace nn = tensorquant::nn;
 using rational = boost::multiprecision::cpp_rational;
 
 namespace {
@@ -431,4 +435,281 @@ TEST_CASE("blocks along an axis of a tensor")
         }
     }
     CHECK_THROWS_AS(tq::block_quantizer::parse("mxfp4").quantize_inplace(x, 3), tq::shape_error);
+}
+
+// ---- NVFP4 ------------------------------------------------------------------------------
+
+namespace {
+
+// Its definition step by step in float32 (quantizers/nvfp4.hpp), with the E4M3 and E2M1
+// roundings done on the rational grids above.
+std::vector<float> nvfp4_reference(std::vector<float> const& x, std::size_t block)
+{
+    static const auto e4m3 = grid(tq::block_elements::e4m3), e2m1 = grid(tq::block_elements::e2m1);
+    float amax = 0;
+    for (float v : x)
+        if (std::isfinite(v)) amax = std::max(amax, std::fabs(v));
+    float s = amax > 0 ? 2688.0f / amax : 1.0f;
+    if (!std::isfinite(s)) s = std::numeric_limits<float>::max();
+    std::vector<float> y(x.size());
+    for (std::size_t first = 0; first < x.size(); first += block) {
+        const std::size_t n = std::min(block, x.size() - first);
+        float bmax = 0;
+        bool finite = true;
+        for (std::size_t j = 0; j < n; ++j) {
+            finite = finite && std::isfinite(x[first + j]);
+            bmax = std::max(bmax, std::fabs(x[first + j]));
+        }
+        const float d = float(double(round_to_grid(e4m3, exact(double(bmax / 6.0f * s)))));
+        for (std::size_t j = 0; j < n; ++j) {
+            const float v = x[first + j];
+            if (!finite) {
+                y[first + j] = NAN;
+                continue;
+            }
+            if (d == 0) {
+                y[first + j] = std::copysign(0.0f, v);
+                continue;
+            }
+            const float scaled = v * (s / d);
+            double q = double(round_to_grid(e2m1, exact(double(scaled))));
+            if (q == 0 && std::signbit(scaled)) q = -0.0;
+            y[first + j] = float(q) * d / s;
+        }
+    }
+    return y;
+}
+
+int nvfp4_mismatches(tq::nvfp4_quantizer const& q, std::vector<float> const& x)
+{
+    std::vector<float> out(x.size());
+    q.quantize(std::span<float const>(x), std::span<float>(out));
+    const auto ref = nvfp4_reference(x, q.block());
+    int wrong = 0;
+    for (std::size_t i = 0; i < x.size(); ++i)
+        if (!(same(out[i], ref[i]) && std::signbit(out[i]) == std::signbit(ref[i]))) {
+            if (wrong < 5) MESSAGE("element " << i << " = " << x[i] << ": got " << out[i] << ", expected " << ref[i]);
+            ++wrong;
+        }
+    return wrong;
+}
+
+} // namespace
+
+TEST_CASE("nvfp4 under every block scale code equals its definition")
+{
+    const auto q = tq::nvfp4_quantizer::parse("nvfp4");
+    const auto e4m3 = grid(tq::block_elements::e4m3), e2m1 = grid(tq::block_elements::e2m1);
+    std::size_t checked = 0;
+    for (float tensor_amax : {2688.0f, 1.0f, 3e-30f, 1e30f})
+        for (auto const& dr : e4m3) {
+            // a block whose amax / 6 s_enc is the E4M3 value d (up to float rounding), then
+            // every E2M1 value and midpoint times d, and their float neighbours
+            const float s = 2688.0f / tensor_amax;
+            const float d = float(double(dr));
+            std::vector<float> x{tensor_amax};
+            while (x.size() % 16) x.push_back(0.0f);
+            std::vector<float> values;
+            for (std::size_t i = 0; i < e2m1.size(); ++i) {
+                values.push_back(float(double(e2m1[i])));
+                if (i + 1 < e2m1.size()) values.push_back(float(double((e2m1[i] + e2m1[i + 1]) / 2)));
+            }
+            for (std::size_t first = 0; first < values.size(); first += 15) {
+                x.push_back(6.0f * d / s); // pins the block's amax
+                for (std::size_t i = first; i < std::min(values.size(), first + 15); ++i)
+                    for (float sign : {1.0f, -1.0f}) {
+                        const float v = sign * values[i] * d / s;
+                        for (float w : {v, std::nextafter(v, 0.0f), std::nextafter(v, 2 * v)})
+                            if (x.size() % 16) x.push_back(w);
+                    }
+                while (x.size() % 16) x.push_back(0.0f);
+            }
+            CHECK(nvfp4_mismatches(q, x) == 0);
+            checked += x.size();
+        }
+    MESSAGE("nvfp4 elements checked: " << checked);
+}
+
+TEST_CASE("nvfp4 block amax at the midpoints of the block scale grid")
+{
+    // the block scale's float ops (amax / 6, then times s_enc) decide these roundings
+    const auto q = tq::nvfp4_quantizer::parse("nvfp4");
+    const auto e4m3 = grid(tq::block_elements::e4m3);
+    std::mt19937_64 gen(21);
+    std::size_t checked = 0;
+    for (int trial = 0; trial < 20; ++trial) {
+        const float tensor_amax = float(std::ldexp(1.0 + double(gen() % 1000) / 1000, int(gen() % 20) - 10));
+        const float s = 2688.0f / tensor_amax;
+        std::vector<float> x{tensor_amax};
+        while (x.size() % 16) x.push_back(0.0f);
+        for (std::size_t i = 1; i + 1 < e4m3.size(); ++i) {
+            float b = float(double((e4m3[i] + e4m3[i + 1]) / 2) * 6 / double(s));
+            for (int k = 0; k < 3; ++k) b = std::nextafter(b, 0.0f);
+            for (int k = 0; k < 7; ++k, b = std::nextafter(b, INFINITY)) {
+                x.push_back(b);
+                x.push_back(b * 0.3f);
+                while (x.size() % 16) x.push_back(-b * 0.7f);
+            }
+        }
+        CHECK(nvfp4_mismatches(q, x) == 0);
+        checked += x.size();
+    }
+    MESSAGE("nvfp4 scale midpoints checked: " << checked);
+}
+
+TEST_CASE("nvfp4 random tensors codes and special values")
+{
+    std::mt19937_64 gen(5);
+    std::normal_distribution<double> d(0, 1);
+    for (std::size_t block : {std::size_t(16), std::size_t(5)}) {
+        const tq::nvfp4_quantizer q(block);
+        for (int trial = 0; trial < 50; ++trial) {
+            std::vector<float> x(777); // partial last block
+            const int range = int(gen() % 40) - 20;
+            for (auto& v : x) v = float(std::ldexp(d(gen), range + int(gen() % 24) - 12));
+            if (trial % 10 == 3) x[100] = NAN;
+            CHECK(nvfp4_mismatches(q, x) == 0);
+            std::vector<float> out(x.size());
+            q.quantize(std::span<float const>(x), std::span<float>(out));
+            const auto back = q.decode(q.encode(std::span<float const>(x)));
+            int wrong = 0;
+            for (std::size_t i = 0; i < x.size(); ++i) wrong += !same(back[i], out[i]);
+            CHECK(wrong == 0);
+        }
+    }
+    const auto q = tq::nvfp4_quantizer::parse("nvfp4");
+    std::vector<float> zeros(40, 0.0f), out(40);
+    q.quantize(std::span<float const>(zeros), std::span<float>(out));
+    CHECK(std::all_of(out.begin(), out.end(), [](float v) { return v == 0.0f; }));
+    // a block far below the tensor's amax: its scale rounds to 0 and it is zero
+    std::vector<float> wide(32, 1e-9f);
+    wide[20] = 1e9f;
+    CHECK(nvfp4_mismatches(q, wide) == 0);
+    q.quantize(std::span<float const>(wide), std::span<float>(out.data(), 32));
+    CHECK(out[0] == 0.0f);
+    auto codes = q.encode(std::span<float const>(wide));
+    codes.scales[0] = 0x80;
+    CHECK_THROWS_AS(q.decode(codes), tq::format_error);
+    codes.scales.pop_back();
+    CHECK_THROWS_AS(q.decode(codes), tq::format_error);
+    // double magnitudes beyond float's range: the scales see FLT_MAX, the elements saturate
+    std::vector<double> huge{1e300, -1e300, 1.0, 0.0}, hq(4);
+    q.quantize(std::span<double const>(huge), std::span<double>(hq));
+    CHECK(std::all_of(hq.begin(), hq.end(), [](double v) { return std::isfinite(v); }));
+    CHECK(hq[0] == -hq[1]);
+    CHECK(hq[0] > 1e38);
+    for (std::string s : {"nvfp4", "nvfp4,block=32", "nvfp4,stochastic"})
+        CHECK(tq::nvfp4_quantizer::parse(s).to_string() == s);
+    for (std::string s : {"nvfp4,block=0", "nvfp4,zero", "nvfp5"})
+        CHECK_THROWS_AS(tq::nvfp4_quantizer::parse(s), tq::parse_error);
+}
+
+// ---- in scope maps ----------------------------------------------------------------------
+
+TEST_CASE("block formats parse as quantizers and round-trip")
+{
+    std::size_t count = 0;
+    tq::detail::for_each_type(tq::block_quantizer_registry{}, [&](auto type) {
+        for (std::string_view spec : decltype(type)::type::examples) {
+            CAPTURE(spec);
+            const auto q = tq::parse_quantizer(spec, {1, 2});
+            CHECK(std::holds_alternative<tq::user_quantizer>(q.get()));
+            CHECK(q.to_string() == spec);
+            CHECK(tq::parse_quantizer(q.to_string()).to_string() == spec);
+            ++count;
+        }
+    });
+    CHECK(count == 13);
+    CHECK_THROWS_WITH_AS(tq::parse_quantizer("mxfp5"), doctest::Contains("mxfp8_e4m3"), tq::parse_error);
+    CHECK_THROWS_WITH_AS(tq::parse_quantizer("mxfp4,block=0"), doctest::Contains("block size"), tq::parse_error);
+    // apply over a span: one line, blocks of consecutive elements
+    std::vector<float> x(100), a(100), b(100);
+    for (std::size_t i = 0; i < x.size(); ++i) x[i] = float(std::sin(double(i)) * double(i));
+    tq::quantize(tq::parse_quantizer("mxfp6_e3m2"), std::span<float const>(x), std::span<float>(a));
+    tq::block_quantizer::parse("mxfp6_e3m2").quantize(std::span<float const>(x), std::span<float>(b));
+    CHECK(a == b);
+}
+
+TEST_CASE("block formats as weight and extrinsic quantizers of a network")
+{
+    std::mt19937_64 gen(3);
+    std::normal_distribution<double> d(0, 1);
+    nn::tensor2<float> w = nn::tensor2<float>::from_shape({40, 6}); // IN = 40: a block of 32 and one of 8
+    nn::tensor1<float> bias = nn::tensor1<float>::from_shape({6});
+    nn::tensor4<float> x = nn::tensor4<float>::from_shape({3, 1, 1, 40});
+    for (auto& v : w) v = float(std::ldexp(d(gen), int(gen() % 8) - 4));
+    for (auto& v : bias) v = float(d(gen));
+    for (auto& v : x) v = float(d(gen));
+    for (std::string spec : {"mxfp4", "mxint8", "nvfp4,block=8", "bfp,6,16"}) {
+        CAPTURE(spec);
+        nn::network net("T");
+        net.add("fc", nn::dense_layer{w, bias});
+        net.set_quantization({}, {{"T", "mxfp8_e4m3"}}, {{"T", spec}});
+        const auto y = net.forward(x);
+        // by hand: weights in blocks along IN (axis 0 of [IN, OUT]), the bias in one line,
+        // the outputs in blocks along their channels
+        const auto q = tq::parse_quantizer(spec);
+        nn::tensor2<float> wq = w;
+        nn::tensor1<float> bq = bias;
+        tq::apply_options along_in;
+        along_in.block_line = 40;
+        along_in.block_stride = 6;
+        tq::quantize_inplace(q, std::span<float>(wq.data(), wq.size()), along_in);
+        tq::quantize_inplace(q, std::span<float>(bq.data(), bq.size()));
+        nn::network plain("T");
+        plain.add("fc", nn::dense_layer{wq, bq});
+        auto want = plain.forward(x);
+        tq::block_quantizer::parse("mxfp8_e4m3").quantize_inplace(want, 3);
+        CHECK(std::equal(y.begin(), y.end(), want.begin()));
+        // and the weights really ran in columns: a column quantized alone is the same
+        if (spec != "nvfp4,block=8") { // (nvfp4's tensor scale belongs to the whole matrix)
+            const auto bq1 = tq::block_quantizer::parse(spec);
+            std::vector<float> col(40), out(40);
+            for (std::size_t i = 0; i < 40; ++i) col[i] = w(i, 2);
+            bq1.quantize(std::span<float const>(col), std::span<float>(out));
+            int wrong = 0;
+            for (std::size_t i = 0; i < 40; ++i) wrong += out[i] != wq(i, 2);
+            CHECK(wrong == 0);
+        }
+    }
+    // not (yet) datapath formats, nor intrinsic ones
+    nn::datapath path;
+    CHECK_THROWS_WITH_AS(path.set("input", "mxfp8_e4m3"), doctest::Contains("block format"), tq::config_error);
+    CHECK(tq::is_block_format(tq::parse_quantizer("nvfp4")));
+    CHECK(!tq::is_block_format(tq::parse_quantizer("fp8_e4m3")));
+    nn::network net("T");
+    net.add("fc", nn::dense_layer{w, bias});
+    CHECK_THROWS_AS(net.set_quantization({{"T", "mxfp4"}}, {}, {}), tq::config_error);
+    std::vector<float> odd(10);
+    tq::apply_options o;
+    o.block_line = 3;
+    CHECK_THROWS_AS(tq::quantize_inplace(tq::parse_quantizer("mxfp4"), std::span<float>(odd), o), tq::shape_error);
+}
+
+TEST_CASE("block formats on the tape: the straight-through estimator passes the gradient")
+{
+    using dtape = tq::train::tape<double>;
+    const auto q = tq::parse_quantizer("mxfp4");
+    dtape t;
+    xt::xarray<double> xv = xt::xarray<double>::from_shape({4, 40}); // a parameter [K = 4, 40]
+    for (std::size_t i = 0; i < xv.size(); ++i) xv.data()[i] = std::sin(double(i) * 0.7) * double(i % 9);
+    const auto x = t.leaf(xv, true);
+    const auto y = tq::train::quantize(t, x, q, tq::train::ste::pass, 0, true);
+    // forward: each column of 4 is a block
+    for (std::size_t c = 0; c < 40; ++c) {
+        std::vector<double> col(4), out(4);
+        for (std::size_t k = 0; k < 4; ++k) col[k] = xv(k, c);
+        tq::block_quantizer::parse("mxfp4").quantize(std::span<double const>(col), std::span<double>(out));
+        for (std::size_t k = 0; k < 4; ++k) CHECK(t.value(y)(k, c) == out[k]);
+    }
+    xt::xarray<double> total = xt::xarray<double>::from_shape({1});
+    total(0) = xt::sum(t.value(y))();
+    const auto loss = t.record(std::move(total),
+                               [y](dtape& tp, dtape::var o) {
+                                   auto& g = tp.grad(y);
+                                   for (std::size_t i = 0; i < g.size(); ++i) g.data()[i] += 3 * tp.grad(o)(0);
+                               },
+                               {y});
+    t.backward(loss);
+    CHECK(xt::all(xt::equal(t.grad(x), 3.0)));
 }

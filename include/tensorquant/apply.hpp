@@ -34,7 +34,30 @@ struct apply_options
     // Out-of-place outputs of at least this many bytes are written with non-temporal
     // stores (they would not stay in cache anyway).
     std::size_t streaming_bytes = std::size_t(8) << 20;
+    // Block formats (quantizers/block.hpp, nvfp4.hpp; element-wise quantizers ignore it):
+    // blocks run along lines of block_line elements spaced block_stride apart, the run
+    // being whole lines; 0: one line, the whole run.
+    std::size_t block_line = 0;
+    std::size_t block_stride = 1;
 };
+
+// The block lines of a row-major tensor of this shape as the layers use them: along the
+// last axis (a layer's outputs: the channels); for a layer's parameters of rank 2 or more
+// along axis 0 of their [K, last axis] view (the reduction axis of dense [IN, OUT] and of
+// conv HWIO); a vector, or an empty tensor, is one line.
+template <class Shape>
+void set_block_lines(apply_options& o, Shape const& shape, bool parameter)
+{
+    const std::size_t rank = std::size(shape);
+    std::size_t size = 1;
+    for (std::size_t d = 0; d < rank; ++d) size *= std::size_t(shape[d]);
+    o.block_line = 0;
+    o.block_stride = 1;
+    if (rank < 2 || size == 0) return;
+    const auto last = std::size_t(shape[rank - 1]);
+    o.block_line = parameter ? size / last : last;
+    o.block_stride = parameter ? last : 1;
+}
 
 namespace detail {
 

@@ -19,7 +19,10 @@
 //   fp16 | bf16 | fp8_e4m3 | fp8_e5m2[,option...]
 //       options: nearest_even nearest zero stochastic | to_infinity saturate |
 //                subnormals no_subnormals | finite (no infinities) ieee
-//   affine,scale,zero_point,qmin,qmax[,rounding]
+//   affine,scale,zero_point,qmin,qmax[,rounding][,divide]
+//   block formats (block_quantizer_registry, held as user_quantizer):
+//   mxfp8_e4m3 | mxfp8_e5m2 | mxfp6_e3m2 | mxfp6_e2m3 | mxfp4 | mxint8[,stochastic][,block=K]
+//   bfp,M,K[,stochastic] | nvfp4[,stochastic][,block=K]
 //
 // A malformed string throws parse_error quoting the string and saying what is wrong.
 // to_string(parse_quantizer(s)) gives the canonical spelling, which parses to the same
@@ -33,9 +36,11 @@
 #include "core/spec.hpp"
 #include "core/type_list.hpp"
 #include "quantizers/affine.hpp"
+#include "quantizers/block.hpp"
 #include "quantizers/fixed_point.hpp"
 #include "quantizers/logarithmic.hpp"
 #include "quantizers/minifloat.hpp"
+#include "quantizers/nvfp4.hpp"
 #include "quantizers/simple.hpp"
 
 #include <memory>
@@ -197,6 +202,10 @@ public:
         variant_type q_{identity{}};
 };
 
+// Block-scaled formats (they see blocks, not single elements): parsed like the built-ins,
+// held in any_quantizer as a user_quantizer whose bulk form runs them over whole tensors.
+using block_quantizer_registry = type_list<block_quantizer, nvfp4_quantizer>;
+
 namespace detail {
 template <class... Qs>
 std::string registry_forms(type_list<Qs...>)
@@ -207,16 +216,42 @@ std::string registry_forms(type_list<Qs...>)
 }
 
 template <class Q, class... Rest>
+any_quantizer parse_block_with(type_list<Q, Rest...>, spec_reader const& r, rng_key key)
+{
+    if (Q::accepts(r)) return any_quantizer(user_quantizer(Q::parse(r, key)));
+    if constexpr (sizeof...(Rest) > 0)
+        return parse_block_with(type_list<Rest...>{}, r, key);
+    else
+        r.fail("unknown quantizer \"" + std::string(r.kind()) + "\"; expected one of: " +
+               registry_forms(quantizer_registry{}) + ", " + registry_forms(block_quantizer_registry{}));
+}
+
+template <class Q, class... Rest>
 any_quantizer parse_with(type_list<Q, Rest...>, spec_reader const& r, rng_key key)
 {
     if (Q::accepts(r)) return Q::parse(r, key);
     if constexpr (sizeof...(Rest) > 0)
         return parse_with(type_list<Rest...>{}, r, key);
     else
-        r.fail("unknown quantizer \"" + std::string(r.kind()) +
-               "\"; expected one of: " + registry_forms(quantizer_registry{}));
+        return parse_block_with(block_quantizer_registry{}, r, key);
 }
 } // namespace detail
+
+// Whether q is one of the block formats (block_quantizer_registry), which any_quantizer
+// holds as a user_quantizer.
+inline bool is_block_format(any_quantizer const& q)
+{
+    if (!std::holds_alternative<user_quantizer>(q.get())) return false;
+    try {
+        const detail::spec_reader r(q.to_string());
+        bool found = false;
+        detail::for_each_type(block_quantizer_registry{},
+                              [&](auto t) { found = found || decltype(t)::type::accepts(r); });
+        return found;
+    } catch (parse_error const&) { // a user-defined name that is no quantizer string
+        return false;
+    }
+}
 
 // Parses a quantizer string; key seeds the stochastic ones.
 inline any_quantizer parse_quantizer(std::string_view text, rng_key key = {})

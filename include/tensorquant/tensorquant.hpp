@@ -22,4 +22,5 @@
 #include "quantizers/fixed_point.hpp"
 #include "quantizers/logarithmic.hpp"
 #include "quantizers/minifloat.hpp"
+#include "quantizers/nvfp4.hpp"
 #include "quantizers/simple.hpp"

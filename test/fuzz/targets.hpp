@@ -156,11 +156,52 @@ void check_results(tq::any_quantizer const& q, std::vector<T> const& x, std::vec
         q.get());
 }
 
+// Block formats (held as user_quantizer): the same as the class itself, in pieces at block
+// boundaries (MX, bfp: their scales are per block), NaN exactly in blocks holding a NaN or
+// an infinity, never an infinity.
+template <class T>
+void block_values(tq::any_quantizer const& q, std::vector<T> const& x)
+{
+    const std::string spec = q.to_string();
+    std::vector<T> y(x.size()), direct(x.size());
+    tq::quantize(q, std::span<T const>(x), std::span<T>(y));
+    const tq::detail::spec_reader r(spec);
+    std::size_t block = 0;
+    if (tq::nvfp4_quantizer::accepts(r)) {
+        const auto b = tq::nvfp4_quantizer::parse(r, {7, 3});
+        b.quantize(std::span<T const>(x), std::span<T>(direct));
+        block = b.block();
+    } else {
+        const auto b = tq::block_quantizer::parse(r, {7, 3});
+        b.quantize(std::span<T const>(x), std::span<T>(direct));
+        block = b.block();
+        const std::size_t cut = x.size() / 2 / block * block;
+        std::vector<T> z(x.size());
+        b.quantize(std::span<T const>(x).first(cut), std::span<T>(z).first(cut));
+        b.quantize(std::span<T const>(x).subspan(cut), std::span<T>(z).subspan(cut), cut);
+        for (std::size_t i = 0; i < x.size(); ++i)
+            require(same_value(y[i], z[i]),
+                    spec + ": quantizing in block-aligned pieces differs at " + std::to_string(i));
+    }
+    for (std::size_t first = 0; first < x.size(); first += block) {
+        const std::size_t n = std::min(block, x.size() - first);
+        bool finite = true;
+        for (std::size_t i = first; i < first + n; ++i) finite = finite && std::isfinite(x[i]);
+        for (std::size_t i = first; i < first + n; ++i) {
+            require(same_value(y[i], direct[i]), spec + ": apply and the class differ at " + std::to_string(i));
+            require(std::isnan(y[i]) == !finite, spec + ": NaN where the block is finite, or none where it is not");
+            require(!std::isinf(y[i]), spec + ": an infinity");
+        }
+    }
+    require(tq::parse_quantizer(spec).to_string() == spec, "to_string is not canonical: " + spec);
+}
+
 template <class T>
 void quantizer_values(tq::any_quantizer const& q, bytes raw)
 {
     std::vector<T> x(raw.size() / sizeof(T));
     if (!x.empty()) std::memcpy(x.data(), raw.data(), x.size() * sizeof(T));
+    if (std::holds_alternative<tq::user_quantizer>(q.get())) return block_values(q, x); // the only user ones here
     std::vector<T> y(x.size());
     tq::quantize(q, std::span<T const>(x), std::span<T>(y));
     const auto s = scalar_apply(q, x);
@@ -243,6 +284,9 @@ inline std::vector<std::vector<std::uint8_t>> quantizer_seeds()
     tq::detail::for_each_type(tq::quantizer_registry{}, [&](auto t) {
         for (std::string_view e : decltype(t)::type::examples) add(e);
     });
+    tq::detail::for_each_type(tq::block_quantizer_registry{}, [&](auto t) {
+        for (std::string_view e : decltype(t)::type::examples) add(e);
+    });
     for (auto r : tq::detail::names_of(tq::rounding::all{})) add(std::string(r) + ",8,4");
     add("nearest,8,4,wrap");
     add("stochastic,24,30,symmetric");
@@ -261,15 +305,17 @@ inline std::string quantizer_dictionary()
         d += w;
         d += "\"\n";
     };
-    tq::detail::for_each_type(tq::quantizer_registry{}, [&](auto t) {
-        for (std::string_view e : decltype(t)::type::examples) {
-            word(e.substr(0, e.find(',')));
-        }
-    });
+    auto words_of = [&](auto registry) {
+        tq::detail::for_each_type(registry, [&](auto t) {
+            for (std::string_view e : decltype(t)::type::examples) word(e.substr(0, e.find(',')));
+        });
+    };
+    words_of(tq::quantizer_registry{});
+    words_of(tq::block_quantizer_registry{});
     for (auto r : tq::detail::names_of(tq::rounding::all{})) word(r);
     for (auto o : tq::detail::names_of(tq::overflow::all{})) word(o);
     for (auto w : {"signed", "unsigned", "none", "floor", "nearest_even", "to_infinity", "saturate", "subnormals",
-                   "no_subnormals", "finite", "ieee", "divide", ",", "\\x0a"})
+                   "no_subnormals", "finite", "ieee", "divide", "block=", ",", "\\x0a"})
         word(w);
     return d;
 }

@@ -71,8 +71,13 @@ public:
         const datapath_role r = role_of(role);
         if (detail::trim(spec) == exact_name)
             set(r, std::nullopt);
-        else
-            set(r, parse_quantizer(spec, key));
+        else {
+            auto q = parse_quantizer(spec, key);
+            if (is_block_format(q))
+                throw config_error("datapath: '" + std::string(spec) + "' is a block format; a datapath's roles " +
+                                   "take element formats (block-scaled dot products are not implemented)");
+            set(r, std::move(q));
+        }
     }
 
     // A role's format as its string, "exact" when absent.

@@ -206,7 +206,7 @@ private:
             if (!q.weights || t.size() == 0) return t;
             Tensor c = t;
             net.quantize_tensor(c, *q.weights, node, stream_offset(node, slot, stream_role::weights, step),
-                                net.parameter_name(node, slot));
+                                net.parameter_name(node, slot), true);
             return c;
         }
     };
@@ -251,10 +251,11 @@ private:
 
     template <std::size_t N>
     void quantize_tensor(xt::xtensor<float, N>& t, scope_entry const& e, std::size_t node, std::uint64_t offset,
-                         std::string const& what)
+                         std::string const& what, bool parameter = false)
     {
         apply_options opt;
         opt.index_offset = offset;
+        set_block_lines(opt, t.shape(), parameter); // block formats: channels, or the reduction axis
         if (!instrument_ || !recording_) {
             quantize_inplace(e.quantizer, std::span<float>(t.data(), t.size()), opt);
             return;

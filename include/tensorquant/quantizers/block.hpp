@@ -25,6 +25,7 @@
 
 #include "../config.hpp"
 
+#include "../apply.hpp"
 #include "../core/error.hpp"
 #include "../core/random.hpp"
 #include "../core/rounding.hpp"
@@ -146,6 +147,12 @@ public:
     static constexpr std::string_view form = "mxfp8_e4m3|mxfp8_e5m2|mxfp6_e3m2|mxfp6_e2m3|mxfp4|mxint8[,stochastic]"
                                              "[,block=K] | bfp,M,K[,stochastic]";
 
+    static constexpr std::array<std::string_view, 10> examples{"mxfp8_e4m3",     "mxfp8_e5m2",
+                                                               "mxfp6_e3m2",     "mxfp6_e2m3",
+                                                               "mxfp4",          "mxint8",
+                                                               "mxfp4,block=16", "mxfp8_e4m3,stochastic",
+                                                               "bfp,8,16",       "bfp,4,32,stochastic"};
+
     explicit block_quantizer(block_format f = {}, rounding_mode r = rounding_mode::nearest_even, rng_key key = {})
         : format_(f), rounding_(r), key_(key)
     {
@@ -191,9 +198,38 @@ public:
         quantize(std::span<T const>(v.data(), v.size()), v, index_offset);
     }
 
+    // The bulk form apply uses (and so scope maps, held as a user_quantizer): the run of n
+    // elements in lines of o.block_line elements o.block_stride apart (0: one line), each
+    // cut into blocks from its first element; element j draws threshold o.index_offset + j.
+    template <std::floating_point T>
+    void quantize_bulk(T const* in, T* out, std::size_t n, apply_options const& o) const
+    {
+        const std::size_t line = o.block_line ? o.block_line : n, stride = o.block_line ? o.block_stride : 1;
+        if (n && (stride == 0 || n % (line * stride) != 0))
+            throw shape_error("block quantize: " + std::to_string(n) + " elements are not whole lines of " +
+                              std::to_string(line) + " elements " + std::to_string(stride) + " apart");
+        if (in != out) std::copy(in, in + n, out);
+        with_elements([&](auto const& round) {
+            for (std::size_t first = 0; n && first < n; first += line * stride)
+                for (std::size_t i = 0; i < stride; ++i)
+                    quantize_line(round, out + first + i, out + first + i, line, stride, o.index_offset + first + i);
+        });
+    }
+    // One element: a block of one.
+    template <std::floating_point T>
+    T operator()(T x, std::uint64_t i = 0) const
+    {
+        T y;
+        apply_options o;
+        o.index_offset = i;
+        quantize_bulk(&x, &y, 1, o);
+        return y;
+    }
+
     // x (a row-major contiguous tensor: an xtensor container) quantized in place in blocks
     // along `axis`: each line along the axis is cut into blocks from its first element (the
-    // last of a line may be partial); every element draws the threshold of its flat index.
+    // last of a line may be partial); every element draws threshold index_offset + its
+    // flat index.
     template <class Tensor>
         requires requires(Tensor& t)
         {
@@ -201,7 +237,7 @@ public:
             t.data();
             t.size();
         }
-    void quantize_inplace(Tensor& x, std::size_t axis) const
+    void quantize_inplace(Tensor& x, std::size_t axis, std::uint64_t index_offset = 0) const
     {
         using T = std::remove_cvref_t<decltype(*x.data())>;
         static_assert(std::is_floating_point_v<T>, "block quantize: a tensor of float or double");
@@ -219,7 +255,7 @@ public:
             for (std::size_t o = 0; o < outer; ++o)
                 for (std::size_t i = 0; i < inner; ++i) {
                     const std::size_t base = o * length * inner + i;
-                    quantize_line(round, data + base, data + base, length, inner, base);
+                    quantize_line(round, data + base, data + base, length, inner, index_offset + base);
                 }
         });
     }

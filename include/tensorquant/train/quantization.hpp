@@ -20,10 +20,11 @@ enum class ste {
     zero_saturated // dq/dx = 0 where x lies outside the format's range (fixed point)
 };
 
-// y = Q(x). index_offset places x in the quantizer's stochastic stream.
+// y = Q(x). index_offset places x in the quantizer's stochastic stream; parameter: x is a
+// layer's parameter (block formats then run along its reduction axis, set_block_lines).
 template <class T>
 typename tape<T>::var quantize(tape<T>& t, typename tape<T>::var x, any_quantizer const& q, ste mode = ste::pass,
-                               std::uint64_t index_offset = 0)
+                               std::uint64_t index_offset = 0, bool parameter = false)
 {
     using V = typename tape<T>::var;
     std::optional<std::pair<double, double>> range;
@@ -35,6 +36,7 @@ typename tape<T>::var quantize(tape<T>& t, typename tape<T>::var x, any_quantize
     xt::xarray<T> y = t.value(x);
     apply_options opt;
     opt.index_offset = index_offset;
+    set_block_lines(opt, y.shape(), parameter);
     quantize_inplace(q, std::span<T>(y.data(), y.size()), opt);
     return t.record(std::move(y),
                     [x, range](tape<T>& tp, V out) {

@@ -380,7 +380,7 @@ private:
                     if (auto const* th = tqt_of(true)) v = tqt_quantize(t, v, param_vars[th->param], th->format);
                 if (!q.weights) return v;
                 return quantize(t, v, q.weights->quantizer, opt_.estimator,
-                                stream_offset(i, slot, stream_role::weights, step));
+                                stream_offset(i, slot, stream_role::weights, step), true);
             };
             const tape_context ctx{t, in, param, i + 1 == nodes.size(),
                                    [&](std::vector<float> m, std::vector<float> v) {

@@ -1,0 +1,245 @@
+// NVFP4: E2M1 elements in blocks of 16 with an FP8 E4M3 scale per block and an FP32 scale
+// per tensor, the two-level scheme of NVIDIA's NVFP4 (Transformer Engine's NVFP4 recipe and
+// "Pretraining Large Language Models with NVFP4", arXiv 2509.25149):
+//   s_enc = 448 * 6 / amax(tensor)                         (float32; amax 0 gives 1)
+//   d_b   = E4M3(amax(block b) / 6 * s_enc)                (float32 ops, E4M3 ties to even,
+//                                                           saturating at 448)
+//   q_i   = E2M1(x_i * (s_enc / d_b))                      (s_enc / d_b in float32, the
+//                                                           product in T; ties to even or
+//                                                           stochastic, saturating at 6)
+//   y_i   = (q_i * d_b) / s_enc                            (in T; q_i d_b is exact)
+// Every step is one IEEE operation in the stated type, so the result is defined to the bit.
+// Choices: a block whose d_b rounds to 0 is all zeros; non-finite elements are left out of
+// the tensor's amax and make their block NaN; an s_enc beyond float's range (amax below
+// 2688 / FLT_MAX) is FLT_MAX, and a (double) amax beyond float's range counts as FLT_MAX.
+// The tensor is what one call sees (or give its amax).
+#pragma once
+
+#include "../config.hpp"
+
+#include "block.hpp"
+#include "minifloat.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace tensorquant::inline TENSORQUANT_ABI {
+
+// NVFP4 codes: the tensor scale, one E4M3 code per block and one E2M1 code per element.
+struct nvfp4_codes
+{
+    std::size_t size = 0;
+    float tensor_scale = 1; // s_enc
+    std::vector<std::uint8_t> scales;
+    std::vector<std::uint8_t> elements;
+};
+
+class nvfp4_quantizer
+{
+public:
+    static constexpr std::string_view form = "nvfp4[,stochastic][,block=K]";
+    static constexpr std::array<std::string_view, 3> examples{"nvfp4", "nvfp4,block=32", "nvfp4,stochastic"};
+
+    explicit nvfp4_quantizer(std::size_t block = 16, rounding_mode r = rounding_mode::nearest_even, rng_key key = {})
+        : elements_(block_format{block_elements::e2m1, std::max<std::size_t>(block, 1)}, r, key), block_(block)
+    {
+        if (block == 0) throw format_error("nvfp4: the block size must be positive");
+    }
+
+    std::size_t block() const noexcept { return block_; }
+    rounding_mode rounding() const noexcept { return elements_.rounding(); }
+
+    // s_enc of a tensor whose finite elements have largest magnitude amax.
+    static float tensor_scale(float amax) noexcept
+    {
+        if (!(amax > 0)) return 1.0f;
+        const float s = 448.0f * 6.0f / amax;
+        return std::isfinite(s) ? s : std::numeric_limits<float>::max();
+    }
+    template <std::floating_point T>
+    static float tensor_amax(std::span<T const> v) noexcept
+    {
+        T m = 0;
+        for (T x : v)
+            if (std::isfinite(x)) m = std::max(m, std::fabs(x));
+        return to_float(m);
+    }
+    // A magnitude as the float the scales are computed from (beyond float's range: FLT_MAX).
+    template <std::floating_point T>
+    static float to_float(T m) noexcept
+    {
+        return m > T(std::numeric_limits<float>::max()) ? std::numeric_limits<float>::max() : float(m);
+    }
+    // d_b, the block's decoded E4M3 scale.
+    static float block_scale(float block_amax, float s_enc) noexcept
+    {
+        static const minifloat e4m3(minifloats::fp8_e4m3, rounding_mode::nearest_even, minifloat_overflow::saturate);
+        return e4m3(block_amax / 6.0f * s_enc);
+    }
+
+    // out = in in NVFP4 with blocks of consecutive elements (the last may be partial) and
+    // the tensor scale of in (or of tensor_amax when given); element i draws stochastic
+    // threshold index_offset + i.
+    template <std::floating_point T>
+    void quantize(std::span<T const> in, std::span<T> out, std::uint64_t index_offset = 0,
+                  std::optional<float> amax = std::nullopt) const
+    {
+        if (in.size() != out.size())
+            throw shape_error("nvfp4 quantize: " + std::to_string(in.size()) + " inputs and " +
+                              std::to_string(out.size()) + " outputs");
+        apply_options o;
+        o.index_offset = index_offset;
+        run(in.data(), out.data(), in.size(), o, amax);
+    }
+    // The bulk form apply uses (as block_quantizer's: lines of o.block_line elements
+    // o.block_stride apart, 0: one line), with the tensor scale of the whole run.
+    template <std::floating_point T>
+    void quantize_bulk(T const* in, T* out, std::size_t n, apply_options const& o) const
+    {
+        run(in, out, n, o, std::nullopt);
+    }
+    // One element: a tensor of one.
+    template <std::floating_point T>
+    T operator()(T x, std::uint64_t i = 0) const
+    {
+        T y;
+        apply_options o;
+        o.index_offset = i;
+        run(&x, &y, 1, o, std::nullopt);
+        return y;
+    }
+
+    template <std::floating_point T>
+    nvfp4_codes encode(std::span<T const> in, std::uint64_t index_offset = 0,
+                       std::optional<float> amax = std::nullopt) const
+    {
+        nvfp4_codes c;
+        c.size = in.size();
+        c.tensor_scale = tensor_scale(amax ? *amax : tensor_amax(in));
+        c.elements.resize(in.size());
+        c.scales.assign((in.size() + block_ - 1) / block_, 0);
+        static const block_quantizer e4m3_codes(block_format{block_elements::e4m3, 1});
+        for_each_block(in.data(), in.size(), 1, c.tensor_scale, index_offset, [&](std::size_t i, float d, double q) {
+            c.scales[i / block_] = std::isnan(q) ? 0x7f : e4m3_codes.element_code(d);
+            c.elements[i] = std::isnan(q) ? 0 : elements_.element_code(q);
+        });
+        return c;
+    }
+
+    template <std::floating_point T = float>
+    std::vector<T> decode(nvfp4_codes const& c) const
+    {
+        const std::size_t blocks = (c.size + block_ - 1) / block_;
+        if (c.elements.size() != c.size || c.scales.size() != blocks)
+            throw format_error("nvfp4 decode: " + std::to_string(c.size) + " elements need " + std::to_string(c.size) +
+                               " element codes and " + std::to_string(blocks) + " scales, got " +
+                               std::to_string(c.elements.size()) + " and " + std::to_string(c.scales.size()));
+        if (!(c.tensor_scale > 0) || !std::isfinite(c.tensor_scale))
+            throw format_error("nvfp4 decode: the tensor scale must be positive and finite");
+        static const block_quantizer e4m3_codes(block_format{block_elements::e4m3, 1});
+        std::vector<T> v(c.size);
+        for (std::size_t i = 0; i < c.size; ++i) {
+            const std::uint8_t sc = c.scales[i / block_];
+            if (sc & 0x80) throw format_error("nvfp4 decode: block scale code " + std::to_string(sc) + " is negative");
+            const double d = e4m3_codes.element_value(sc);
+            const double q = elements_.element_value(c.elements[i]);
+            v[i] = std::isnan(d) ? std::numeric_limits<T>::quiet_NaN() : T(T(T(q) * T(d)) / T(c.tensor_scale));
+        }
+        return v;
+    }
+
+    std::string to_string() const
+    {
+        std::string s = "nvfp4";
+        if (block_ != 16) s += ",block=" + std::to_string(block_);
+        if (rounding() == rounding_mode::stochastic) s += ",stochastic";
+        return s;
+    }
+    static bool accepts(detail::spec_reader const& r) { return r.kind() == "nvfp4"; }
+    static nvfp4_quantizer parse(std::string_view text, rng_key key = {})
+    {
+        const detail::spec_reader r(text);
+        if (!accepts(r)) r.fail("not nvfp4; the form is \"" + std::string(form) + "\"");
+        return parse(r, key);
+    }
+    static nvfp4_quantizer parse(detail::spec_reader const& r, rng_key key = {})
+    {
+        std::size_t block = 16;
+        rounding_mode rounding = rounding_mode::nearest_even;
+        for (std::size_t i = 1; i < r.size(); ++i) {
+            const std::string_view t = r[i];
+            if (t == "stochastic")
+                rounding = rounding_mode::stochastic;
+            else if (t == "nearest_even")
+                rounding = rounding_mode::nearest_even;
+            else if (t.starts_with("block=")) {
+                const int b = detail::spec_reader(t.substr(6)).integer(0, "block size");
+                if (b < 1 || b > (1 << 20)) r.fail("the block size must be 1 to 2^20, got " + std::string(t.substr(6)));
+                block = std::size_t(b);
+            } else
+                r.fail("unexpected field \"" + std::string(t) + "\"; the form is \"" + std::string(form) + "\"");
+        }
+        return nvfp4_quantizer(block, rounding, key);
+    }
+
+private:
+    template <class T>
+    void run(T const* in, T* out, std::size_t n, apply_options const& o, std::optional<float> amax) const
+    {
+        const std::size_t line = o.block_line ? o.block_line : n, stride = o.block_line ? o.block_stride : 1;
+        if (n && (stride == 0 || n % (line * stride) != 0))
+            throw shape_error("nvfp4 quantize: " + std::to_string(n) + " elements are not whole lines of " +
+                              std::to_string(line) + " elements " + std::to_string(stride) + " apart");
+        const float s_enc = tensor_scale(amax ? *amax : tensor_amax(std::span<T const>(in, n)));
+        std::vector<T> y(n); // in may be out: the tensor's values stay until every block is done
+        for (std::size_t first = 0; n && first < n; first += line * stride)
+            for (std::size_t i = 0; i < stride; ++i)
+                for_each_block(in + first + i, line, stride, s_enc, o.index_offset + first + i,
+                               [&](std::size_t j, float d, double q) {
+                                   y[first + i + j] = std::isnan(q) ? std::numeric_limits<T>::quiet_NaN()
+                                                                    : T(T(T(q) * T(d)) / T(s_enc));
+                               });
+        std::copy(y.begin(), y.end(), out);
+    }
+
+    // fn(offset, d_b, q_i) for the elements v[j stride], j < n, of one line (offset j stride;
+    // q_i NaN: the block holds a NaN or an infinity); thresholds index_offset + j stride.
+    template <class T, class Fn>
+    void for_each_block(T const* v, std::size_t n, std::size_t stride, float s_enc, std::uint64_t index_offset,
+                        Fn&& fn) const
+    {
+        for (std::size_t first = 0; first < n; first += block_) {
+            const std::size_t count = std::min(block_, n - first);
+            T amax = 0;
+            bool finite = true;
+            for (std::size_t j = first; j < first + count; ++j) {
+                finite = finite && std::isfinite(v[j * stride]);
+                amax = std::max(amax, std::fabs(v[j * stride]));
+            }
+            if (!finite) {
+                for (std::size_t j = first; j < first + count; ++j) fn(j * stride, 0.0f, std::nan(""));
+                continue;
+            }
+            const float d = block_scale(to_float(amax), s_enc);
+            const float r = d > 0 ? s_enc / d : 0.0f;
+            for (std::size_t j = first; j < first + count; ++j) {
+                const T x = v[j * stride];
+                const double q = d > 0 ? elements_.round_element(double(T(x * T(r))), index_offset + j * stride)
+                                       : std::copysign(0.0, double(x));
+                fn(j * stride, d, q);
+            }
+        }
+    }
+
+    block_quantizer elements_; // E2M1, saturating at 6
+    std::size_t block_;
+};
+
+} // namespace tensorquant::inline TENSORQUANT_ABI
