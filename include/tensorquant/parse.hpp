@@ -243,7 +243,8 @@ inline bool is_block_format(any_quantizer const& q)
 {
     if (!std::holds_alternative<user_quantizer>(q.get())) return false;
     try {
-        const detail::spec_reader r(q.to_string());
+        const std::string text = q.to_string(); // the reader keeps views into it
+        const detail::spec_reader r(text);
         bool found = false;
         detail::for_each_type(block_quantizer_registry{},
                               [&](auto t) { found = found || decltype(t)::type::accepts(r); });
