@@ -137,6 +137,44 @@ inline std::string check_block_format(block_format const& f)
     return "";
 }
 
+// The options after a block format's name from field `first` on: nearest_even or
+// stochastic, and block=K (K >= 1) where the form has it.
+struct block_options
+{
+    rounding_mode rounding = rounding_mode::nearest_even;
+    std::optional<std::size_t> block;
+};
+inline block_options read_block_options(spec_reader const& r, std::size_t first, bool block_allowed,
+                                        std::string_view form)
+{
+    block_options o;
+    for (std::size_t i = first; i < r.size(); ++i) {
+        const std::string_view t = r[i];
+        if (t == "stochastic")
+            o.rounding = rounding_mode::stochastic;
+        else if (t == "nearest_even")
+            o.rounding = rounding_mode::nearest_even;
+        else if (block_allowed && t.starts_with("block=")) {
+            const int b = spec_reader(t.substr(6)).integer(0, "block size");
+            if (b < 1) r.fail("the block size must be positive, got " + std::string(t.substr(6)));
+            o.block = std::size_t(b);
+        } else
+            r.fail("unexpected field \"" + std::string(t) + "\"; the form is \"" + std::string(form) + "\"");
+    }
+    return o;
+}
+
+// The lines of a bulk run of n elements (apply_options::block_line, block_stride): {line,
+// stride}, the whole run one line when block_line is 0; shape_error when n is not whole lines.
+inline std::pair<std::size_t, std::size_t> block_lines_of(std::size_t n, apply_options const& o, char const* who)
+{
+    const std::size_t line = o.block_line ? o.block_line : n, stride = o.block_line ? o.block_stride : 1;
+    if (n && (stride == 0 || n % (line * stride) != 0))
+        throw shape_error(std::string(who) + ": " + std::to_string(n) + " elements are not whole lines of " +
+                          std::to_string(line) + " elements " + std::to_string(stride) + " apart");
+    return {line, stride};
+}
+
 } // namespace detail
 
 // A block-scaled quantizer: format, element rounding (nearest_even or stochastic) and the
@@ -189,8 +227,9 @@ public:
         if (in.size() != out.size())
             throw shape_error("block quantize: " + std::to_string(in.size()) + " inputs and " +
                               std::to_string(out.size()) + " outputs");
-        with_elements(
-            [&](auto const& round) { quantize_line(round, in.data(), out.data(), in.size(), 1, index_offset); });
+        apply_options o;
+        o.index_offset = index_offset;
+        quantize_bulk(in.data(), out.data(), in.size(), o);
     }
     template <std::floating_point T>
     void quantize_inplace(std::span<T> v, std::uint64_t index_offset = 0) const
@@ -204,15 +243,13 @@ public:
     template <std::floating_point T>
     void quantize_bulk(T const* in, T* out, std::size_t n, apply_options const& o) const
     {
-        const std::size_t line = o.block_line ? o.block_line : n, stride = o.block_line ? o.block_stride : 1;
-        if (n && (stride == 0 || n % (line * stride) != 0))
-            throw shape_error("block quantize: " + std::to_string(n) + " elements are not whole lines of " +
-                              std::to_string(line) + " elements " + std::to_string(stride) + " apart");
-        if (in != out) std::copy(in, in + n, out);
+        const auto [line, stride] = detail::block_lines_of(n, o, "block quantize");
+        std::vector<double> scaled(std::min(line, format_.block)); // one block's V 2^-s
         with_elements([&](auto const& round) {
-            for (std::size_t first = 0; n && first < n; first += line * stride)
+            for (std::size_t first = 0; first < n; first += line * stride)
                 for (std::size_t i = 0; i < stride; ++i)
-                    quantize_line(round, out + first + i, out + first + i, line, stride, o.index_offset + first + i);
+                    quantize_line(round, in + first + i, out + first + i, line, stride, o.index_offset + first + i,
+                                  scaled.data());
         });
     }
     // One element: a block of one.
@@ -246,26 +283,26 @@ public:
         if (axis >= rank)
             throw shape_error("block quantize: axis " + std::to_string(axis) + " of a tensor of rank " +
                               std::to_string(rank));
-        std::size_t outer = 1, inner = 1;
-        for (std::size_t d = 0; d < axis; ++d) outer *= shape[d];
+        std::size_t inner = 1;
         for (std::size_t d = axis + 1; d < rank; ++d) inner *= shape[d];
-        const std::size_t length = shape[axis];
-        T* data = x.data();
-        with_elements([&](auto const& round) {
-            for (std::size_t o = 0; o < outer; ++o)
-                for (std::size_t i = 0; i < inner; ++i) {
-                    const std::size_t base = o * length * inner + i;
-                    quantize_line(round, data + base, data + base, length, inner, index_offset + base);
-                }
-        });
+        if (x.size() == 0) return;
+        apply_options o; // lines along the axis: shape[axis] elements, inner apart
+        o.index_offset = index_offset;
+        o.block_line = shape[axis];
+        o.block_stride = inner;
+        quantize_bulk(x.data(), x.data(), x.size(), o);
     }
 
-    // The element rounding of one scaled value x = V_i 2^-s (threshold index i).
+    // The element rounding of finite scaled values x[j] = V_j 2^-s in place, threshold
+    // index + j stride.
+    void round_elements(std::span<double> x, std::uint64_t index = 0, std::size_t stride = 1) const
+    {
+        with_elements([&](auto const& round) { round_run(round, x.data(), x.size(), index, stride); });
+    }
     double round_element(double x, std::uint64_t i = 0) const
     {
-        double y = 0;
-        with_elements([&](auto const& round) { y = round(x, i); });
-        return y;
+        round_elements(std::span<double>(&x, 1), i);
+        return x;
     }
 
     // The codes of in: a scale per block and a code per element.
@@ -391,22 +428,9 @@ public:
             for (auto const& [name, e] : block_formats::mx)
                 if (r.kind() == name) f.element = e;
         }
-        rounding_mode rounding = rounding_mode::nearest_even;
-        for (std::size_t i = next; i < r.size(); ++i) {
-            const std::string_view t = r[i];
-            if (t == "stochastic")
-                rounding = rounding_mode::stochastic;
-            else if (t == "nearest_even")
-                rounding = rounding_mode::nearest_even;
-            else if (t.starts_with("block=") && r.kind() != "bfp") {
-                const detail::spec_reader k(t.substr(6));
-                const int b = k.integer(0, "block size");
-                if (b < 1) r.fail("the block size must be positive, got " + std::string(t.substr(6)));
-                f.block = std::size_t(b);
-            } else
-                r.fail("unexpected field \"" + std::string(t) + "\"; the form is \"" + std::string(form) + "\"");
-        }
-        return r.build([&] { return block_quantizer(f, rounding, key); });
+        const auto options = detail::read_block_options(r, next, r.kind() != "bfp", form);
+        if (options.block) f.block = *options.block;
+        return r.build([&] { return block_quantizer(f, options.rounding, key); });
     }
     static block_quantizer parse(std::string_view text, rng_key key = {})
     {
@@ -440,12 +464,12 @@ private:
             });
         }
     }
-    // The blocks of one line: elements in[j stride], j < n, threshold index_offset + j stride.
+    // The blocks of one line: elements in[j stride], j < n, threshold index_offset + j stride
+    // (scaled: room for one block). A block is read whole before it is written: in may be out.
     template <class Round, class T>
     void quantize_line(Round const& round, T const* in, T* out, std::size_t n, std::size_t stride,
-                       std::uint64_t index_offset) const
+                       std::uint64_t index_offset, double* scaled) const
     {
-        std::vector<double> scaled(std::min(n, format_.block));
         for (std::size_t first = 0; first < n; first += format_.block) {
             const std::size_t count = std::min(format_.block, n - first);
             double amax = 0;
@@ -476,22 +500,29 @@ private:
             }
             const int s = shared_exponent_of(amax);
             const double down = detail::exp2i<double>(-s), up = detail::exp2i<double>(s);
-            for (std::size_t j = 0; j < count; ++j) scaled[j] = double(in[(first + j) * stride]) * down;
-            std::size_t j0 = 0;
-            if (stride == 1) { // SIMD over the block's lanes
-                using batch = xsimd::batch<double>;
-                alignas(64) double lanes[batch::size];
-                for (; j0 + batch::size <= count; j0 += batch::size) {
-                    (round(batch::load_unaligned(&scaled[j0]), index_offset + first + j0) * batch(up))
-                        .store_aligned(lanes);
-                    for (std::size_t l = 0; l < batch::size; ++l) out[first + j0 + l] = T(lanes[l]);
-                }
-            }
-            for (std::size_t j = j0; j < count; ++j) {
-                const std::size_t at = (first + j) * stride;
-                out[at] = T(round(scaled[j], index_offset + at) * up);
-            }
+            auto scale_and_round = [&](std::size_t step) { // step a constant 1: loops the compiler vectorises
+                for (std::size_t j = 0; j < count; ++j) scaled[j] = double(in[(first + j) * step]) * down;
+                round_run(round, scaled, count, index_offset + first * step, step);
+                for (std::size_t j = 0; j < count; ++j) out[(first + j) * step] = T(scaled[j] * up);
+            };
+            if (stride == 1)
+                scale_and_round(1);
+            else
+                scale_and_round(stride);
         }
+    }
+    // x[j] = round(x[j]) for j < n with thresholds index + j step; SIMD lanes where the
+    // thresholds are consecutive.
+    template <class Round>
+    static void round_run(Round const& round, double* x, std::size_t n, std::uint64_t index, std::size_t step)
+    {
+        std::size_t j = 0;
+        if (step == 1) {
+            using batch = xsimd::batch<double>;
+            for (; j + batch::size <= n; j += batch::size)
+                round(batch::load_unaligned(x + j), index + j).store_unaligned(x + j);
+        }
+        for (; j < n; ++j) x[j] = round(x[j], index + j * step);
     }
     int shared_exponent_of(double amax) const noexcept
     {

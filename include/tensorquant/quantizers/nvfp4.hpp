@@ -171,50 +171,35 @@ public:
     }
     static nvfp4_quantizer parse(detail::spec_reader const& r, rng_key key = {})
     {
-        std::size_t block = 16;
-        rounding_mode rounding = rounding_mode::nearest_even;
-        for (std::size_t i = 1; i < r.size(); ++i) {
-            const std::string_view t = r[i];
-            if (t == "stochastic")
-                rounding = rounding_mode::stochastic;
-            else if (t == "nearest_even")
-                rounding = rounding_mode::nearest_even;
-            else if (t.starts_with("block=")) {
-                const int b = detail::spec_reader(t.substr(6)).integer(0, "block size");
-                if (b < 1 || b > (1 << 20)) r.fail("the block size must be 1 to 2^20, got " + std::string(t.substr(6)));
-                block = std::size_t(b);
-            } else
-                r.fail("unexpected field \"" + std::string(t) + "\"; the form is \"" + std::string(form) + "\"");
-        }
-        return nvfp4_quantizer(block, rounding, key);
+        const auto options = detail::read_block_options(r, 1, true, form);
+        return r.build([&] { return nvfp4_quantizer(options.block.value_or(16), options.rounding, key); });
     }
 
 private:
     template <class T>
     void run(T const* in, T* out, std::size_t n, apply_options const& o, std::optional<float> amax) const
     {
-        const std::size_t line = o.block_line ? o.block_line : n, stride = o.block_line ? o.block_stride : 1;
-        if (n && (stride == 0 || n % (line * stride) != 0))
-            throw shape_error("nvfp4 quantize: " + std::to_string(n) + " elements are not whole lines of " +
-                              std::to_string(line) + " elements " + std::to_string(stride) + " apart");
+        const auto [line, stride] = detail::block_lines_of(n, o, "nvfp4 quantize");
+        // the tensor scale first: then each block is read before it is written, so in may be out
         const float s_enc = tensor_scale(amax ? *amax : tensor_amax(std::span<T const>(in, n)));
-        std::vector<T> y(n); // in may be out: the tensor's values stay until every block is done
-        for (std::size_t first = 0; n && first < n; first += line * stride)
+        for (std::size_t first = 0; first < n; first += line * stride)
             for (std::size_t i = 0; i < stride; ++i)
                 for_each_block(in + first + i, line, stride, s_enc, o.index_offset + first + i,
-                               [&](std::size_t j, float d, double q) {
-                                   y[first + i + j] = std::isnan(q) ? std::numeric_limits<T>::quiet_NaN()
-                                                                    : T(T(T(q) * T(d)) / T(s_enc));
+                               [&, base = first + i](std::size_t j, float d, double q) {
+                                   out[base + j] = std::isnan(q) ? std::numeric_limits<T>::quiet_NaN()
+                                                                 : T(T(T(q) * T(d)) / T(s_enc));
                                });
-        std::copy(y.begin(), y.end(), out);
     }
 
     // fn(offset, d_b, q_i) for the elements v[j stride], j < n, of one line (offset j stride;
-    // q_i NaN: the block holds a NaN or an infinity); thresholds index_offset + j stride.
+    // q_i NaN: the block holds a NaN or an infinity); thresholds index_offset + j stride. The
+    // line's scaled elements are rounded in one run; fn runs after the whole line is read.
     template <class T, class Fn>
     void for_each_block(T const* v, std::size_t n, std::size_t stride, float s_enc, std::uint64_t index_offset,
                         Fn&& fn) const
     {
+        std::vector<double> q(n);
+        std::vector<float> d((n + block_ - 1) / block_);
         for (std::size_t first = 0; first < n; first += block_) {
             const std::size_t count = std::min(block_, n - first);
             T amax = 0;
@@ -223,18 +208,19 @@ private:
                 finite = finite && std::isfinite(v[j * stride]);
                 amax = std::max(amax, std::fabs(v[j * stride]));
             }
-            if (!finite) {
-                for (std::size_t j = first; j < first + count; ++j) fn(j * stride, 0.0f, std::nan(""));
-                continue;
-            }
-            const float d = block_scale(to_float(amax), s_enc);
-            const float r = d > 0 ? s_enc / d : 0.0f;
+            const float db = finite ? block_scale(to_float(amax), s_enc) : 0.0f;
+            const float r = db > 0 ? s_enc / db : 0.0f;
+            d[first / block_] = finite ? db : std::numeric_limits<float>::quiet_NaN(); // NaN: a NaN block
             for (std::size_t j = first; j < first + count; ++j) {
                 const T x = v[j * stride];
-                const double q = d > 0 ? elements_.round_element(double(T(x * T(r))), index_offset + j * stride)
-                                       : std::copysign(0.0, double(x));
-                fn(j * stride, d, q);
+                // a zero scale rounds +-0 (the block is zero); the rounding sees finite values only
+                q[j] = finite && db > 0 ? double(T(x * T(r))) : std::copysign(0.0, double(x));
             }
+        }
+        elements_.round_elements(std::span<double>(q), index_offset, stride);
+        for (std::size_t j = 0; j < n; ++j) {
+            const float db = d[j / block_];
+            fn(j * stride, db, std::isnan(db) ? std::nan("") : q[j]);
         }
     }
 
