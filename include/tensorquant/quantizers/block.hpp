@@ -166,7 +166,12 @@ inline block_options read_block_options(spec_reader const& r, std::size_t first,
 
 // The lines of a bulk run of n elements (apply_options::block_line, block_stride): {line,
 // stride}, the whole run one line when block_line is 0; shape_error when n is not whole lines.
-inline std::pair<std::size_t, std::size_t> block_lines_of(std::size_t n, apply_options const& o, char const* who)
+// Named members, not a structured binding: clang 14 cannot capture bindings in lambdas.
+struct block_lines
+{
+    std::size_t line, stride;
+};
+inline block_lines block_lines_of(std::size_t n, apply_options const& o, char const* who)
 {
     const std::size_t line = o.block_line ? o.block_line : n, stride = o.block_line ? o.block_stride : 1;
     if (n && (stride == 0 || n % (line * stride) != 0))
@@ -243,7 +248,8 @@ public:
     template <std::floating_point T>
     void quantize_bulk(T const* in, T* out, std::size_t n, apply_options const& o) const
     {
-        const auto [line, stride] = detail::block_lines_of(n, o, "block quantize");
+        const detail::block_lines lines = detail::block_lines_of(n, o, "block quantize");
+        const std::size_t line = lines.line, stride = lines.stride;
         std::vector<double> scaled(std::min(line, format_.block)); // one block's V 2^-s
         with_elements([&](auto const& round) {
             for (std::size_t first = 0; first < n; first += line * stride)

@@ -179,7 +179,8 @@ private:
     template <class T>
     void run(T const* in, T* out, std::size_t n, apply_options const& o, std::optional<float> amax) const
     {
-        const auto [line, stride] = detail::block_lines_of(n, o, "nvfp4 quantize");
+        const detail::block_lines lines = detail::block_lines_of(n, o, "nvfp4 quantize");
+        const std::size_t line = lines.line, stride = lines.stride;
         // the tensor scale first: then each block is read before it is written, so in may be out
         const float s_enc = tensor_scale(amax ? *amax : tensor_amax(std::span<T const>(in, n)));
         for (std::size_t first = 0; first < n; first += line * stride)
