@@ -20,5 +20,5 @@ common=(--out "$out" --threads "$threads" --images 1000 --layer-images 500 --no-
 # the residual network: everything but the gradient study (six trainings of it would
 # double the time); sparsity trains it for one epoch
 "$study" all --network small_resnet --epochs 2 --gradient-epochs 1 \
-    --experiments sweep,fractions,layers,sparsity,tqt,mixed "${common[@]}" >/dev/null
+    --experiments sweep,fractions,layers,sparsity,tqt,mixed,formats "${common[@]}" >/dev/null
 "$study" report --out "$out"

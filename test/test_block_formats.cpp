@@ -225,6 +225,88 @@ TEST_CASE_TEMPLATE("random blocks of every format and block size equal the exact
     MESSAGE("random elements checked: " << checked);
 }
 
+namespace {
+
+// Random floats over the whole range (subnormals, zeros of both signs, the largest
+// normals), a few infinities and NaNs, blocks spanning from 1 to 2^30 in magnitude.
+std::vector<float> whole_range_floats(std::mt19937_64& gen, std::size_t n)
+{
+    std::vector<float> v(n);
+    int top = int(gen() % 256);
+    for (std::size_t i = 0; i < n; ++i) {
+        if (i % 37 == 0) top = int(gen() % 256);
+        const int field = std::max(0, top - int(gen() % 31));
+        auto bits = std::uint32_t(gen()) & 0x807fffffu;
+        bits |= std::uint32_t(std::min(field, 254)) << 23;
+        v[i] = gen() % 8 == 0 ? 0.0f * (gen() % 2 ? 1.0f : -1.0f) : std::bit_cast<float>(bits);
+        if (gen() % 997 == 0) v[i] = gen() % 2 ? INFINITY : NAN;
+    }
+    return v;
+}
+
+bool same_bits(double a, double b) { return same(a, b) && std::signbit(a) == std::signbit(b); }
+
+} // namespace
+
+TEST_CASE("float lanes equal the double path over the whole float range")
+{
+    // floats rounded to nearest even take a float kernel (detail::round_to_grid); doubles
+    // the exact double one the references above check
+    std::mt19937_64 gen(77);
+    std::size_t checked = 0;
+    for (auto const& base : every_format())
+        for (std::size_t block : {std::size_t(1), std::size_t(5), std::size_t(16), std::size_t(32)}) {
+            const tq::block_quantizer q(tq::block_format{base.format().element, block});
+            CAPTURE(q.to_string());
+            int wrong = 0;
+            for (int trial = 0; trial < 200; ++trial) {
+                const auto x = whole_range_floats(gen, 1 + gen() % 300);
+                std::vector<double> xd(x.begin(), x.end()), yd(x.size());
+                std::vector<float> y(x.size());
+                q.quantize(std::span<float const>(x), std::span<float>(y));
+                q.quantize(std::span<double const>(xd), std::span<double>(yd));
+                for (std::size_t i = 0; i < x.size(); ++i)
+                    if (!same_bits(y[i], yd[i])) {
+                        if (wrong++ < 3) MESSAGE(x[i] << ": float " << y[i] << ", double " << yd[i]);
+                    }
+                checked += x.size();
+            }
+            CHECK(wrong == 0);
+        }
+    MESSAGE("float lanes checked against the double path: " << checked);
+}
+
+TEST_CASE("block formats give the same bits on 1 2 and 8 threads")
+{
+    std::mt19937_64 gen(8);
+    std::normal_distribution<double> d(0, 1);
+    std::vector<float> x(4110 * 3); // 3 lines of 4110 (strided) or one line
+    for (auto& v : x) v = float(d(gen));
+    for (std::string spec : {"mxfp4", "mxfp8_e4m3,stochastic", "bfp,4,7", "nvfp4", "nvfp4,stochastic"}) {
+        CAPTURE(spec);
+        const auto q = tq::parse_quantizer(spec, {3, 4});
+        for (std::size_t stride : {std::size_t(0), std::size_t(3)}) {
+            CAPTURE(stride);
+            std::vector<float> one(x.size());
+            for (unsigned threads : {1u, 2u, 8u}) {
+                tq::apply_options o;
+                o.threads = threads;
+                o.min_elements_per_thread = 64;
+                o.block_line = stride ? x.size() / stride : 0;
+                o.block_stride = stride ? stride : 1;
+                o.index_offset = 5;
+                std::vector<float> y(x.size());
+                tq::quantize(q, std::span<float const>(x), std::span<float>(y), o);
+                if (threads == 1)
+                    one = y;
+                else
+                    CHECK(
+                        std::equal(y.begin(), y.end(), one.begin(), [](float a, float b) { return same_bits(a, b); }));
+            }
+        }
+    }
+}
+
 TEST_CASE("special values in blocks")
 {
     const auto q = tq::block_quantizer::parse("mxfp8_e4m3");
@@ -460,7 +542,7 @@ std::vector<float> nvfp4_reference(std::vector<float> const& x, std::size_t bloc
             finite = finite && std::isfinite(x[first + j]);
             bmax = std::max(bmax, std::fabs(x[first + j]));
         }
-        const float d = float(double(round_to_grid(e4m3, exact(double(bmax / 6.0f * s)))));
+        const float d = finite ? float(double(round_to_grid(e4m3, exact(double(bmax / 6.0f * s))))) : 0.0f;
         for (std::size_t j = 0; j < n; ++j) {
             const float v = x[first + j];
             if (!finite) {
@@ -471,8 +553,9 @@ std::vector<float> nvfp4_reference(std::vector<float> const& x, std::size_t bloc
                 y[first + j] = std::copysign(0.0f, v);
                 continue;
             }
-            const float scaled = v * (s / d);
-            double q = double(round_to_grid(e2m1, exact(double(scaled))));
+            const float scaled = v * std::min(s / d, std::numeric_limits<float>::max());
+            double q =
+                std::isinf(scaled) ? std::copysign(6.0, scaled) : double(round_to_grid(e2m1, exact(double(scaled))));
             if (q == 0 && std::signbit(scaled)) q = -0.0;
             y[first + j] = float(q) * d / s;
         }
@@ -605,6 +688,46 @@ TEST_CASE("nvfp4 random tensors codes and special values")
 }
 
 // ---- in scope maps ----------------------------------------------------------------------
+
+TEST_CASE("nvfp4 contiguous lines in float lanes equal strided lines")
+{
+    // contiguous float lines take the float kernel, strided ones the general path; two
+    // equal columns keep the tensor scale of one
+    std::mt19937_64 gen(31);
+    std::size_t checked = 0;
+    for (std::size_t block : {std::size_t(16), std::size_t(5), std::size_t(32)}) {
+        const tq::nvfp4_quantizer q(block);
+        int wrong = 0;
+        for (int trial = 0; trial < 300; ++trial) {
+            auto x = whole_range_floats(gen, 1 + gen() % 200);
+            if (trial % 3 == 0) // a tensor below 2688 / FLT_MAX: s_enc and s_enc / d_b saturate
+                for (auto& v : x) v = std::ldexp(v, -std::max(0, std::ilogb(v) + 130));
+            std::vector<float> y(x.size()), wide(2 * x.size()), wy(2 * x.size());
+            for (std::size_t i = 0; i < x.size(); ++i) wide[2 * i] = wide[2 * i + 1] = x[i];
+            q.quantize(std::span<float const>(x), std::span<float>(y));
+            tq::apply_options o;
+            o.block_line = x.size();
+            o.block_stride = 2;
+            q.quantize_bulk(wide.data(), wy.data(), wide.size(), o);
+            for (std::size_t i = 0; i < x.size(); ++i)
+                if (!same_bits(y[i], wy[2 * i])) {
+                    if (wrong++ < 3) MESSAGE(x[i] << ": contiguous " << y[i] << ", strided " << wy[2 * i]);
+                }
+            if (trial % 3 == 0) CHECK(nvfp4_mismatches(q, x) == 0);
+            checked += x.size();
+        }
+        CHECK(wrong == 0);
+    }
+    MESSAGE("nvfp4 elements checked contiguous against strided: " << checked);
+    // a given tensor amax far below the elements: every block scale saturates at 448 and
+    // every element at 6
+    const tq::nvfp4_quantizer q;
+    std::vector<float> x(40, 1e10f), y(40);
+    x[3] = -1e30f;
+    q.quantize(std::span<float const>(x), std::span<float>(y), 0, 1e-30f);
+    const float s_enc = tq::nvfp4_quantizer::tensor_scale(1e-30f);
+    for (std::size_t i = 0; i < x.size(); ++i) CHECK(y[i] == std::copysign(6.0f * 448.0f / s_enc, x[i]));
+}
 
 TEST_CASE("block formats parse as quantizers and round-trip")
 {

@@ -592,6 +592,52 @@ TEST_CASE("training experiments on a small task")
     }
 }
 
+TEST_CASE("the format comparison on a small task")
+{
+    const auto net = bottleneck_network();
+    const auto data = labelled_by(net, 120, 12);
+    tqtest::temp_dir dir;
+    st::evaluator ev(net, data);
+    st::formats_options o;
+    o.formats = {{"FP32", "minifloat,8,23"}, {"MXFP4", "mxfp4"}, {"INT4", "nearest,4,1"}, {"INT4", "nearest,4,2"}};
+    std::vector<st::record> first;
+    {
+        st::results res(dir.path / "r.jsonl");
+        st::context ctx{"Tiny", ev, res};
+        first = st::format_comparison(ctx, o);
+    }
+    REQUIRE(first.size() == 4 * 4); // the whole network, Tiny/flatten, Tiny/pre and Tiny/big
+    for (auto const& r : first) {
+        CHECK(r.experiment == "formats");
+        CHECK(r.placement == "weights+extrinsic");
+        CHECK(r.images == 120);
+        if (r.point == "FP32") CHECK(r.relative_accuracy == 1.0); // float32 itself: nothing changes
+    }
+    CHECK(first[0].subunit == "");
+    CHECK(first[4].subunit == "Tiny/flatten");
+    // resumed from the file: the same records, nothing measured again
+    {
+        st::results res(dir.path / "r.jsonl");
+        st::context ctx{"Tiny", ev, res};
+        CHECK(identities(st::format_comparison(ctx, o)) == identities(first));
+    }
+    const auto ts = st::tables(first);
+    REQUIRE(ts.size() == 1);
+    CHECK(ts[0].header == std::vector<std::string>{"subunit", "FP32", "MXFP4", "INT4"});
+    REQUIRE(ts[0].rows.size() == 4);
+    CHECK(ts[0].rows[0][0] == "whole network");
+    CHECK(ts[0].rows[3][3].find("(nearest,4,") != std::string::npos); // the best F of the family
+    MESSAGE("Tiny/big: MXFP4 " << ts[0].rows[3][2] << ", INT4 " << ts[0].rows[3][3]);
+    // a format that does not parse is refused before any work, naming its label
+    o.formats = {{"bad one", "mxfp5"}};
+    st::results res(dir.path / "r2.jsonl");
+    st::context ctx{"Tiny", ev, res};
+    CHECK_THROWS_WITH(st::format_comparison(ctx, o), doctest::Contains("bad one"));
+    o.formats = {{"FP32", "minifloat,8,23"}};
+    o.subunits = {"Tiny/nothing"};
+    CHECK_THROWS_AS(st::format_comparison(ctx, o), tq::config_error);
+}
+
 TEST_CASE("reports and plots")
 {
     const auto net = bottleneck_network();

@@ -46,7 +46,8 @@ struct settings
     std::vector<std::string> result_files;
     std::string widths, fractions, roundings = "nearest,zero,down,stochastic", subunits, thresholds = "1,0.99,0.9";
     int depth = 1, epochs = 4, gradient_epochs = 2, tqt_epochs = 1, frac_step = 1;
-    std::string experiments = "sweep,fractions,layers,gradients,sparsity,tqt,mixed";
+    std::string experiments = "sweep,fractions,layers,gradients,sparsity,tqt,mixed,formats";
+    std::string formats; // LABEL=SPEC;LABEL=SPEC (empty: formats_options' list)
     std::string bits = "8,4", gradient_formats = "2,1;4,2;6,3;8,4;10,5;12,6";
     double budget = 0, stop_below = 0.9;
     std::uint64_t seed = 1;
@@ -231,6 +232,7 @@ struct plan
     st::sparsity_options sparsity;
     st::tqt_options tqt;
     st::mixed_options mixed;
+    st::formats_options formats;
 };
 
 double parse_double(std::string const& text, char const* what)
@@ -284,6 +286,19 @@ plan make_plan(settings const& s, std::string const& command)
         if (b < 2 || b > 16) throw tq::config_error("--bits: " + std::to_string(b) + " is not in 2..16");
     p.tqt.epochs = s.tqt_epochs;
     if (s.tqt_epochs < 0 || s.tqt_epochs > 2) throw tq::config_error("--tqt-epochs: at most 2 epochs of retraining");
+    p.formats.depth = s.depth;
+    p.formats.subunits = p.layers.subunits;
+    if (!s.formats.empty()) {
+        p.formats.formats.clear();
+        for (auto const& f : split(s.formats, ';')) {
+            const auto eq = f.find('=');
+            if (eq == std::string::npos || eq == 0 || eq + 1 == f.size())
+                throw tq::config_error("--formats '" + f + "': expected LABEL=QUANTIZER;LABEL=QUANTIZER;...");
+            const std::string label = f.substr(0, eq), spec = f.substr(eq + 1);
+            tq::detail::with_error_context("--formats '" + f + "'", [&] { tq::parse_quantizer(spec); });
+            p.formats.formats.push_back({label, spec});
+        }
+    }
     p.mixed.budget_average_bits = s.budget;
     p.mixed.stop_below = s.stop_below;
     if (s.epochs < 0 || s.gradient_epochs < 0) throw tq::config_error("--epochs: expected 0 or more");
@@ -404,7 +419,7 @@ int run(std::string const& command, settings s)
     const auto chosen = split(s.experiments, ',');
     for (auto const& e : chosen)
         if (e != "sweep" && e != "fractions" && e != "layers" && e != "gradients" && e != "sparsity" && e != "tqt" &&
-            e != "mixed")
+            e != "mixed" && e != "formats")
             throw tq::config_error("--experiments: unknown experiment '" + e + "'");
     const fs::path out = s.out;
     const fs::path results_path =
@@ -477,8 +492,8 @@ int run(std::string const& command, settings s)
         return 0;
     }
 
-    static const std::set<std::string> experiments{"sweep", "fractions", "layers", "gradients", "sparsity",
-                                                   "tqt",   "mixed",     "all",    "train"};
+    static const std::set<std::string> experiments{"sweep", "fractions", "layers",  "gradients", "sparsity",
+                                                   "tqt",   "mixed",     "formats", "all",       "train"};
     if (!experiments.count(command)) throw tq::config_error("unknown command '" + command + "'");
     d.train = tq::data::load_fashion_mnist(tq::data::split::train, s.data);
     normalise(s, d.train.images.data(), d.train.images.size());
@@ -510,6 +525,7 @@ int run(std::string const& command, settings s)
         if (wants("sparsity")) st::sparsity(ctx, train, p.sparsity);
         if (wants("tqt")) st::tqt_retraining(ctx, train, p.tqt);
         if (wants("mixed")) st::mixed_precision(layer_ctx, p.mixed);
+        if (wants("formats")) st::format_comparison(layer_ctx, p.formats);
     }
     std::fprintf(stderr, "records in %s\n", results_path.c_str());
     if (command == "all" && part.count == 1) {
@@ -561,6 +577,7 @@ int main(int argc, char** argv)
         c->add_option("--bits", s.bits, "TQT bit widths")->capture_default_str();
         c->add_option("--budget", s.budget, "mixed: stop at this average of bits (0: none)");
         c->add_option("--stop-below", s.stop_below, "mixed: stop below this relative accuracy")->capture_default_str();
+        c->add_option("--formats", s.formats, "formats: LABEL=QUANTIZER;... (default MXFP4, NVFP4, INT4, ...)");
         c->add_option("--experiments", s.experiments, "what all runs")->capture_default_str();
         c->add_option("--seed", s.seed, "seed of networks, training and stochastic rounding")->capture_default_str();
         c->add_flag("!--no-plots", s.plots, "no gnuplot plots");
@@ -577,6 +594,7 @@ int main(int argc, char** argv)
         {"sparsity", "zeros in outputs, weights and gradients, per epoch and per word size (2018)"},
         {"tqt", "retraining with trained power-of-two thresholds at 8 and 4 bits (2019)"},
         {"mixed", "word size per layer under a budget by greedy search; the Pareto frontier"},
+        {"formats", "MX, NVFP4 and block floating point against fixed point, one subunit at a time"},
         {"all", "every experiment, then the report"},
         {"train", "train (or reuse) the float networks only"},
         {"report", "tables (report.md, report.txt) and plots from the records"},

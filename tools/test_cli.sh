@@ -37,6 +37,8 @@ expect 2 "network 'alexnet'" sweep --network alexnet --out "$work/a"
 expect 2 "nosuch" nosuch
 expect 2 "--frobnicate" sweep --frobnicate
 expect 2 "no such directory" report --out "$work/nothing"
+expect 2 "expected LABEL=QUANTIZER" formats --formats mxfp4 --out "$work/a" --network lenet5 --epochs 0
+expect 2 "--formats 'X=mxfp5'" formats --formats "A=mxfp4;X=mxfp5" --out "$work/a" --network lenet5 --epochs 0
 if [ -f "$data/t10k-images-idx3-ubyte.gz" ]; then
     expect 2 "LeNet/nothing" layers --network lenet5 --subunits LeNet/nothing --epochs 0 --out "$work/a"
     expect 2 "unknown experiment 'swep'" all --network lenet5 --experiments swep --epochs 0 --out "$work/a"

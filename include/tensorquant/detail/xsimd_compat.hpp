@@ -49,6 +49,35 @@ inline xsimd::batch<U, A> convert(xsimd::batch<T, A> const& x) noexcept
     return xsimd::batch_cast<U>(x);
 }
 
+// The largest lane of a batch of int32: one reduction instruction sequence where the
+// architecture has one (a store and a loop otherwise).
+template <class A>
+inline std::int32_t reduce_max(xsimd::batch<std::int32_t, A> const& x) noexcept
+{
+    [[maybe_unused]] typename xsimd::batch<std::int32_t, A>::register_type r = x;
+#if defined(__AVX512F__)
+    if constexpr (sizeof(r) == 64)
+        return _mm512_reduce_max_epi32(r);
+    else
+#endif
+#if defined(__AVX2__)
+        if constexpr (sizeof(r) == 32) {
+        __m128i m = _mm_max_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1));
+        m = _mm_max_epi32(m, _mm_shuffle_epi32(m, 0x4e));
+        m = _mm_max_epi32(m, _mm_shuffle_epi32(m, 0xb1));
+        return _mm_cvtsi128_si32(m);
+    } else
+#endif
+    {
+        constexpr std::size_t N = xsimd::batch<std::int32_t, A>::size;
+        alignas(64) std::int32_t lanes[N];
+        x.store_aligned(lanes);
+        std::int32_t m = lanes[0];
+        for (std::size_t i = 1; i < N; ++i) m = lanes[i] > m ? lanes[i] : m;
+        return m;
+    }
+}
+
 namespace nontemporal {
 #if defined(__SSE2__)
 inline void put(float* p, __m128 r) noexcept { _mm_stream_ps(p, r); }

@@ -30,6 +30,7 @@
 #include "../core/random.hpp"
 #include "../core/rounding.hpp"
 #include "../core/spec.hpp"
+#include "../detail/block_kernels.hpp"
 #include "fixed_point.hpp"
 #include "minifloat.hpp"
 
@@ -43,6 +44,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <type_traits>
 #include <vector>
 
@@ -164,22 +166,6 @@ inline block_options read_block_options(spec_reader const& r, std::size_t first,
     return o;
 }
 
-// The lines of a bulk run of n elements (apply_options::block_line, block_stride): {line,
-// stride}, the whole run one line when block_line is 0; shape_error when n is not whole lines.
-// Named members, not a structured binding: clang 14 cannot capture bindings in lambdas.
-struct block_lines
-{
-    std::size_t line, stride;
-};
-inline block_lines block_lines_of(std::size_t n, apply_options const& o, char const* who)
-{
-    const std::size_t line = o.block_line ? o.block_line : n, stride = o.block_line ? o.block_stride : 1;
-    if (n && (stride == 0 || n % (line * stride) != 0))
-        throw shape_error(std::string(who) + ": " + std::to_string(n) + " elements are not whole lines of " +
-                          std::to_string(line) + " elements " + std::to_string(stride) + " apart");
-    return {line, stride};
-}
-
 } // namespace detail
 
 // A block-scaled quantizer: format, element rounding (nearest_even or stochastic) and the
@@ -245,17 +231,30 @@ public:
     // The bulk form apply uses (and so scope maps, held as a user_quantizer): the run of n
     // elements in lines of o.block_line elements o.block_stride apart (0: one line), each
     // cut into blocks from its first element; element j draws threshold o.index_offset + j.
+    // Spread over o.threads threads in whole blocks (the same results on any count).
     template <std::floating_point T>
     void quantize_bulk(T const* in, T* out, std::size_t n, apply_options const& o) const
     {
         const detail::block_lines lines = detail::block_lines_of(n, o, "block quantize");
-        const std::size_t line = lines.line, stride = lines.stride;
-        std::vector<double> scaled(std::min(line, format_.block)); // one block's V 2^-s
+        if constexpr (std::is_same_v<T, float>)
+            if (rounding_ == rounding_mode::nearest_even && lines.stride == 1) {
+                const detail::float_grid grid = float_grid();
+                detail::for_line_pieces(n, lines, format_.block, o,
+                                        [&](unsigned, std::size_t offset, std::size_t count, std::size_t) {
+                                            quantize_line_nearest(in + offset, out + offset, count, grid);
+                                        });
+                return;
+            }
         with_elements([&](auto const& round) {
-            for (std::size_t first = 0; first < n; first += line * stride)
-                for (std::size_t i = 0; i < stride; ++i)
-                    quantize_line(round, in + first + i, out + first + i, line, stride, o.index_offset + first + i,
-                                  scaled.data());
+            std::vector<std::vector<double>> scaled(
+                std::max(1u, o.threads ? o.threads : std::thread::hardware_concurrency()));
+            detail::for_line_pieces(n, lines, format_.block, o,
+                                    [&](unsigned t, std::size_t offset, std::size_t count, std::size_t stride) {
+                                        auto& buffer = scaled[t]; // one block's V 2^-s
+                                        buffer.resize(std::min(count, format_.block));
+                                        quantize_line(round, in + offset, out + offset, count, stride,
+                                                      o.index_offset + offset, buffer.data());
+                                    });
         });
     }
     // One element: a block of one.
@@ -470,6 +469,72 @@ private:
             });
         }
     }
+    // The element grid of float lanes (detail::round_to_grid): exact for scaled values,
+    // which are below 2^(emax + 1).
+    detail::float_grid float_grid() const noexcept
+    {
+        const block_element& e = format_.element;
+        return e.integer ? detail::float_grid(0, e.bits - 2, float(e.max), false)
+                         : detail::float_grid(1 - e.format.bias, e.format.mantissa_bits, float(e.max));
+    }
+    // quantize_line for contiguous floats rounded to nearest even, in float lanes: V 2^-s is
+    // exact (or, below float's normal range, far below half the element's smallest step,
+    // so it rounds to 0 as the exact value does), the grid rounding is exact, and P 2^s is
+    // a float (below 1.75 2^127, with at most 9 significant bits above 2^-149). The same
+    // results as the double path, bit for bit.
+    // (Block is the block size when known at compile time, 0 otherwise: the 32 of MX gets
+    // its loops unrolled.)
+    template <std::size_t Block>
+    static void quantize_line_nearest(float const* in, float* out, std::size_t n, detail::float_grid const& grid,
+                                      std::size_t block, int emax) noexcept
+    {
+        if constexpr (Block != 0) block = Block;
+        using batch = xsimd::batch<float>;
+        constexpr std::size_t N = batch::size;
+        for (std::size_t first = 0; first < n; first += block) {
+            const std::size_t count = std::min(block, n - first);
+            float const* v = in + first;
+            float* w = out + first;
+            const std::uint32_t amax = detail::amax_bits(v, count);
+            if (amax >= 0x7f800000u) { // an infinity or a NaN: the NaN scale
+                std::fill(w, w + count, std::numeric_limits<float>::quiet_NaN());
+                continue;
+            }
+            // s from amax's exponent field (a subnormal or zero amax clamps to -127), 2^-s
+            // and 2^s from theirs (2^-127 the one subnormal)
+            const int field = int(amax >> 23);
+            const int s =
+                field == 0 ? detail::e8m0_min : std::clamp(field - 127 - emax, detail::e8m0_min, detail::e8m0_max);
+            constexpr std::uint32_t two_to_minus_127 = 0x00400000u;
+            const float down = std::bit_cast<float>(s == 127 ? two_to_minus_127 : std::uint32_t(127 - s) << 23);
+            const float up = std::bit_cast<float>(s == -127 ? two_to_minus_127 : std::uint32_t(127 + s) << 23);
+            std::size_t j = 0;
+            const int emin_field = (grid.emin_bits >> 23) + s, top_field = field + (grid.shift >> 23);
+            if (emin_field >= 1 && top_field <= 254) {
+                // V on the block's grid directly (the grid scaled by 2^s, the same values):
+                // its C stays normal and finite
+                detail::float_grid block_grid = grid;
+                block_grid.emin_bits = emin_field << 23;
+                block_grid.max = grid.max * up;
+                for (; j + N <= count; j += N)
+                    detail::round_to_grid(batch::load_unaligned(v + j), block_grid).store_unaligned(w + j);
+                for (; j < count; ++j) w[j] = detail::round_to_grid(v[j], block_grid);
+                continue;
+            }
+            for (; j + N <= count; j += N)
+                (detail::round_to_grid(batch::load_unaligned(v + j) * batch(down), grid) * batch(up))
+                    .store_unaligned(w + j);
+            for (; j < count; ++j) w[j] = detail::round_to_grid(v[j] * down, grid) * up;
+        }
+    }
+    void quantize_line_nearest(float const* in, float* out, std::size_t n,
+                               detail::float_grid const& grid) const noexcept
+    {
+        if (format_.block == 32)
+            quantize_line_nearest<32>(in, out, n, grid, 32, format_.element.emax);
+        else
+            quantize_line_nearest<0>(in, out, n, grid, format_.block, format_.element.emax);
+    }
     // The blocks of one line: elements in[j stride], j < n, threshold index_offset + j stride
     // (scaled: room for one block). A block is read whole before it is written: in may be out.
     template <class Round, class T>
@@ -530,10 +595,11 @@ private:
         }
         for (; j < n; ++j) x[j] = round(x[j], index + j * step);
     }
-    int shared_exponent_of(double amax) const noexcept
+    int shared_exponent_of(double amax) const noexcept { return shared_exponent_of(amax, format_.element.emax); }
+    static int shared_exponent_of(double amax, int emax) noexcept
     {
         if (amax == 0) return detail::e8m0_min;
-        return std::clamp(detail::floor_log2(amax) - format_.element.emax, detail::e8m0_min, detail::e8m0_max);
+        return std::clamp(detail::floor_log2(amax) - emax, detail::e8m0_min, detail::e8m0_max);
     }
     std::uint8_t nan_code() const noexcept
     {

@@ -11,7 +11,9 @@
 // Every step is one IEEE operation in the stated type, so the result is defined to the bit.
 // Choices: a block whose d_b rounds to 0 is all zeros; non-finite elements are left out of
 // the tensor's amax and make their block NaN; an s_enc beyond float's range (amax below
-// 2688 / FLT_MAX) is FLT_MAX, and a (double) amax beyond float's range counts as FLT_MAX.
+// 2688 / FLT_MAX) is FLT_MAX, so is an s_enc / d_b beyond it (then x_i (s_enc / d_b) may be
+// infinite and saturates: a zero stays zero), and a (double) amax beyond float's range
+// counts as FLT_MAX.
 // The tensor is what one call sees (or give its amax).
 #pragma once
 
@@ -22,6 +24,7 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -66,6 +69,8 @@ public:
     template <std::floating_point T>
     static float tensor_amax(std::span<T const> v) noexcept
     {
+        if constexpr (std::is_same_v<T, float>)
+            return std::bit_cast<float>(detail::amax_bits<true>(v.data(), v.size()));
         T m = 0;
         for (T x : v)
             if (std::isfinite(x)) m = std::max(m, std::fabs(x));
@@ -78,10 +83,12 @@ public:
         return m > T(std::numeric_limits<float>::max()) ? std::numeric_limits<float>::max() : float(m);
     }
     // d_b, the block's decoded E4M3 scale.
+    // (E4M3 rounding as detail::round_to_grid, ties to even, saturating at 448.)
     static float block_scale(float block_amax, float s_enc) noexcept
     {
-        static const minifloat e4m3(minifloats::fp8_e4m3, rounding_mode::nearest_even, minifloat_overflow::saturate);
-        return e4m3(block_amax / 6.0f * s_enc);
+        const float v = block_amax / 6.0f * s_enc;
+        if (!(std::fabs(v) < 448.0f)) return std::isnan(v) ? v : std::copysign(448.0f, v);
+        return detail::round_to_grid(v, e4m3_grid);
     }
 
     // out = in in NVFP4 with blocks of consecutive elements (the last may be partial) and
@@ -176,20 +183,85 @@ public:
     }
 
 private:
+    static constexpr detail::float_grid e4m3_grid{-6, 3, 448.0f}, e2m1_grid{0, 1, 6.0f};
+
     template <class T>
     void run(T const* in, T* out, std::size_t n, apply_options const& o, std::optional<float> amax) const
     {
         const detail::block_lines lines = detail::block_lines_of(n, o, "nvfp4 quantize");
-        const std::size_t line = lines.line, stride = lines.stride;
         // the tensor scale first: then each block is read before it is written, so in may be out
         const float s_enc = tensor_scale(amax ? *amax : tensor_amax(std::span<T const>(in, n)));
-        for (std::size_t first = 0; first < n; first += line * stride)
-            for (std::size_t i = 0; i < stride; ++i)
-                for_each_block(in + first + i, line, stride, s_enc, o.index_offset + first + i,
-                               [&, base = first + i](std::size_t j, float d, double q) {
-                                   out[base + j] = std::isnan(q) ? std::numeric_limits<T>::quiet_NaN()
-                                                                 : T(T(T(q) * T(d)) / T(s_enc));
-                               });
+        if constexpr (std::is_same_v<T, float>)
+            if (rounding() == rounding_mode::nearest_even && lines.stride == 1) {
+                detail::for_line_pieces(n, lines, block_, o,
+                                        [&](unsigned, std::size_t offset, std::size_t count, std::size_t) {
+                                            run_nearest(in + offset, out + offset, count, s_enc);
+                                        });
+                return;
+            }
+        detail::for_line_pieces(
+            n, lines, block_, o, [&](unsigned, std::size_t offset, std::size_t count, std::size_t stride) {
+                for_each_block(in + offset, count, stride, s_enc, o.index_offset + offset,
+                               [&](std::size_t j, float d, double q) { out[offset + j] = decoded<T>(q, d, s_enc); });
+            });
+    }
+    // s_enc / d_b (0 for a zero block), FLT_MAX where the quotient is beyond float's range.
+    static float element_scale(float db, float s_enc) noexcept
+    {
+        return db > 0 ? std::min(s_enc / db, std::numeric_limits<float>::max()) : 0.0f;
+    }
+    template <class T>
+    static T decoded(double q, float d, float s_enc) noexcept
+    {
+        return std::isnan(q) ? std::numeric_limits<T>::quiet_NaN() : T(T(T(q) * T(d)) / T(s_enc));
+    }
+
+    // run for contiguous floats rounded to nearest even, in float lanes: the same operations
+    // as for_each_block (E2M1 of the float x r is the grid rounding, exact), the scales of a
+    // batch of blocks at once, a block whose s_enc / d_b is huge going the general way.
+    void run_nearest(float const* in, float* out, std::size_t n, float s_enc) const
+    {
+        using batch = xsimd::batch<float>;
+        using ibatch = xsimd::batch<std::int32_t, batch::arch_type>;
+        constexpr std::size_t N = batch::size;
+        alignas(64) std::int32_t amax[N];
+        alignas(64) float d[N], r[N];
+        for (std::size_t group = 0; group < n; group += N * block_) {
+            const std::size_t blocks = std::min(N, (n - group + block_ - 1) / block_);
+            for (std::size_t b = 0; b < N; ++b) {
+                const std::size_t first = group + b * block_;
+                amax[b] = b < blocks ? std::int32_t(detail::amax_bits(in + first, std::min(block_, n - first))) : 0;
+            }
+            // block_scale and element_scale in lanes (a NaN block's lanes are not used; the
+            // min keeps a block beyond a given tensor amax in round_to_grid's range)
+            const batch a = detail::simd::bit_cast<float>(ibatch::load_aligned(amax));
+            const batch db =
+                detail::round_to_grid(xsimd::min(a / batch(6.0f) * batch(s_enc), batch(448.0f)), e4m3_grid);
+            xsimd::select(db > batch(0.0f), xsimd::min(batch(s_enc) / db, batch(std::numeric_limits<float>::max())),
+                          batch(0.0f))
+                .store_aligned(r);
+            db.store_aligned(d);
+            for (std::size_t b = 0; b < blocks; ++b) {
+                const std::size_t first = group + b * block_, count = std::min(block_, n - first);
+                float const* v = in + first;
+                float* w = out + first;
+                if (std::uint32_t(amax[b]) >= 0x7f800000u) { // an infinity or a NaN: a NaN block
+                    std::fill(w, w + count, std::numeric_limits<float>::quiet_NaN());
+                    continue;
+                }
+                if (!(r[b] < 0x1p100f)) { // x r might leave round_to_grid's range
+                    for_each_block(v, count, 1, s_enc, 0,
+                                   [&](std::size_t j, float db_, double q) { w[j] = decoded<float>(q, db_, s_enc); });
+                    continue;
+                }
+                std::size_t j = 0;
+                for (; j + N <= count; j += N)
+                    ((detail::round_to_grid(batch::load_unaligned(v + j) * batch(r[b]), e2m1_grid) * batch(d[b])) /
+                     batch(s_enc))
+                        .store_unaligned(w + j);
+                for (; j < count; ++j) w[j] = (detail::round_to_grid(v[j] * r[b], e2m1_grid) * d[b]) / s_enc;
+            }
+        }
     }
 
     // fn(offset, d_b, q_i) for the elements v[j stride], j < n, of one line (offset j stride;
@@ -210,7 +282,7 @@ private:
                 amax = std::max(amax, std::fabs(v[j * stride]));
             }
             const float db = finite ? block_scale(to_float(amax), s_enc) : 0.0f;
-            const float r = db > 0 ? s_enc / db : 0.0f;
+            const float r = element_scale(db, s_enc);
             d[first / block_] = finite ? db : std::numeric_limits<float>::quiet_NaN(); // NaN: a NaN block
             for (std::size_t j = first; j < first + count; ++j) {
                 const T x = v[j * stride];

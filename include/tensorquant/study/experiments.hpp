@@ -660,4 +660,59 @@ inline std::vector<record> tqt_retraining(context& ctx, training_setup const& s,
     return detail::run_grid(ctx, "tqt", std::move(points));
 }
 
+// ---- 8. number formats per subunit (block-scaled formats against fixed point) -----------
+
+// A format of the comparison: a label shared by the formats of one family (the fixed-point
+// words of one W with different F: the table shows the best) and its quantizer string.
+struct format_choice
+{
+    std::string label, spec;
+};
+
+struct formats_options
+{
+    // 4-bit MXFP4 and NVFP4 against INT4 fixed point (every F) and E2M1 without a scale;
+    // 8-bit MXFP8 and MXINT8 against INT8 (F = 2 .. 6)
+    std::vector<format_choice> formats{{"MXFP4", "mxfp4"},           {"NVFP4", "nvfp4"},
+                                       {"BFP4 (16)", "bfp,4,16"},    {"E2M1", "minifloat,2,1,1,finite,saturate"},
+                                       {"INT4", "nearest,4,0"},      {"INT4", "nearest,4,1"},
+                                       {"INT4", "nearest,4,2"},      {"INT4", "nearest,4,3"},
+                                       {"MXFP8 E4M3", "mxfp8_e4m3"}, {"MXINT8", "mxint8"},
+                                       {"INT8", "nearest,8,2"},      {"INT8", "nearest,8,3"},
+                                       {"INT8", "nearest,8,4"},      {"INT8", "nearest,8,5"},
+                                       {"INT8", "nearest,8,6"}};
+    std::vector<std::string> subunits; // empty: subunits_at_depth(net, depth)
+    int depth = 1;
+    bool whole_network = true; // also every format on the whole network
+};
+
+// Each format as the weight and extrinsic quantizer of one subunit at a time (and of the
+// whole network): relative accuracy per (subunit, format). Records: placement
+// weights+extrinsic, rounding the quantizer string, point the label.
+inline std::vector<record> format_comparison(context& ctx, formats_options const& o)
+{
+    auto const& net = ctx.eval.network();
+    auto units = o.subunits.empty() ? subunits_at_depth(net, o.depth) : o.subunits;
+    for (auto const& u : units) {
+        bool any = false;
+        for (auto const& n : net.nodes()) any = any || nn::scope_matches(u, n.name);
+        if (!any) throw config_error("subunit '" + u + "' matches no layer of network '" + net.scope() + "'");
+    }
+    if (o.whole_network) units.insert(units.begin(), "");
+    for (auto const& f : o.formats) // refused before any work starts
+        tensorquant::detail::with_error_context("formats: '" + f.label + "'", [&] { parse_quantizer(f.spec); });
+    std::vector<detail::grid_point> points;
+    for (auto const& unit : units)
+        for (auto const& f : o.formats)
+            points.push_back({detail::identity(ctx, "formats", unit, "weights+extrinsic", f.spec, 0, 0, f.label),
+                              [&, unit, f](record& r) {
+                                  const std::string scope = unit.empty() ? net.scope() : unit;
+                                  quantization q;
+                                  q.weights.set(scope, f.spec, {ctx.seed, 0});
+                                  q.extrinsic.set(scope, f.spec, {ctx.seed, 1});
+                                  detail::fill(r, ctx.eval.evaluate(q));
+                              }});
+    return detail::run_grid(ctx, "formats", std::move(points));
+}
+
 } // namespace tensorquant::inline TENSORQUANT_ABI::study

@@ -429,6 +429,36 @@ inline std::vector<table> tables(std::vector<record> const& all, report_options 
                      "comparison. Each greedy row's maps are weights.json and extrinsic.json in its folder.";
             out.push_back(t);
         }
+        // 8. formats
+        if (auto recs = select(all, "formats", net); !recs.empty()) {
+            const auto [units, by_unit] = group_by_subunit(recs);
+            table t{net + ": number formats as weight and extrinsic quantizers of one subunit at a time",
+                    {"subunit"},
+                    {},
+                    {}};
+            std::vector<std::string> labels;
+            for (auto const& r : recs)
+                if (std::find(labels.begin(), labels.end(), r.point) == labels.end()) labels.push_back(r.point);
+            for (auto const& l : labels) t.header.push_back(l);
+            for (auto const& u : units) {
+                std::vector<std::string> row{u.empty() ? "whole network" : u};
+                for (auto const& l : labels) {
+                    record const* best = nullptr; // the family's best (ties: the first)
+                    for (auto const& r : by_unit.at(u))
+                        if (r.point == l && (!best || r.relative_accuracy > best->relative_accuracy)) best = &r;
+                    std::string cell = best ? fmt(best->relative_accuracy, 3) : "";
+                    std::size_t family = 0;
+                    for (auto const& r : by_unit.at(u)) family += r.point == l;
+                    if (best && family > 1) cell += " (" + best->rounding + ")";
+                    row.push_back(cell);
+                }
+                t.rows.push_back(row);
+            }
+            t.note = "Relative accuracy; block formats (MX, NVFP4, BFP) in blocks along the reduction axis of the "
+                     "weights and the channels of the outputs, fixed point and E2M1 per element without a scale; "
+                     "where a label has several formats (fixed point with each F) the best, and which.";
+            out.push_back(t);
+        }
     }
     return out;
 }
