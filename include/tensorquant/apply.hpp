@@ -91,12 +91,19 @@ void run_range(K const& kernel, T const* in, T* out, std::size_t n, std::uint64_
     for (; i < n; ++i) out[i] = call_at(k, in[i], index + i);
 }
 
+// The threads a run of n elements gets: opt.threads (0: the hardware's), at most one per
+// opt.min_elements_per_thread (at least 64) elements.
+inline unsigned threads_for(std::size_t n, apply_options const& opt) noexcept
+{
+    const unsigned threads = opt.threads ? opt.threads : std::max(1u, std::thread::hardware_concurrency());
+    const std::size_t per = std::max<std::size_t>(opt.min_elements_per_thread, 64);
+    return static_cast<unsigned>(std::min<std::size_t>(threads, std::max<std::size_t>(1, n / per)));
+}
+
 template <class A, class K, class T>
 void run_elementwise(K const& k, T const* in, T* out, std::size_t n, apply_options const& opt)
 {
-    unsigned threads = opt.threads ? opt.threads : std::max(1u, std::thread::hardware_concurrency());
-    const std::size_t per = std::max<std::size_t>(opt.min_elements_per_thread, 64);
-    threads = static_cast<unsigned>(std::min<std::size_t>(threads, std::max<std::size_t>(1, n / per)));
+    const unsigned threads = threads_for(n, opt);
     const bool stream = in != out && n * sizeof(T) >= opt.streaming_bytes;
     if (threads <= 1) {
         run_range<A>(k, in, out, n, opt.index_offset, stream);

@@ -36,17 +36,14 @@ inline block_lines block_lines_of(std::size_t n, apply_options const& o, char co
 
 // fn(thread, offset, count, stride) over pieces of the lines of a run of n elements: count
 // elements of one line from run offset `offset`, stride apart, a piece starting on a block
-// boundary of its line. Pieces go to min(o.threads, n / o.min_elements_per_thread) threads
-// (0: the hardware's); an element's result depends on its block alone, so the pieces and
-// their threads never change a result.
+// boundary of its line. Pieces go to threads_for(n, o) threads; an element's result depends on its block alone, so the
+// pieces and their threads never change a result.
 template <class Fn>
 void for_line_pieces(std::size_t n, block_lines const& l, std::size_t block, apply_options const& o, Fn&& fn)
 {
     if (n == 0) return;
     const std::size_t lines = n / l.line;
-    unsigned threads = o.threads ? o.threads : std::max(1u, std::thread::hardware_concurrency());
-    threads = unsigned(std::min<std::size_t>(
-        threads, std::max<std::size_t>(1, n / std::max<std::size_t>(o.min_elements_per_thread, 1))));
+    const unsigned threads = threads_for(n, o);
     // a line is cut only when there are fewer lines than threads
     const std::size_t cuts = lines >= threads ? 1 : (threads + lines - 1) / lines;
     const std::size_t blocks_per_line = (l.line + block - 1) / block;

@@ -246,8 +246,7 @@ public:
                 return;
             }
         with_elements([&](auto const& round) {
-            std::vector<std::vector<double>> scaled(
-                std::max(1u, o.threads ? o.threads : std::thread::hardware_concurrency()));
+            std::vector<std::vector<double>> scaled(detail::threads_for(n, o)); // a buffer per thread
             detail::for_line_pieces(n, lines, format_.block, o,
                                     [&](unsigned t, std::size_t offset, std::size_t count, std::size_t stride) {
                                         auto& buffer = scaled[t]; // one block's V 2^-s
