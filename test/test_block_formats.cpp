@@ -796,14 +796,17 @@ TEST_CASE("block formats as weight and extrinsic quantizers of a network")
             CHECK(wrong == 0);
         }
     }
-    // not (yet) datapath formats, nor intrinsic ones
+    // a datapath's input and weights only (a block dot product, test_block_dot.cpp); a
+    // single block string in the intrinsic map points to the datapath form
     nn::datapath path;
-    CHECK_THROWS_WITH_AS(path.set("input", "mxfp8_e4m3"), doctest::Contains("block format"), tq::config_error);
+    CHECK_NOTHROW(path.set("input", "mxfp8_e4m3"));
+    CHECK_THROWS_WITH_AS(path.set("accumulator", "mxfp8_e4m3"), doctest::Contains("block format"), tq::config_error);
     CHECK(tq::is_block_format(tq::parse_quantizer("nvfp4")));
     CHECK(!tq::is_block_format(tq::parse_quantizer("fp8_e4m3")));
     nn::network net("T");
     net.add("fc", nn::dense_layer{w, bias});
-    CHECK_THROWS_AS(net.set_quantization({{"T", "mxfp4"}}, {}, {}), tq::config_error);
+    CHECK_THROWS_WITH_AS(net.set_quantization({{"T", "mxfp4"}}, {}, {}), doctest::Contains("\"weights\": \"mxfp4\""),
+                         tq::config_error);
     std::vector<float> odd(10);
     tq::apply_options o;
     o.block_line = 3;

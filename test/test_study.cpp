@@ -606,13 +606,17 @@ TEST_CASE("the format comparison on a small task")
         st::context ctx{"Tiny", ev, res};
         first = st::format_comparison(ctx, o);
     }
-    REQUIRE(first.size() == 4 * 4); // the whole network, Tiny/flatten, Tiny/pre and Tiny/big
+    // the whole network, Tiny/flatten, Tiny/pre and Tiny/big; then MXFP4's block dot product
+    REQUIRE(first.size() == 4 * 4 + 4);
     for (auto const& r : first) {
         CHECK(r.experiment == "formats");
-        CHECK(r.placement == "weights+extrinsic");
+        CHECK(r.placement == (r.point == "MXFP4 dot" ? "intrinsic" : "weights+extrinsic"));
         CHECK(r.images == 120);
         if (r.point == "FP32") CHECK(r.relative_accuracy == 1.0); // float32 itself: nothing changes
+        if (r.point == "MXFP4 dot" && r.subunit == "Tiny/flatten") CHECK(r.relative_accuracy == 1.0); // no products
     }
+    CHECK(first[16].subunit == "");
+    CHECK(first[16].point == "MXFP4 dot");
     CHECK(first[0].subunit == "");
     CHECK(first[4].subunit == "Tiny/flatten");
     // resumed from the file: the same records, nothing measured again
@@ -623,7 +627,7 @@ TEST_CASE("the format comparison on a small task")
     }
     const auto ts = st::tables(first);
     REQUIRE(ts.size() == 1);
-    CHECK(ts[0].header == std::vector<std::string>{"subunit", "FP32", "MXFP4", "INT4"});
+    CHECK(ts[0].header == std::vector<std::string>{"subunit", "FP32", "MXFP4", "INT4", "MXFP4 dot"});
     REQUIRE(ts[0].rows.size() == 4);
     CHECK(ts[0].rows[0][0] == "whole network");
     CHECK(ts[0].rows[3][3].find("(nearest,4,") != std::string::npos); // the best F of the family

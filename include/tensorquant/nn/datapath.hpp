@@ -8,7 +8,10 @@
 //   s_0 = 0, s_k = Q_accumulator(s_(k-1) + p_k)   (each sum exact, then rounded once)
 //   y_j = Q_output(Q_accumulator(s_K + b))
 //
-// followed by the layer's fused activation, rounded to the output format. A single format
+// followed by the layer's fused activation, rounded to the output format. When the input
+// and the weights are MX or BFP block formats the products are those of a block dot
+// product instead (nn/kernels/block_dot.hpp): the exact sum of a block's products is one
+// term, and the accumulator is FP32 unless one is named. A single format
 // (TensorQuant's "nearest,8,4") is the datapath with that format in every role. In the
 // intrinsic map's JSON a scope takes either a quantizer string or an object with the roles
 // as keys: {"input": "nearest,8,4", "weights": "nearest,8,6", "accumulator":
@@ -73,10 +76,11 @@ public:
             set(r, std::nullopt);
         else {
             auto q = parse_quantizer(spec, key);
-            if (is_block_format(q))
-                throw config_error("datapath: '" + std::string(spec) + "' is a block format; a datapath's roles " +
-                                   "take element formats (block-scaled dot products are not implemented)");
+            if (is_block_format(q) && r != datapath_role::input && r != datapath_role::weights)
+                throw config_error("datapath: '" + std::string(spec) + "' is a block format; only the input and " +
+                                   "the weights take one (a block dot product, nn/kernels/block_dot.hpp)");
             set(r, std::move(q));
+            block_keys_[static_cast<std::size_t>(r)] = key; // a block format's key, for rekeyed
         }
     }
 
@@ -109,8 +113,15 @@ public:
     datapath rekeyed(Fn&& f) const
     {
         datapath d = *this;
-        for (auto& q : d.formats_)
-            if (q) q = with_key(*q, f);
+        for (std::size_t r = 0; r < d.formats_.size(); ++r)
+            if (auto& q = d.formats_[r]) {
+                if (is_block_format(*q)) { // held as a user_quantizer: rebuilt from its string
+                    d.block_keys_[r] = f(block_keys_[r]);
+                    q = parse_quantizer(q->to_string(), d.block_keys_[r]);
+                } else {
+                    q = with_key(*q, f);
+                }
+            }
         return d;
     }
 
@@ -134,6 +145,7 @@ private:
     }
 
     std::array<std::optional<any_quantizer>, 5> formats_;
+    std::array<rng_key, 5> block_keys_{};
 };
 
 } // namespace tensorquant::inline TENSORQUANT_ABI::nn

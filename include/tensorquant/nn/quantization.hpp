@@ -79,6 +79,9 @@ struct quantization_maps
                 if (!std::holds_alternative<fixed_point_rt>(e->quantizer.get())) continue;
             }
             auto const* f = std::get_if<fixed_point_rt>(&e->quantizer.get());
+            if (!f && is_block_format(e->quantizer))
+                fail("a block format runs intrinsic as a block dot product: give a datapath, {\"input\": \"" + e->spec +
+                     "\", \"weights\": \"" + e->spec + "\"}");
             if (!f) fail("intrinsic emulation needs a fixed-point quantizer");
             if (f->format().width > 24) fail("float activations hold at most 24-bit words exactly");
             const std::string problem = std::visit([&](auto const& l) { return l.intrinsic_problem(*f); }, n.op);

@@ -684,11 +684,15 @@ struct formats_options
     std::vector<std::string> subunits; // empty: subunits_at_depth(net, depth)
     int depth = 1;
     bool whole_network = true; // also every format on the whole network
+    // MX and BFP formats also as a block dot product (intrinsic: input and weights of the
+    // dense and conv2d layers, FP32 accumulation), labelled "<label> dot"
+    bool block_dot = true;
 };
 
 // Each format as the weight and extrinsic quantizer of one subunit at a time (and of the
 // whole network): relative accuracy per (subunit, format). Records: placement
-// weights+extrinsic, rounding the quantizer string, point the label.
+// weights+extrinsic, rounding the quantizer string, point the label; a block dot
+// product's: placement intrinsic, point "<label> dot".
 inline std::vector<record> format_comparison(context& ctx, formats_options const& o)
 {
     auto const& net = ctx.eval.network();
@@ -712,6 +716,20 @@ inline std::vector<record> format_comparison(context& ctx, formats_options const
                                   q.extrinsic.set(scope, f.spec, {ctx.seed, 1});
                                   detail::fill(r, ctx.eval.evaluate(q));
                               }});
+    if (o.block_dot)
+        for (auto const& unit : units)
+            for (auto const& f : o.formats) {
+                if (!nn::kernels::power_of_two_block_format(parse_quantizer(f.spec))) continue;
+                points.push_back({detail::identity(ctx, "formats", unit, "intrinsic", f.spec, 0, 0, f.label + " dot"),
+                                  [&, unit, f](record& r) {
+                                      nn::datapath d;
+                                      d.set("input", f.spec, {ctx.seed, 2});
+                                      d.set("weights", f.spec, {ctx.seed, 2});
+                                      quantization q;
+                                      q.intrinsic.set(unit.empty() ? net.scope() : unit, std::move(d));
+                                      detail::fill(r, ctx.eval.evaluate(q));
+                                  }});
+            }
     return detail::run_grid(ctx, "formats", std::move(points));
 }
 

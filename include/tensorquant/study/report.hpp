@@ -432,7 +432,8 @@ inline std::vector<table> tables(std::vector<record> const& all, report_options 
         // 8. formats
         if (auto recs = select(all, "formats", net); !recs.empty()) {
             const auto [units, by_unit] = group_by_subunit(recs);
-            table t{net + ": number formats as weight and extrinsic quantizers of one subunit at a time",
+            table t{net + ": number formats as weight and extrinsic quantizers (or block dot products) of one "
+                          "subunit at a time",
                     {"subunit"},
                     {},
                     {}};
@@ -456,7 +457,10 @@ inline std::vector<table> tables(std::vector<record> const& all, report_options 
             }
             t.note = "Relative accuracy; block formats (MX, NVFP4, BFP) in blocks along the reduction axis of the "
                      "weights and the channels of the outputs, fixed point and E2M1 per element without a scale; "
-                     "where a label has several formats (fixed point with each F) the best, and which.";
+                     "where a label has several formats (fixed point with each F) the best, and which. Columns "
+                     "\"... dot\": the format's block dot product instead (intrinsic: the inputs and weights of "
+                     "every dense and conv2d layer in blocks along the reduction axis, exact block sums, FP32 "
+                     "accumulation; nothing extrinsic).";
             out.push_back(t);
         }
     }

@@ -29,6 +29,7 @@
 #include "../../number/datapath.hpp"
 #include "../datapath.hpp"
 #include "../layers/activation.hpp"
+#include "block_dot.hpp"
 #include "gemm.hpp"
 #include "intrinsic.hpp"
 
@@ -144,6 +145,7 @@ struct is_datapath_kernel<tensorquant::detail::minifloat_kernel<double, R, P>> :
 // or the product, must then be fixed point); nullopt when there is none.
 inline std::optional<any_quantizer> datapath_accumulator(datapath const& d, std::size_t terms)
 {
+    if (is_block_datapath(d)) return block_accumulator(d);
     if (d[datapath_role::accumulator]) return d[datapath_role::accumulator];
     const auto p = detail::exact_product_of(d);
     if (!p) return std::nullopt;
@@ -177,12 +179,17 @@ inline std::string wide_accumulator_problem(datapath const& d, fixed_point_rt co
 // ("" when it can).
 inline std::string datapath_problem(datapath const& d, std::size_t terms)
 {
+    const bool block = is_block_datapath(d);
+    if (block)
+        if (auto problem = block_datapath_problem(d); !problem.empty()) return problem;
     const auto acc = datapath_accumulator(d, terms);
     if (!acc)
         return "an exact accumulator needs fixed-point inputs and weights (or a fixed-point product) whose sums fit "
                "64 bits; give the datapath an accumulator format";
     if (auto const* f = std::get_if<fixed_point_rt>(&acc->get())) {
-        if (f->format().width > 52) return wide_accumulator_problem(d, *f);
+        if (f->format().width > 52)
+            return block ? "a block dot product accumulates in at most 52 fixed-point bits"
+                         : wide_accumulator_problem(d, *f);
     } else if (auto const* m = std::get_if<minifloat>(&acc->get())) {
         if (!tensorquant::detail::minifloat_fits<double>(m->format) || m->format.mantissa_bits > 50)
             return "a minifloat accumulator must have at most 50 mantissa bits and fit double";
@@ -237,6 +244,7 @@ struct fixed_accumulator_mac : intrinsic_mac<R, O, Arch>
     bool integer_products = false;
     using output_type = double;
     double w_scale = 1, out_scale = 1; // weights are packed as values; a is scaled in the step
+    fixed_format format{};             // the accumulator's (add_wide's exact words)
     double b_scale() const noexcept { return this->scale; }
 
     batch sum(batch const& acc, batch p, std::uint64_t index) const noexcept
@@ -269,6 +277,31 @@ struct fixed_accumulator_mac : intrinsic_mac<R, O, Arch>
         return this->fit(r);
     }
 
+    // s + p for a value p (a block dot product's block sum), rounded once.
+    batch add(batch const& acc, batch const& p, std::uint64_t index) const noexcept
+    {
+        return sum(acc, p * batch(this->scale), index);
+    }
+    // s + (hi + lo) for a block sum wider than a double (block_dot.hpp), rounded once on
+    // exact words; non-finite sums as add does. Deterministic policies only
+    // (block_datapath_problem refuses a stochastic one).
+    batch add_wide(batch const& acc, batch const& hi, batch const& lo, std::uint64_t index) const noexcept
+    {
+        if constexpr (is_stochastic_rounding_v<R>) {
+            return add(acc, hi + lo, index);
+        } else {
+            constexpr std::size_t L = batch::size;
+            alignas(64) double a[L], h[L], l[L], r[L];
+            acc.store_aligned(a);
+            hi.store_aligned(h);
+            lo.store_aligned(l);
+            add(acc, hi + lo, index).store_aligned(r);
+            const tensorquant::detail::fixed_arith<R, O> ar(format);
+            for (std::size_t i = 0; i < L; ++i)
+                if (std::isfinite(h[i]) && std::isfinite(l[i])) r[i] = detail::wide_fixed_sum(ar, a[i], h[i], l[i]);
+            return batch::load_aligned(r);
+        }
+    }
     template <class TA>
     batch step(batch const& acc, TA a, batch const& w, std::uint64_t index) const noexcept
     {
@@ -314,6 +347,18 @@ struct float_accumulator_mac
     }
 
     batch init(batch const&) const noexcept { return batch(0.0); }
+    batch add(batch const& acc, batch const& p, std::uint64_t) const noexcept { return round_sum(acc, p); }
+    // K(acc + hi + lo) from the exact sum (a block sum wider than a double, block_dot.hpp).
+    batch add_wide(batch const& acc, batch const& hi, batch const& lo, std::uint64_t) const noexcept
+    {
+        constexpr std::size_t L = batch::size;
+        alignas(64) double a[L], h[L], l[L];
+        acc.store_aligned(a);
+        hi.store_aligned(h);
+        lo.store_aligned(l);
+        for (std::size_t i = 0; i < L; ++i) a[i] = detail::wide_sum_to_odd(a[i], h[i], l[i]);
+        return k.apply(batch::load_aligned(a), batch(0.0));
+    }
     template <class TA>
     batch step(batch const& acc, TA a, batch const& w, std::uint64_t index) const noexcept
     {
@@ -360,7 +405,8 @@ void visit_datapath(datapath const& d, any_quantizer const& acc, Fn&& fn)
                     using O = decltype(o);
                     const fixed_kernel<double, R, O> k(f->format(), f->key());
                     const double scale = exp2i<double>(f->format().frac);
-                    fn(fixed_accumulator_mac<R, O, Arch>{{k, scale}, product, integer_products(d, f->format())});
+                    fn(fixed_accumulator_mac<R, O, Arch>{
+                        {k, scale}, product, integer_products(d, f->format()), 1, 1, f->format()});
                 });
             });
         } else {
@@ -456,15 +502,18 @@ bool any_nan(std::span<T const> v) noexcept
 
 } // namespace detail
 
-// x with every element quantized by q when q is given (stream positions from offset).
+// x with every element quantized by q when q is given (stream positions from offset);
+// a block format runs along lines of block_line elements block_stride apart (apply_options).
 template <class T, std::size_t N>
 xt::xtensor<T, N> datapath_operand(std::optional<any_quantizer> const& q, xt::xtensor<T, N> const& x,
-                                   std::uint64_t offset)
+                                   std::uint64_t offset, std::size_t block_line = 0, std::size_t block_stride = 1)
 {
     if (!q) return x;
     xt::xtensor<T, N> y = x;
     apply_options o;
     o.index_offset = offset;
+    o.block_line = block_line;
+    o.block_stride = block_stride;
     quantize_inplace(*q, std::span<T>(y.data(), y.size()), o);
     return y;
 }

@@ -132,15 +132,24 @@ tensor4<float> conv2d_datapath(tensor4<float> const& x, tensor4<float> const& w,
     kernels::check_bias(b.size(), g.oc, "conv2d");
     if (const auto problem = kernels::datapath_problem(d, g.k()); !problem.empty())
         throw format_error("conv2d datapath " + d.to_string() + ": " + problem);
-    const auto xq = kernels::datapath_operand(d[datapath_role::input], x, kernels::intrinsic_operand_offset(0));
-    const auto wq = kernels::datapath_operand(d[datapath_role::weights], w, kernels::intrinsic_operand_offset(1));
+    // A block dot product quantizes the patches (block_conv_products), the weights along K.
+    const auto block = kernels::block_dot_plan_of(d);
+    const auto xq = kernels::datapath_operand(block ? std::nullopt : d[datapath_role::input], x,
+                                              kernels::intrinsic_operand_offset(0));
+    const auto wq =
+        kernels::datapath_operand(d[datapath_role::weights], w, kernels::intrinsic_operand_offset(1), g.k(), g.oc);
     return kernels::run_datapath<Arch>(
         d, g.k(), std::span<float const>(xq.data(), xq.size()), std::span<float const>(wq.data(), wq.size()), b, g.oc,
         {g.n, g.oh, g.ow, g.oc}, act, alpha,
         [&](auto const& mac, std::vector<double> const& bias, auto* y) {
-            using V = typename std::decay_t<decltype(mac)>::value_type;
+            using Mac = std::decay_t<decltype(mac)>;
+            using V = typename Mac::value_type;
             const auto packs = kernels::pack_conv_weights<kernels::packed_panels<V, Arch>>(wq.data(), bias.data(), g,
                                                                                            mac.w_scale, 1.0);
+            if constexpr (kernels::BlockAccumulator<Mac>)
+                if (block)
+                    return kernels::block_conv_products(mac, x.data(), g, packs, *d[datapath_role::input], *block,
+                                                        kernels::intrinsic_operand_offset(0), y);
             kernels::conv_products(mac, xq.data(), g, packs, y);
         },
         [&](fixed_point_rt const& acc, auto const& bias_words, float* y) {

@@ -114,16 +114,22 @@ tensor4<float> dense_datapath(tensor2<float> const& x, tensor2<float> const& w, 
     kernels::check_bias(b.size(), out, "dense");
     if (const auto problem = kernels::datapath_problem(d, in); !problem.empty())
         throw format_error("dense datapath " + d.to_string() + ": " + problem);
-    const auto xq = kernels::datapath_operand(d[datapath_role::input], x, kernels::intrinsic_operand_offset(0));
-    const auto wq = kernels::datapath_operand(d[datapath_role::weights], w, kernels::intrinsic_operand_offset(1));
+    // block formats: the inputs' rows and the weights' columns (the reduction axis)
+    const auto xq = kernels::datapath_operand(d[datapath_role::input], x, kernels::intrinsic_operand_offset(0), in, 1);
+    const auto wq =
+        kernels::datapath_operand(d[datapath_role::weights], w, kernels::intrinsic_operand_offset(1), in, out);
+    const auto block = kernels::block_dot_plan_of(d);
     return kernels::run_datapath<Arch>(
         d, in, std::span<float const>(xq.data(), xq.size()), std::span<float const>(wq.data(), wq.size()), b, out,
         {n, 1, 1, out}, act, alpha,
         [&](auto const& mac, std::vector<double> const& bias, auto* y) {
-            using V = typename std::decay_t<decltype(mac)>::value_type;
+            using Mac = std::decay_t<decltype(mac)>;
+            using V = typename Mac::value_type;
             kernels::packed_panels<V, Arch> pack(
                 in, out, [&](std::size_t i, std::size_t j) { return V(double(wq(i, j)) * mac.w_scale); },
                 [&](std::size_t j) { return V(bias[j]); });
+            if constexpr (kernels::BlockAccumulator<Mac>)
+                if (block) return kernels::block_gemm(mac, xq.data(), n, pack, *block, y);
             kernels::gemm(mac, xq.data(), n, pack, y);
         },
         [&](fixed_point_rt const& acc, auto const& bias_words, float* y) {
