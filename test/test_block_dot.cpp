@@ -199,15 +199,15 @@ TEST_CASE("dense block dot products of two element formats equal the scalar refe
     };
     std::size_t outputs = 0;
     for (auto const& acc : {fp32(), bf16(), fixed_acc("nearest,24,10"), fixed_acc("zero,20,6,wrap")})
-        for (auto const& [input, weights] : {pair{"mxfp8_e4m3", "mxfp8_e5m2"}, pair{"mxfp8_e5m2", "mxfp4"},
-                                             pair{"mxint8", "mxfp8_e5m2"}, pair{"mxfp6_e2m3", "mxfp8_e4m3"}})
+        for (auto const& formats : {pair{"mxfp8_e4m3", "mxfp8_e5m2"}, pair{"mxfp8_e5m2", "mxfp4"},
+                                    pair{"mxint8", "mxfp8_e5m2"}, pair{"mxfp6_e2m3", "mxfp8_e4m3"}})
             for (std::size_t in : {7, 64, 97}) {
-                CAPTURE(input);
-                CAPTURE(weights);
+                CAPTURE(formats.input); // not a structured binding: clang 14 cannot capture those
+                CAPTURE(formats.weights);
                 CAPTURE(acc.spec);
                 CAPTURE(in);
                 // 9 rows: the kernel's 8-row and single-row paths
-                CHECK(dense_mismatches(gen, input, weights, acc, 9, in, 5, outputs) == 0);
+                CHECK(dense_mismatches(gen, formats.input, formats.weights, acc, 9, in, 5, outputs) == 0);
             }
     MESSAGE(outputs << " dense outputs of mixed formats");
 }
