@@ -1,9 +1,9 @@
 // LeNet-5 inference on a batch of 1000 28x28 images, single thread: float, extrinsic
 // (fixed point nearest 8,4 on every layer output), intrinsic (fixed point nearest 16,8 on
-// every operation) and three datapaths (nn/datapath.hpp): int8 inputs and weights into a
+// every operation) and four datapaths (nn/datapath.hpp): int8 inputs and weights into a
 // 24-bit accumulator with 8-bit outputs; fp8 e4m3 inputs and weights with exact products
-// into an fp32 accumulator; MXFP8 (E4M3 and E5M2) block dot products into fp32. bench/run.sh prints each
-// one's time / float.
+// into an fp32 accumulator; MXFP8 E4M3 and E5M2 block dot products into fp32.
+// bench/run.sh prints each one's time / float.
 #include <tensorquant/nn.hpp>
 
 #include <benchmark/benchmark.h>

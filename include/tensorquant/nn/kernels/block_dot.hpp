@@ -132,7 +132,7 @@ namespace detail {
 using exact_float = tensorquant::detail::exact_float;
 using exact_arith = tensorquant::detail::minifloat_arith<double, tensorquant::rounding::nearest_even>; // its exact sums
 
-// hi + lo exactly (finite, not both zero), without trailing zero bits: the pair spans at
+// hi + lo exactly (finite, hi + lo != 0), without trailing zero bits: the pair spans at
 // most block_sum_bits + 1 bits (lo's last place is at least the units'), within what
 // exact_sum keeps.
 inline exact_float exact_pair(double hi, double lo) noexcept
@@ -140,12 +140,10 @@ inline exact_float exact_pair(double hi, double lo) noexcept
     exact_float r = lo == 0   ? exact_arith::decode(hi)
                     : hi == 0 ? exact_arith::decode(lo)
                               : exact_arith::exact_sum(exact_arith::decode(hi), exact_arith::decode(lo));
-    if (r.sig != 0) {
-        const auto low = std::uint64_t(r.sig);
-        const int tz = low ? std::countr_zero(low) : 64 + std::countr_zero(std::uint64_t(r.sig >> 64));
-        r.sig >>= tz;
-        r.exp += tz;
-    }
+    const auto low = std::uint64_t(r.sig);
+    const int tz = low ? std::countr_zero(low) : 64 + std::countr_zero(std::uint64_t(r.sig >> 64));
+    r.sig >>= tz;
+    r.exp += tz;
     return r;
 }
 
@@ -176,10 +174,9 @@ inline double to_odd(exact_float v) noexcept
 // exact +0 for x - x, acc itself for a zero block).
 inline double wide_sum_to_odd(double acc, double hi, double lo) noexcept
 {
-    if (!std::isfinite(acc) || !std::isfinite(hi) || !std::isfinite(lo)) return acc + (hi + lo);
-    if (hi == 0 && lo == 0) return acc + (hi + lo);
+    // a double sum of two doubles is 0 only when the exact one is: a zero block
+    if (!std::isfinite(acc) || !std::isfinite(hi) || !std::isfinite(lo) || hi + lo == 0) return acc + (hi + lo);
     const exact_float d = exact_pair(hi, lo);
-    if (d.sig == 0) return acc + 0.0;
     if (acc == 0) return to_odd(d);
     const exact_float r = exact_arith::exact_sum(exact_arith::decode(acc), d);
     if (r.sig == 0 && !r.sticky) return 0.0;
@@ -196,9 +193,8 @@ double wide_fixed_sum(tensorquant::detail::fixed_arith<R, O> const& ar, double c
     using tensorquant::detail::int128;
     using tensorquant::detail::int256;
     const int128 word = int128(c);
-    if (hi == 0 && lo == 0) return c;
+    if (hi + lo == 0) return c; // exactly 0 (see wide_sum_to_odd)
     const exact_float d = exact_pair(hi, lo);
-    if (d.sig == 0) return c;
     int256 p = int256(int128(d.sig));
     if (d.negative) p = -p;
     int pf = -d.exp; // the value is p 2^-pf
