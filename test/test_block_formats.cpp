@@ -260,7 +260,9 @@ TEST_CASE("float lanes equal the double path over the whole float range")
             CAPTURE(q.to_string());
             int wrong = 0;
             for (int trial = 0; trial < 200; ++trial) {
-                const auto x = whole_range_floats(gen, 1 + gen() % 300);
+                // (every fifth run long enough for whole groups of blocks, whose maxima are
+                // taken together: simd::transpose_max)
+                const auto x = whole_range_floats(gen, 1 + gen() % (trial % 5 == 0 ? 1600 : 300));
                 std::vector<double> xd(x.begin(), x.end()), yd(x.size());
                 std::vector<float> y(x.size());
                 q.quantize(std::span<float const>(x), std::span<float>(y));
@@ -613,6 +615,67 @@ TEST_CASE("nvfp4 under every block scale code equals its definition")
     MESSAGE("nvfp4 elements checked: " << checked);
 }
 
+TEST_CASE("nvfp4 every block scale code in one tensor equals its definition")
+{
+    // The float kernel takes a group of whole blocks at once, its quotients from a table of
+    // the block scales: one tensor holding a block per E4M3 code, each with every E2M1 value
+    // and midpoint (and float neighbours), in place and out of place; tensor scales inside
+    // [2^-100, 2^100] (the table) and outside (the general way).
+    const auto q = tq::nvfp4_quantizer::parse("nvfp4");
+    const auto e4m3 = grid(tq::block_elements::e4m3), e2m1 = grid(tq::block_elements::e2m1);
+    std::vector<float> values;
+    for (std::size_t i = 0; i < e2m1.size(); ++i) {
+        values.push_back(float(double(e2m1[i])));
+        if (i + 1 < e2m1.size()) values.push_back(float(double((e2m1[i] + e2m1[i + 1]) / 2)));
+    }
+    std::size_t checked = 0;
+    for (float tensor_amax : {2688.0f, 1.0f, 3e-30f, 1e30f, 1e-20f, 5e-36f}) {
+        const float s = 2688.0f / tensor_amax;
+        std::vector<float> x{tensor_amax};
+        while (x.size() % 16) x.push_back(0.0f);
+        for (int pass = 0; pass < 2; ++pass) // the codes in order, then in reverse
+            for (std::size_t c = 0; c < e4m3.size(); ++c) {
+                const float d = float(double(e4m3[pass ? e4m3.size() - 1 - c : c]));
+                if (!(d > 0)) continue;
+                for (std::size_t first = 0; first < values.size(); first += 5) {
+                    x.push_back(6.0f * d / s); // pins the block's amax
+                    for (std::size_t i = first; i < std::min(values.size(), first + 5); ++i) {
+                        const float v = (i % 2 ? -1.0f : 1.0f) * values[i] * d / s;
+                        for (float w : {v, std::nextafter(v, 0.0f), std::nextafter(v, 2 * v)}) x.push_back(w);
+                    }
+                    while (x.size() % 16) x.push_back(-0.0f);
+                }
+            }
+        x.resize(x.size() + 7, 1e-3f / s); // a partial last block
+        CAPTURE(tensor_amax);
+        CHECK(nvfp4_mismatches(q, x) == 0);
+        std::vector<float> out(x.size()), in_place = x;
+        q.quantize(std::span<float const>(x), std::span<float>(out));
+        q.quantize(std::span<float const>(in_place), std::span<float>(in_place));
+        CHECK(std::equal(out.begin(), out.end(), in_place.begin(), [](float a, float b) { return same_bits(a, b); }));
+        checked += x.size();
+    }
+    MESSAGE("nvfp4 elements checked in tensors of every block scale: " << checked);
+}
+
+TEST_CASE("transpose_max gives every batch's largest lane in order")
+{
+    using ib = xsimd::batch<std::int32_t>;
+    constexpr std::size_t N = ib::size;
+    std::mt19937_64 gen(13);
+    int wrong = 0;
+    for (int trial = 0; trial < 2000; ++trial) {
+        alignas(64) std::int32_t lanes[N * N];
+        for (auto& v : lanes) v = std::int32_t(gen() % (trial % 2 ? 64 : 0x80000000u));
+        ib m[N];
+        for (std::size_t b = 0; b < N; ++b) m[b] = ib::load_aligned(lanes + b * N);
+        alignas(64) std::int32_t out[N];
+        tq::detail::simd::transpose_max(m).store_aligned(out);
+        for (std::size_t b = 0; b < N; ++b) wrong += out[b] != *std::max_element(lanes + b * N, lanes + (b + 1) * N);
+    }
+    CHECK(wrong == 0);
+}
+
 TEST_CASE("nvfp4 block amax at the midpoints of the block scale grid")
 {
     // the block scale's float ops (amax / 6, then times s_enc) decide these roundings
@@ -699,7 +762,8 @@ TEST_CASE("nvfp4 contiguous lines in float lanes equal strided lines")
         const tq::nvfp4_quantizer q(block);
         int wrong = 0;
         for (int trial = 0; trial < 300; ++trial) {
-            auto x = whole_range_floats(gen, 1 + gen() % 200);
+            // (every fifth tensor long enough for whole groups of blocks)
+            auto x = whole_range_floats(gen, 1 + gen() % (trial % 5 == 0 ? 1200 : 200));
             if (trial % 3 == 0) // a tensor below 2688 / FLT_MAX: s_enc and s_enc / d_b saturate
                 for (auto& v : x)
                     if (std::isfinite(v) && v != 0) v = std::ldexp(v, -std::max(0, std::ilogb(v) + 130));

@@ -16,6 +16,14 @@
 #error "tensorquant needs IEEE arithmetic: do not compile it with -ffast-math (or -Ofast)"
 #endif
 
+// For small SIMD helpers whose arguments must stay in registers (an array of batches
+// passed by pointer goes through memory unless the call is inlined).
+#if defined(__GNUC__)
+#define TENSORQUANT_ALWAYS_INLINE [[gnu::always_inline]] inline
+#else
+#define TENSORQUANT_ALWAYS_INLINE inline
+#endif
+
 // Everything is declared in tensorquant::inline TENSORQUANT_ABI, a namespace named after
 // the instruction sets the translation unit is compiled for. The SIMD kernels depend on
 // them, so two translation units built with different -m flags get different symbols

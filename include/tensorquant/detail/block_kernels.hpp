@@ -96,7 +96,8 @@ inline float round_to_grid(float x, float_grid const& g) noexcept
     if (!g.signed_zero && r == 0) return 0.0f;
     return std::bit_cast<float>(std::bit_cast<std::uint32_t>(r) | (bits & 0x80000000u));
 }
-template <class A>
+// (Saturate false: for callers whose x rounds to at most g.max.)
+template <bool Saturate = true, class A>
 xsimd::batch<float, A> round_to_grid(xsimd::batch<float, A> const& x, float_grid const& g) noexcept
 {
     using fb = xsimd::batch<float, A>;
@@ -105,7 +106,7 @@ xsimd::batch<float, A> round_to_grid(xsimd::batch<float, A> const& x, float_grid
     const fb a = xsimd::abs(x); // not bitwise_andnot: its operand order changed after xsimd 8
     const ib e = simd::bit_cast<std::int32_t>(a) & ib(0x7f800000);
     const fb c = simd::bit_cast<float>(xsimd::max(e, ib(g.emin_bits)) + ib(g.shift));
-    const fb r = xsimd::min((a + c) - c, fb(g.max));
+    const fb r = Saturate ? xsimd::min((a + c) - c, fb(g.max)) : (a + c) - c;
     const fb y = r | (x & sign);
     return g.signed_zero ? y : xsimd::select(r == fb(0.0f), r, y);
 }
@@ -119,19 +120,64 @@ inline std::uint32_t amax_bits(float const* v, std::size_t n) noexcept
     using fb = xsimd::batch<float>;
     using ib = xsimd::batch<std::int32_t, fb::arch_type>;
     constexpr std::size_t N = fb::size;
-    std::size_t j = 0;
+    // (the batches' end named, not j + N <= n: GCC 12 warns of a bogus overflow in the tail
+    // loop when n is a known constant)
+    const std::size_t whole = n - n % N;
     std::int32_t m = 0;
-    if (n >= N) {
+    if (whole) {
         ib mb(0);
-        for (; j + N <= n; j += N) {
+        for (std::size_t j = 0; j < whole; j += N) {
             const ib a = simd::bit_cast<std::int32_t>(fb::load_unaligned(v + j)) & ib(0x7fffffff);
             mb = xsimd::max(mb, FiniteOnly ? xsimd::select(a < ib(0x7f800000), a, ib(0)) : a);
         }
         m = simd::reduce_max(mb);
     }
-    for (; j < n; ++j) {
+    for (std::size_t j = whole; j < n; ++j) {
         const auto a = std::int32_t(std::bit_cast<std::uint32_t>(v[j]) & 0x7fffffffu);
         if (!FiniteOnly || a < 0x7f800000) m = std::max(m, a);
+    }
+    return std::uint32_t(m);
+}
+
+// amax[b] = amax_bits of the block of `block` floats at v + b block, for the N (the batch
+// size) consecutive whole blocks at v; block a multiple of N. Each block's lanes are reduced
+// to one batch, and the N batches to N lanes at once (simd::transpose_max).
+// Returns them as lanes.
+TENSORQUANT_ALWAYS_INLINE xsimd::batch<std::int32_t, xsimd::batch<float>::arch_type>
+group_amax_bits(float const* v, std::size_t block, std::int32_t* amax) noexcept
+{
+    using fb = xsimd::batch<float>;
+    using ib = xsimd::batch<std::int32_t, fb::arch_type>;
+    constexpr std::size_t N = fb::size;
+    ib m[N];
+    for (std::size_t b = 0; b < N; ++b) {
+        float const* p = v + b * block;
+        ib mb = simd::bit_cast<std::int32_t>(fb::load_unaligned(p)) & ib(0x7fffffff);
+        for (std::size_t j = N; j < block; j += N)
+            mb = xsimd::max(mb, simd::bit_cast<std::int32_t>(fb::load_unaligned(p + j)) & ib(0x7fffffff));
+        m[b] = mb;
+    }
+    const ib lanes = simd::transpose_max(m);
+    lanes.store_unaligned(amax);
+    return lanes;
+}
+
+// maxima[b] = amax_bits of block b of the n floats at v (blocks of `block`, the last may be
+// partial); returns the largest of them.
+inline std::uint32_t block_maxima(float const* v, std::size_t n, std::size_t block, std::int32_t* maxima) noexcept
+{
+    using fb = xsimd::batch<float>;
+    using ib = xsimd::batch<std::int32_t, fb::arch_type>;
+    constexpr std::size_t N = fb::size;
+    std::size_t first = 0, b = 0;
+    ib lanes(0);
+    if (block % N == 0)
+        for (; first + N * block <= n; first += N * block, b += N)
+            lanes = xsimd::max(lanes, group_amax_bits(v + first, block, maxima + b));
+    std::int32_t m = simd::reduce_max(lanes);
+    for (; first < n; first += block, ++b) {
+        maxima[b] = std::int32_t(amax_bits(v + first, std::min(block, n - first)));
+        m = std::max(m, maxima[b]);
     }
     return std::uint32_t(m);
 }

@@ -78,6 +78,106 @@ inline std::int32_t reduce_max(xsimd::batch<std::int32_t, A> const& x) noexcept
     }
 }
 
+// The lanes of x with a bit of mask set: one test instruction on AVX-512 (GCC 12 does not
+// fuse the and and the compare).
+template <class A>
+inline xsimd::batch_bool<std::int32_t, A> any_bits(xsimd::batch<std::int32_t, A> const& x, std::int32_t mask) noexcept
+{
+    using ib = xsimd::batch<std::int32_t, A>;
+#if defined(__AVX512F__)
+    if constexpr (sizeof(typename ib::register_type) == 64)
+        return xsimd::batch_bool<std::int32_t, A>(
+            _mm512_test_epi32_mask(typename ib::register_type(x), _mm512_set1_epi32(mask)));
+    else
+#endif
+        return (x & ib(mask)) != ib(0);
+}
+
+// out[b] = the largest lane of m[b], b < N (the batch size): the N reductions at once, by
+// unpacking pairs of batches and taking the larger of the halves (log2 N rounds of shuffles
+// instead of N horizontal reductions). Lane order: out's lane b is m[b]'s maximum.
+template <class A>
+TENSORQUANT_ALWAYS_INLINE xsimd::batch<std::int32_t, A> transpose_max(xsimd::batch<std::int32_t, A> const* m) noexcept
+{
+    using ib = xsimd::batch<std::int32_t, A>;
+    using reg = typename ib::register_type;
+    constexpr std::size_t N = ib::size;
+    constexpr std::size_t bytes = sizeof(reg);
+    // the register widths with the integer shuffles and maxima below
+    constexpr bool shuffles = N >= 4 && (false
+#if defined(__SSE4_1__)
+                                         || bytes == 16
+#endif
+#if defined(__AVX2__)
+                                         || bytes == 32
+#endif
+#if defined(__AVX512F__)
+                                         || bytes == 64
+#endif
+                                        );
+    if constexpr (shuffles) {
+        // Within each 128-bit lane: pairs (unpack 32-bit), then quadruples (unpack 64-bit),
+        // so a 128-bit lane holds four batches' partial maxima, in order.
+        reg quad[N / 4];
+        for (std::size_t q = 0; q < N / 4; ++q) {
+            reg pair[2];
+            for (std::size_t h = 0; h < 2; ++h) {
+                const reg a = m[4 * q + 2 * h], b = m[4 * q + 2 * h + 1];
+                if constexpr (bytes == 64) {
+#if defined(__AVX512F__)
+                    pair[h] = _mm512_max_epi32(_mm512_unpacklo_epi32(a, b), _mm512_unpackhi_epi32(a, b));
+#endif
+                } else if constexpr (bytes == 32) {
+#if defined(__AVX2__)
+                    pair[h] = _mm256_max_epi32(_mm256_unpacklo_epi32(a, b), _mm256_unpackhi_epi32(a, b));
+#endif
+                } else {
+#if defined(__SSE4_1__)
+                    pair[h] = _mm_max_epi32(_mm_unpacklo_epi32(a, b), _mm_unpackhi_epi32(a, b));
+#endif
+                }
+            }
+            if constexpr (bytes == 64) {
+#if defined(__AVX512F__)
+                quad[q] =
+                    _mm512_max_epi32(_mm512_unpacklo_epi64(pair[0], pair[1]), _mm512_unpackhi_epi64(pair[0], pair[1]));
+#endif
+            } else if constexpr (bytes == 32) {
+#if defined(__AVX2__)
+                quad[q] =
+                    _mm256_max_epi32(_mm256_unpacklo_epi64(pair[0], pair[1]), _mm256_unpackhi_epi64(pair[0], pair[1]));
+#endif
+            } else {
+#if defined(__SSE4_1__)
+                quad[q] = _mm_max_epi32(_mm_unpacklo_epi64(pair[0], pair[1]), _mm_unpackhi_epi64(pair[0], pair[1]));
+#endif
+            }
+        }
+        // Across 128-bit lanes: the larger of each pair of lanes, twice for 512 bits.
+        if constexpr (bytes == 64) {
+#if defined(__AVX512F__)
+            reg oct[2];
+            for (std::size_t o = 0; o < 2; ++o)
+                oct[o] = _mm512_max_epi32(_mm512_shuffle_i32x4(quad[2 * o], quad[2 * o + 1], 0x88),
+                                          _mm512_shuffle_i32x4(quad[2 * o], quad[2 * o + 1], 0xdd));
+            return ib(_mm512_max_epi32(_mm512_shuffle_i32x4(oct[0], oct[1], 0x88),
+                                       _mm512_shuffle_i32x4(oct[0], oct[1], 0xdd)));
+#endif
+        } else if constexpr (bytes == 32) {
+#if defined(__AVX2__)
+            return ib(_mm256_max_epi32(_mm256_permute2x128_si256(quad[0], quad[1], 0x20),
+                                       _mm256_permute2x128_si256(quad[0], quad[1], 0x31)));
+#endif
+        } else {
+            return ib(quad[0]);
+        }
+    } else {
+        alignas(64) std::int32_t lanes[N];
+        for (std::size_t b = 0; b < N; ++b) lanes[b] = reduce_max(m[b]);
+        return ib::load_aligned(lanes);
+    }
+}
+
 namespace nontemporal {
 #if defined(__SSE2__)
 inline void put(float* p, __m128 r) noexcept { _mm_stream_ps(p, r); }

@@ -485,19 +485,18 @@ private:
     // its loops unrolled.)
     template <std::size_t Block>
     static void quantize_line_nearest(float const* in, float* out, std::size_t n, detail::float_grid const& grid,
-                                      std::size_t block, int emax) noexcept
+                                      std::size_t runtime_block, int emax) noexcept
     {
-        if constexpr (Block != 0) block = Block;
+        const std::size_t block = Block != 0 ? Block : runtime_block;
         using batch = xsimd::batch<float>;
         constexpr std::size_t N = batch::size;
-        for (std::size_t first = 0; first < n; first += block) {
-            const std::size_t count = std::min(block, n - first);
+        // one block of count elements from `first`, its amax_bits given
+        auto block_at = [&](std::size_t first, std::size_t count, std::uint32_t amax) {
             float const* v = in + first;
             float* w = out + first;
-            const std::uint32_t amax = detail::amax_bits(v, count);
             if (amax >= 0x7f800000u) { // an infinity or a NaN: the NaN scale
                 std::fill(w, w + count, std::numeric_limits<float>::quiet_NaN());
-                continue;
+                return;
             }
             // s from amax's exponent field (a subnormal or zero amax clamps to -127), 2^-s
             // and 2^s from theirs (2^-127 the one subnormal)
@@ -507,7 +506,7 @@ private:
             constexpr std::uint32_t two_to_minus_127 = 0x00400000u;
             const float down = std::bit_cast<float>(s == 127 ? two_to_minus_127 : std::uint32_t(127 - s) << 23);
             const float up = std::bit_cast<float>(s == -127 ? two_to_minus_127 : std::uint32_t(127 + s) << 23);
-            std::size_t j = 0;
+            const std::size_t whole = count - count % N; // (named: see detail::amax_bits)
             const int emin_field = (grid.emin_bits >> 23) + s, top_field = field + (grid.shift >> 23);
             if (emin_field >= 1 && top_field <= 254) {
                 // V on the block's grid directly (the grid scaled by 2^s, the same values):
@@ -515,15 +514,27 @@ private:
                 detail::float_grid block_grid = grid;
                 block_grid.emin_bits = emin_field << 23;
                 block_grid.max = grid.max * up;
-                for (; j + N <= count; j += N)
+                for (std::size_t j = 0; j < whole; j += N)
                     detail::round_to_grid(batch::load_unaligned(v + j), block_grid).store_unaligned(w + j);
-                for (; j < count; ++j) w[j] = detail::round_to_grid(v[j], block_grid);
-                continue;
+                for (std::size_t j = whole; j < count; ++j) w[j] = detail::round_to_grid(v[j], block_grid);
+                return;
             }
-            for (; j + N <= count; j += N)
+            for (std::size_t j = 0; j < whole; j += N)
                 (detail::round_to_grid(batch::load_unaligned(v + j) * batch(down), grid) * batch(up))
                     .store_unaligned(w + j);
-            for (; j < count; ++j) w[j] = detail::round_to_grid(v[j] * down, grid) * up;
+            for (std::size_t j = whole; j < count; ++j) w[j] = detail::round_to_grid(v[j] * down, grid) * up;
+        };
+        std::size_t first = 0;
+        if (block % N == 0) { // N whole blocks at a time: their maxima at once
+            alignas(64) std::int32_t amax[N];
+            for (; first + N * block <= n; first += N * block) {
+                detail::group_amax_bits(in + first, block, amax);
+                for (std::size_t b = 0; b < N; ++b) block_at(first + b * block, block, std::uint32_t(amax[b]));
+            }
+        }
+        for (; first < n; first += block) {
+            const std::size_t count = std::min(block, n - first);
+            block_at(first, count, detail::amax_bits(in + first, count));
         }
     }
     void quantize_line_nearest(float const* in, float* out, std::size_t n,

@@ -28,6 +28,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -189,16 +190,31 @@ private:
     void run(T const* in, T* out, std::size_t n, apply_options const& o, std::optional<float> amax) const
     {
         const detail::block_lines lines = detail::block_lines_of(n, o, "nvfp4 quantize");
-        // the tensor scale first: then each block is read before it is written, so in may be out
-        const float s_enc = tensor_scale(amax ? *amax : tensor_amax(std::span<T const>(in, n)));
         if constexpr (std::is_same_v<T, float>)
             if (rounding() == rounding_mode::nearest_even && lines.stride == 1) {
+                // One contiguous line: the blocks' maxima in one pass, which also gives the
+                // tensor's (when no block holds an infinity or a NaN), so the line is read
+                // twice, not three times.
+                std::unique_ptr<std::int32_t[]> maxima; // not value-initialised: every entry is written
+                float tensor = amax ? *amax : 0.0f;
+                if (lines.line == n && n) {
+                    maxima.reset(new std::int32_t[(n + block_ - 1) / block_]);
+                    const std::uint32_t all = detail::block_maxima(in, n, block_, maxima.get());
+                    if (!amax) tensor = all < 0x7f800000u ? std::bit_cast<float>(all) : tensor_amax(std::span(in, n));
+                } else if (!amax) {
+                    tensor = tensor_amax(std::span(in, n));
+                }
+                // the tensor scale first: then each block is read before it is written, so in may be out
+                const float s_enc = tensor_scale(tensor);
                 detail::for_line_pieces(n, lines, block_, o,
                                         [&](unsigned, std::size_t offset, std::size_t count, std::size_t) {
-                                            run_nearest(in + offset, out + offset, count, s_enc);
+                                            run_nearest(in + offset, out + offset, count, s_enc,
+                                                        maxima ? maxima.get() + offset / block_ : nullptr);
                                         });
                 return;
             }
+        // the tensor scale first: then each block is read before it is written, so in may be out
+        const float s_enc = tensor_scale(amax ? *amax : tensor_amax(std::span<T const>(in, n)));
         detail::for_line_pieces(
             n, lines, block_, o, [&](unsigned, std::size_t offset, std::size_t count, std::size_t stride) {
                 for_each_block(in + offset, count, stride, s_enc, o.index_offset + offset,
@@ -219,47 +235,162 @@ private:
     // run for contiguous floats rounded to nearest even, in float lanes: the same operations
     // as for_each_block (E2M1 of the float x r is the grid rounding, exact), the scales of a
     // batch of blocks at once, a block whose s_enc / d_b is huge going the general way.
-    void run_nearest(float const* in, float* out, std::size_t n, float s_enc) const
+    // (Block: the block size when known at compile time, 0 otherwise; NVFP4's 16 gets its
+    // loops unrolled.)
+    // (maxima: the blocks' amax_bits when known, else null.)
+    void run_nearest(float const* in, float* out, std::size_t n, float s_enc, std::int32_t const* maxima) const
     {
+        if (block_ == 16)
+            run_nearest<16>(in, out, n, s_enc, 16, maxima);
+        else
+            run_nearest<0>(in, out, n, s_enc, block_, maxima);
+    }
+    // r = s_enc / d_b and the quotients d_b / s_enc and 1.5 d_b / s_enc for every block scale
+    // d_b (E4M3, 0 or in [2^-9, 448]), indexed by index(d_b): a float with at most four
+    // significant bits is told apart by its exponent and its top three mantissa bits.
+    struct quotient_table
+    {
+        static constexpr std::size_t size = 144;                    // indices 0 (d_b = 0) to 143 (448)
+        static constexpr std::int32_t first_field = (118 << 3) - 1; // 2^-9 has index 1
+        alignas(64) float r[size], unit[size], unit_and_half[size];
+        template <class A>
+        static xsimd::batch<std::int32_t, A> index(xsimd::batch<float, A> const& db) noexcept
+        {
+            using ib = xsimd::batch<std::int32_t, A>;
+            return xsimd::max((detail::simd::bit_cast<std::int32_t>(db) >> 20) - ib(first_field), ib(0));
+        }
+        explicit quotient_table(float s_enc) noexcept
+        {
+            using batch = xsimd::batch<float>;
+            using ibatch = xsimd::batch<std::int32_t, batch::arch_type>;
+            constexpr std::size_t N = batch::size;
+            static_assert(size % N == 0);
+            alignas(64) std::int32_t lane[N];
+            for (std::size_t i = 0; i < N; ++i) lane[i] = std::int32_t(i);
+            for (std::size_t i = 0; i < size; i += N) {
+                const ibatch k = ibatch::load_aligned(lane) + ibatch(std::int32_t(i));
+                const batch db = detail::simd::bit_cast<float>(
+                    xsimd::select(k == ibatch(0), ibatch(0), (k + ibatch(first_field)) << 20));
+                xsimd::select(db > batch(0.0f), xsimd::min(batch(s_enc) / db, batch(std::numeric_limits<float>::max())),
+                              batch(0.0f))
+                    .store_aligned(r + i);
+                (db / batch(s_enc)).store_aligned(unit + i);
+                ((db * batch(1.5f)) / batch(s_enc)).store_aligned(unit_and_half + i);
+            }
+        }
+    };
+
+    template <std::size_t Block>
+    void run_nearest(float const* in, float* out, std::size_t n, float s_enc, std::size_t runtime_block,
+                     std::int32_t const* maxima) const
+    {
+        const std::size_t block = Block != 0 ? Block : runtime_block;
         using batch = xsimd::batch<float>;
         using ibatch = xsimd::batch<std::int32_t, batch::arch_type>;
         constexpr std::size_t N = batch::size;
-        alignas(64) std::int32_t amax[N];
-        alignas(64) float d[N], r[N];
-        for (std::size_t group = 0; group < n; group += N * block_) {
-            const std::size_t blocks = std::min(N, (n - group + block_ - 1) / block_);
-            for (std::size_t b = 0; b < N; ++b) {
-                const std::size_t first = group + b * block_;
-                amax[b] = b < blocks ? std::int32_t(detail::amax_bits(in + first, std::min(block_, n - first))) : 0;
+        // A common group: N whole blocks, all finite, t = amax / 6 s_enc <= 448 and d_b 0 or
+        // normal, and s_enc in [2^-100, 2^100]. There an element's |x r| < 6 (15 / 14) (1 + 2^-22)
+        // < 7 (d_b is within 1/15 of t), which rounds to at most 6 (none saturates), and
+        // P = +-2^k or +-1.5 2^k (E2M1,
+        // k in [-1, 2]), so P d_b / s_enc rounded is 2^k times d_b / s_enc or 1.5 d_b / s_enc
+        // rounded (1.5 d_b is exact): a scaling that stays exact, both quotients being normal.
+        // Those quotients and r come from a table of the 128 block scales, built once: no
+        // division per element or per block.
+        const bool tables = s_enc >= 0x1p-100f && s_enc <= 0x1p100f && n >= N * block;
+        std::optional<quotient_table> quotients;
+        if (tables) quotients.emplace(s_enc);
+        struct group_scales
+        {
+            alignas(64) std::int32_t amax[N], index[N];
+            alignas(64) float d[N], r[N];
+            std::size_t blocks;
+            bool common;
+        };
+        auto scales_of = [&](std::size_t group, group_scales& g) {
+            g.blocks = std::min(N, (n - group + block - 1) / block);
+            const bool whole = g.blocks == N && group + N * block <= n;
+            if (maxima && whole)
+                ibatch::load_unaligned(maxima + group / block).store_aligned(g.amax);
+            else if (maxima) {
+                std::copy_n(maxima + group / block, g.blocks, g.amax);
+                std::fill(g.amax + g.blocks, g.amax + N, 0);
+            } else if (whole && block % N == 0)
+                detail::group_amax_bits(in + group, block, g.amax);
+            else
+                for (std::size_t b = 0; b < N; ++b) {
+                    const std::size_t first = group + b * block;
+                    g.amax[b] =
+                        b < g.blocks ? std::int32_t(detail::amax_bits(in + first, std::min(block, n - first))) : 0;
+                }
+            // block_scale in lanes (a NaN block's lanes are not used; the min keeps a block
+            // beyond a given tensor amax in round_to_grid's range)
+            const ibatch amax_lanes = ibatch::load_aligned(g.amax);
+            const batch t = detail::simd::bit_cast<float>(amax_lanes) / batch(6.0f) * batch(s_enc);
+            const batch db = detail::round_to_grid(xsimd::min(t, batch(448.0f)), e4m3_grid);
+            g.common = whole && tables && xsimd::all(amax_lanes < ibatch(0x7f800000)) &&
+                       xsimd::all(t <= batch(448.0f)) && xsimd::all((db >= batch(0x1p-6f)) | (db == batch(0.0f)));
+            if (g.common) {
+                quotient_table::index(db).store_aligned(g.index);
+                return;
             }
-            // block_scale and element_scale in lanes (a NaN block's lanes are not used; the
-            // min keeps a block beyond a given tensor amax in round_to_grid's range)
-            const batch a = detail::simd::bit_cast<float>(ibatch::load_aligned(amax));
-            const batch db =
-                detail::round_to_grid(xsimd::min(a / batch(6.0f) * batch(s_enc), batch(448.0f)), e4m3_grid);
+            // element_scale in lanes
             xsimd::select(db > batch(0.0f), xsimd::min(batch(s_enc) / db, batch(std::numeric_limits<float>::max())),
                           batch(0.0f))
-                .store_aligned(r);
-            db.store_aligned(d);
-            for (std::size_t b = 0; b < blocks; ++b) {
-                const std::size_t first = group + b * block_, count = std::min(block_, n - first);
+                .store_aligned(g.r);
+            db.store_aligned(g.d);
+        };
+        // the next group's scales are computed before this group's elements, so the two
+        // overlap (in may be out: a group's input is read before any of it is written)
+        group_scales scales[2];
+        if (n) scales_of(0, scales[0]);
+        for (std::size_t group = 0, k = 0; group < n; group += N * block, k ^= 1) {
+            if (group + N * block < n) scales_of(group + N * block, scales[k ^ 1]);
+            group_scales const& g = scales[k];
+            if (g.common) {
+                for (std::size_t b = 0; b < N; ++b) {
+                    float const* v = in + group + b * block;
+                    float* w = out + group + b * block;
+                    const std::size_t i = std::size_t(g.index[b]);
+                    const batch rv(quotients->r[i]);
+                    const ibatch one(std::bit_cast<std::int32_t>(quotients->unit[i])),
+                        one_and_half(std::bit_cast<std::int32_t>(quotients->unit_and_half[i]));
+                    std::size_t j = 0;
+                    for (; j + N <= block; j += N) {
+                        const batch p = detail::round_to_grid<false>(batch::load_unaligned(v + j) * rv, e2m1_grid);
+                        const ibatch bits = detail::simd::bit_cast<std::int32_t>(p);
+                        // +-2^k (+-0 for a zero P) times the quotient of P's significand
+                        const batch power = detail::simd::bit_cast<float>(bits & ibatch(std::int32_t(0xff800000u)));
+                        const ibatch quotient =
+                            xsimd::select(detail::simd::any_bits(bits, 0x00400000), one_and_half, one);
+                        (power * detail::simd::bit_cast<float>(quotient)).store_unaligned(w + j);
+                    }
+                    // (d_b from its index: the quotient table's own inverse)
+                    const float db =
+                        i == 0 ? 0.0f : std::bit_cast<float>((std::int32_t(i) + quotient_table::first_field) << 20);
+                    for (; j < block; ++j)
+                        w[j] = (detail::round_to_grid(v[j] * quotients->r[i], e2m1_grid) * db) / s_enc;
+                }
+                continue;
+            }
+            for (std::size_t b = 0; b < g.blocks; ++b) {
+                const std::size_t first = group + b * block, count = std::min(block, n - first);
                 float const* v = in + first;
                 float* w = out + first;
-                if (std::uint32_t(amax[b]) >= 0x7f800000u) { // an infinity or a NaN: a NaN block
+                if (std::uint32_t(g.amax[b]) >= 0x7f800000u) { // an infinity or a NaN: a NaN block
                     std::fill(w, w + count, std::numeric_limits<float>::quiet_NaN());
                     continue;
                 }
-                if (!(r[b] < 0x1p100f)) { // x r might leave round_to_grid's range
+                if (!(g.r[b] < 0x1p100f)) { // x r might leave round_to_grid's range
                     for_each_block(v, count, 1, s_enc, 0,
                                    [&](std::size_t j, float db_, double q) { w[j] = decoded<float>(q, db_, s_enc); });
                     continue;
                 }
                 std::size_t j = 0;
                 for (; j + N <= count; j += N)
-                    ((detail::round_to_grid(batch::load_unaligned(v + j) * batch(r[b]), e2m1_grid) * batch(d[b])) /
+                    ((detail::round_to_grid(batch::load_unaligned(v + j) * batch(g.r[b]), e2m1_grid) * batch(g.d[b])) /
                      batch(s_enc))
                         .store_unaligned(w + j);
-                for (; j < count; ++j) w[j] = (detail::round_to_grid(v[j] * r[b], e2m1_grid) * d[b]) / s_enc;
+                for (; j < count; ++j) w[j] = (detail::round_to_grid(v[j] * g.r[b], e2m1_grid) * g.d[b]) / s_enc;
             }
         }
     }
