@@ -55,9 +55,11 @@ struct accumulator_ref
     std::string spec; // as the datapath names it ("" for the default, FP32)
     int M = 23, e_min = -126, e_max = 127;
     std::optional<tq::fixed_point_rt> fixed;
+    tq::rng_key key{}; // a stochastic accumulator's
 
-    // z rounded; an overflow to infinity sets infinity (which then absorbs every finite sum)
-    big round(big const& z, double& infinity) const
+    // z rounded (a stochastic fixed point with the threshold at stream position index); an
+    // overflow to infinity sets infinity (which then absorbs every finite sum)
+    big round(big const& z, double& infinity, std::uint64_t index = 0) const
     {
         if (!fixed) {
             const double y = round_float_format(z, M, e_min, e_max);
@@ -65,8 +67,10 @@ struct accumulator_ref
             return std::isinf(y) ? big(0) : exact_units(y);
         }
         const auto f = fixed->format();
-        const big q = tqtest::limit_ref(fixed->overflow(), f,
-                                        tqtest::round_rational(fixed->rounding(), z << f.frac, big(1) << unit_exp));
+        // the threshold u = bits 2^-32 of the accumulator's stream
+        const auto bits = std::uint64_t(tq::detail::uniform_at<double>(key, index) * 0x1p32);
+        const big q = tqtest::limit_ref(
+            fixed->overflow(), f, tqtest::round_rational(fixed->rounding(), z << f.frac, big(1) << unit_exp, bits, 32));
         return q << (unit_exp - f.frac);
     }
     float value(big const& s) const // s is a value of the format
@@ -80,11 +84,12 @@ struct accumulator_ref
 
 accumulator_ref fp32() { return {}; }
 accumulator_ref bf16() { return {"minifloat,8,7", 7, -126, 127, std::nullopt}; }
-accumulator_ref fixed_acc(std::string const& s)
+accumulator_ref fixed_acc(std::string const& s, tq::rng_key key = {})
 {
     accumulator_ref r;
     r.spec = s;
     r.fixed = std::get<tq::fixed_point_rt>(tq::parse_quantizer(s).get());
+    r.key = key;
     return r;
 }
 
@@ -96,19 +101,22 @@ std::vector<float> block_quantized(std::string const& format, std::vector<float>
 }
 
 // One output: the blocks of a and w (block values), accumulated as the definition says.
+// (Output column j of `columns` in row `row`: its block b draws a stochastic accumulator's
+// threshold at (row B + b) columns + j, B the blocks of a row.)
 float reference_dot(std::vector<float> const& a, std::vector<float> const& w, float bias, std::size_t k,
-                    accumulator_ref const& acc)
+                    accumulator_ref const& acc, std::size_t row = 0, std::size_t j = 0, std::size_t columns = 1)
 {
     big s = 0;
     bool nan = false;
     double infinity = 0; // the accumulator overflowed to it
+    const std::size_t blocks = (a.size() + k - 1) / k;
     for (std::size_t first = 0; first < a.size(); first += k) {
         big d = 0;
         for (std::size_t i = first; i < std::min(a.size(), first + k); ++i) {
             nan = nan || std::isnan(a[i]) || std::isnan(w[i]);
             if (!nan) d += exact_units(double(a[i]) * double(w[i])); // a float product is exact in double
         }
-        if (!nan && infinity == 0) s = acc.round(s + d, infinity);
+        if (!nan && infinity == 0) s = acc.round(s + d, infinity, (row * blocks + first / k) * columns + j);
     }
     if (nan) return std::numeric_limits<float>::quiet_NaN();
     if (infinity == 0) s = acc.round(s + acc.round(exact_units(bias), infinity), infinity);
@@ -120,7 +128,7 @@ nn::datapath block_path(std::string const& format, accumulator_ref const& acc, s
     nn::datapath d;
     d.set("input", format);
     d.set("weights", weights.empty() ? format : weights);
-    if (!acc.spec.empty()) d.set("accumulator", acc.spec);
+    if (!acc.spec.empty()) d.set("accumulator", acc.spec, acc.key);
     return d;
 }
 
@@ -166,7 +174,8 @@ int dense_mismatches(std::mt19937_64& gen, std::string const& input, std::string
         for (std::size_t j = 0; j < out; ++j) {
             std::vector<float> column(in);
             for (std::size_t i = 0; i < in; ++i) column[i] = w(i, j);
-            expected.push_back(reference_dot(a, block_quantized(weights, column), b(j), block_of(input), acc));
+            expected.push_back(
+                reference_dot(a, block_quantized(weights, column), b(j), block_of(input), acc, r, j, out));
         }
     }
     outputs += expected.size();
@@ -366,6 +375,70 @@ TEST_CASE("E5M2 block sums beyond 53 bits round as the exact sums")
     }
 }
 
+TEST_CASE("stochastic fixed-point accumulators round block sums at their stream positions")
+{
+    // A stochastic accumulator draws the threshold of block b of output (row, j) at
+    // (row B + b) N + j: block sums that fit a double (E4M3, MXFP4) and the exact pairs of
+    // E5M2 alike, saturating and wrapping. No bias: its rounding draws elsewhere.
+    std::mt19937_64 gen(23);
+    std::size_t outputs = 0;
+    for (std::string spec : {"stochastic,24,10", "stochastic,16,4", "stochastic,20,6,wrap"})
+        for (auto const& format : {std::string("mxfp8_e4m3"), std::string("mxfp8_e5m2"), std::string("mxfp4")})
+            for (std::size_t in : {5, 32, 70}) {
+                CAPTURE(spec);
+                CAPTURE(format);
+                CAPTURE(in);
+                const auto acc = fixed_acc(spec, {11, std::uint64_t(in)});
+                const std::size_t n = 9, out = 11; // the 8-row and single-row paths
+                nn::tensor2<float> x = nn::tensor2<float>::from_shape({n, in}),
+                                   w = nn::tensor2<float>::from_shape({in, out});
+                // sums mostly inside the formats' ranges, with bits below their last places;
+                // a few large values saturate or wrap
+                std::uniform_real_distribution<double> m(-1, 1);
+                std::uniform_int_distribution<int> e(-12, -2); // MXFP4 products then below 2^-10
+                auto value = [&] { return float(std::ldexp(m(gen), e(gen) + (gen() % 16 == 0 ? 10 : 0))); };
+                for (auto& v : x) v = value();
+                for (auto& v : w) v = value();
+                const auto y = nn::dense_datapath(x, w, nn::tensor1<float>{}, block_path(format, acc));
+                std::vector<float> expected, deterministic;
+                for (std::size_t r = 0; r < n; ++r) {
+                    const auto a = block_quantized(format, std::vector<float>(&x(r, 0), &x(r, 0) + in));
+                    for (std::size_t j = 0; j < out; ++j) {
+                        std::vector<float> column(in);
+                        for (std::size_t i = 0; i < in; ++i) column[i] = w(i, j);
+                        const auto c = block_quantized(format, column);
+                        expected.push_back(reference_dot(a, c, 0.0f, 32, acc, r, j, out));
+                        deterministic.push_back(reference_dot(a, c, 0.0f, 32, fixed_acc("down,24,10")));
+                    }
+                }
+                CHECK(mismatches(expected, y) == 0);
+                CHECK(expected != deterministic); // the thresholds matter: some sums rounded up
+                outputs += expected.size();
+            }
+    MESSAGE(outputs << " outputs of stochastic accumulators");
+    // the same threshold decides a tie of a wide sum: 2^10 + 2^-11 + 2^-52 in 10 fractional
+    // bits is 2^-1 + 2^-42 units above 2^10, rounded up for thresholds below that
+    nn::tensor2<float> x = nn::tensor2<float>::from_shape({1, 3}), w = nn::tensor2<float>::from_shape({3, 64});
+    x(0, 0) = x(0, 1) = 1.0f;
+    x(0, 2) = 0x1p-31f;
+    for (std::size_t j = 0; j < 64; ++j) {
+        w(0, j) = 0x1p10f;
+        w(1, j) = 0x1p-11f;
+        w(2, j) = 0x1p-21f;
+    }
+    const auto acc = fixed_acc("stochastic,24,10", {5, 6});
+    const auto y = nn::dense_datapath(x, w, nn::tensor1<float>{}, block_path("mxfp8_e5m2", acc));
+    int up = 0;
+    for (std::size_t j = 0; j < 64; ++j) {
+        const double u = tq::detail::uniform_at<double>(acc.key, j);
+        const float expected = u < 0.5 + 0x1p-42 ? 0x1p10f + 0x1p-10f : 0x1p10f;
+        CHECK(y(0, 0, 0, j) == expected);
+        up += y(0, 0, 0, j) != 0x1p10f;
+    }
+    CHECK(up > 16); // about half of 64
+    CHECK(up < 48);
+}
+
 TEST_CASE("block datapaths that cannot run are refused with the reason")
 {
     nn::tensor2<float> x = nn::tensor2<float>::from_shape({1, 32}), w = nn::tensor2<float>::from_shape({32, 2});
@@ -381,9 +454,6 @@ TEST_CASE("block datapaths that cannot run are refused with the reason")
             CHECK(std::string(e.what()).find(why) != std::string::npos);
         }
     };
-    // block sums wider than a double take a deterministic accumulator
-    refused(block_path("mxfp8_e5m2", fixed_acc("stochastic,24,10")), "needs 69 bits");
-    refused(block_path("mxfp8_e4m3", fixed_acc("stochastic,24,10"), "mxfp8_e5m2"), "deterministic accumulator");
     refused(block_path("mxfp4", fp32(), "mxfp4,block=16"), "differ");
     refused(block_path("nvfp4", fp32()), "power-of-two block scales");
     nn::datapath half;

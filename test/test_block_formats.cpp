@@ -16,6 +16,9 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
+#include <cstdint>
+#include <memory>
+#include <new>
 #include <random>
 #include <string>
 #include <vector>
@@ -674,6 +677,161 @@ TEST_CASE("transpose_max gives every batch's largest lane in order")
         for (std::size_t b = 0; b < N; ++b) wrong += out[b] != *std::max_element(lanes + b * N, lanes + (b + 1) * N);
     }
     CHECK(wrong == 0);
+}
+
+namespace {
+
+// n floats starting `offset` floats after a 64-byte boundary, the allocation ending with
+// them (the SIMD kernels read such runs with shifted aligned loads, and must not read
+// beyond them: AddressSanitizer would report it).
+struct offset_floats
+{
+    struct aligned_delete
+    {
+        void operator()(float* p) const { ::operator delete(p, std::align_val_t(64)); }
+    };
+    std::unique_ptr<float, aligned_delete> storage;
+    float* data;
+    offset_floats(std::size_t n, std::size_t offset)
+        : storage(static_cast<float*>(::operator new((n + offset) * sizeof(float), std::align_val_t(64)))),
+          data(storage.get() + offset)
+    {
+        std::fill(storage.get(), data + n, 0.0f);
+    }
+};
+
+} // namespace
+
+TEST_CASE("simd helpers of the block kernels equal their definitions")
+{
+    namespace simd = tq::detail::simd;
+    using fb = xsimd::batch<float>;
+    using ib = xsimd::batch<std::int32_t, fb::arch_type>;
+    constexpr std::size_t N = fb::size;
+    std::mt19937_64 gen(17);
+    alignas(64) float x[N], y[N], out[N];
+    alignas(64) std::int32_t idx[N];
+    alignas(64) float table[16];
+    for (int trial = 0; trial < 500; ++trial) {
+        for (std::size_t i = 0; i < N; ++i) {
+            x[i] = std::ldexp(float(std::int64_t(gen() % 2001) - 1000) / 256.0f, int(gen() % 20) - 10);
+            y[i] = trial % 2 ? 1.0f : std::ldexp(float(std::int64_t(gen() % 2001) - 1000) / 256.0f, int(gen() % 20));
+            idx[i] = std::int32_t(gen());
+        }
+        if (trial % 7 == 0) x[0] = -0.0f;
+        for (auto& t : table) t = float(gen() % 1000) - 500.0f;
+        const fb xv = fb::load_aligned(x);
+        tq::detail::unrolled<N>([&](auto lane) {
+            constexpr std::size_t L = decltype(lane)::value;
+            simd::broadcast_lane<L>(xv).store_aligned(out);
+            CHECK(std::all_of(out, out + N, [&](float v) { return same_bits(v, x[L]); }));
+        });
+        simd::max_magnitude_signed(xv, fb::load_aligned(y)).store_aligned(out);
+        for (std::size_t i = 0; i < N; ++i)
+            CHECK(same_bits(out[i], std::copysign(std::max(std::fabs(x[i]), std::fabs(y[i])), x[i])));
+        simd::lookup16(ib::load_aligned(idx), table).store_aligned(out);
+        for (std::size_t i = 0; i < N; ++i) CHECK(same_bits(out[i], table[idx[i] & 15]));
+    }
+    // float_run: every batch of a run at every offset from a 64-byte boundary, by its shifted
+    // loads where they are allowed and by unaligned ones
+    for (std::size_t offset = 0; offset < 16; ++offset) {
+        const std::size_t n = 6 * N;
+        const offset_floats run_floats(n, offset);
+        for (std::size_t i = 0; i < n; ++i) run_floats.data[i] = float(i);
+        float const* p = run_floats.data;
+        const simd::float_run<fb::arch_type> run(p);
+        for (std::size_t j = 0; j + N <= n; j += N) {
+            run.load<false>(j).store_aligned(out);
+            CHECK(std::equal(out, out + N, p + j));
+            if (j >= N && j + 2 * N <= n) {
+                run.load<true>(j).store_aligned(out);
+                CHECK(std::equal(out, out + N, p + j));
+            }
+        }
+    }
+}
+
+namespace {
+
+// Normal values of a varied range per stretch of 200, some zeros, now and then an
+// infinity or a NaN: blocks of every kind, most of them in the kernels' common groups.
+void fill_varied(std::mt19937_64& gen, float* v, std::size_t n)
+{
+    std::normal_distribution<float> d(0, 1);
+    int range = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+        if (i % 200 == 0) range = int(gen() % 80) - 40;
+        v[i] = gen() % 40 == 0 ? 0.0f : std::ldexp(d(gen), range);
+    }
+    if (gen() % 4 == 0) v[gen() % n] = gen() % 2 ? NAN : -INFINITY;
+}
+
+} // namespace
+
+TEST_CASE("block formats on runs at every offset from a cache line equal the double path")
+{
+    // the float kernels read whole groups of blocks with shifted loads except at the ends of a
+    // run; the double path does not: every offset of input and output, in place too
+    std::mt19937_64 gen(29);
+    std::size_t checked = 0;
+    std::vector<std::string> specs;
+    for (auto const& [name, e] : tq::block_formats::mx) {
+        specs.push_back(std::string(name));
+        specs.push_back(std::string(name) + ",block=16");
+    }
+    for (std::string spec : {"bfp,8,16", "bfp,6,64", "bfp,4,7"}) specs.push_back(spec);
+    for (auto const& spec : specs) {
+        CAPTURE(spec);
+        const auto q = tq::block_quantizer::parse(spec);
+        int wrong = 0;
+        for (std::size_t offset = 0; offset < 16; ++offset) {
+            const std::size_t n = 1 + gen() % 3200;
+            offset_floats in(n, offset), out(n, (offset * 7 + 3) % 16);
+            fill_varied(gen, in.data, n);
+            std::vector<double> xd(in.data, in.data + n), yd(n);
+            q.quantize(std::span<float const>(in.data, n), std::span<float>(out.data, n));
+            q.quantize(std::span<double const>(xd), std::span<double>(yd));
+            q.quantize_inplace(std::span<float>(in.data, n));
+            for (std::size_t i = 0; i < n; ++i)
+                if (!same_bits(out.data[i], yd[i]) || !same_bits(in.data[i], yd[i])) {
+                    if (wrong++ < 3)
+                        MESSAGE("offset " << offset << " element " << i << " = " << xd[i] << ": float " << out.data[i]
+                                          << ", in place " << in.data[i] << ", double " << yd[i]);
+                }
+            checked += n;
+        }
+        CHECK(wrong == 0);
+    }
+    MESSAGE("elements checked at every offset: " << checked);
+}
+
+TEST_CASE("nvfp4 on runs at every offset from a cache line equals its definition")
+{
+    std::mt19937_64 gen(37);
+    std::size_t checked = 0;
+    for (std::size_t block : {std::size_t(16), std::size_t(5), std::size_t(32)}) {
+        CAPTURE(block);
+        const tq::nvfp4_quantizer q(block);
+        int wrong = 0;
+        for (std::size_t offset = 0; offset < 16; ++offset) {
+            const std::size_t n = 1 + gen() % 3200;
+            offset_floats in(n, offset), out(n, (offset * 5 + 9) % 16);
+            fill_varied(gen, in.data, n);
+            const std::vector<float> x(in.data, in.data + n);
+            const auto ref = nvfp4_reference(x, block);
+            q.quantize(std::span<float const>(in.data, n), std::span<float>(out.data, n));
+            q.quantize(std::span<float const>(in.data, n), std::span<float>(in.data, n));
+            for (std::size_t i = 0; i < n; ++i)
+                if (!same_bits(out.data[i], ref[i]) || !same_bits(in.data[i], ref[i])) {
+                    if (wrong++ < 3)
+                        MESSAGE("offset " << offset << " element " << i << " = " << x[i] << ": got " << out.data[i]
+                                          << ", in place " << in.data[i] << ", expected " << ref[i]);
+                }
+            checked += n;
+        }
+        CHECK(wrong == 0);
+    }
+    MESSAGE("nvfp4 elements checked at every offset: " << checked);
 }
 
 TEST_CASE("nvfp4 block amax at the midpoints of the block scale grid")

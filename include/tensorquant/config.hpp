@@ -18,10 +18,14 @@
 
 // For small SIMD helpers whose arguments must stay in registers (an array of batches
 // passed by pointer goes through memory unless the call is inlined).
+// TENSORQUANT_INLINE_LAMBDA goes after a lambda's parameter list, for lambdas called from
+// unrolled kernel loops.
 #if defined(__GNUC__)
 #define TENSORQUANT_ALWAYS_INLINE [[gnu::always_inline]] inline
+#define TENSORQUANT_INLINE_LAMBDA __attribute__((always_inline))
 #else
 #define TENSORQUANT_ALWAYS_INLINE inline
+#define TENSORQUANT_INLINE_LAMBDA
 #endif
 
 // Everything is declared in tensorquant::inline TENSORQUANT_ABI, a namespace named after

@@ -14,6 +14,8 @@
 #include <cstdint>
 #include <string>
 #include <thread>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace tensorquant::inline TENSORQUANT_ABI::detail {
@@ -96,19 +98,46 @@ inline float round_to_grid(float x, float_grid const& g) noexcept
     if (!g.signed_zero && r == 0) return 0.0f;
     return std::bit_cast<float>(std::bit_cast<std::uint32_t>(r) | (bits & 0x80000000u));
 }
-// (Saturate false: for callers whose x rounds to at most g.max.)
-template <bool Saturate = true, class A>
-xsimd::batch<float, A> round_to_grid(xsimd::batch<float, A> const& x, float_grid const& g) noexcept
+// The constants of round_to_grid in lanes, for the loops of a kernel (pinned in registers).
+template <class A>
+struct grid_lanes
 {
     using fb = xsimd::batch<float, A>;
     using ib = xsimd::batch<std::int32_t, A>;
-    const fb sign(-0.0f);
-    const fb a = xsimd::abs(x); // not bitwise_andnot: its operand order changed after xsimd 8
-    const ib e = simd::bit_cast<std::int32_t>(a) & ib(0x7f800000);
-    const fb c = simd::bit_cast<float>(xsimd::max(e, ib(g.emin_bits)) + ib(g.shift));
-    const fb r = Saturate ? xsimd::min((a + c) - c, fb(g.max)) : (a + c) - c;
-    const fb y = r | (x & sign);
+    fb sign, magnitude;
+    ib exponent, shift;
+    bool signed_zero;
+    explicit grid_lanes(float_grid const& g) noexcept
+        : sign(-0.0f), magnitude(simd::bit_cast<float>(ib(0x7fffffff))), exponent(0x7f800000), shift(g.shift),
+          signed_zero(g.signed_zero)
+    {
+        simd::pin(sign);
+        simd::pin(magnitude);
+        simd::pin(exponent);
+        simd::pin(shift);
+    }
+};
+// The same in lanes, the grid's emin_bits and max given per lane (a block's grid in each).
+// (Saturate false: for callers whose x rounds to at most the grid's max.)
+template <bool Saturate = true, class A>
+TENSORQUANT_ALWAYS_INLINE xsimd::batch<float, A>
+round_to_grid(xsimd::batch<float, A> const& x, xsimd::batch<std::int32_t, A> const& emin_bits,
+              xsimd::batch<float, A> const& max, grid_lanes<A> const& g) noexcept
+{
+    using fb = xsimd::batch<float, A>;
+    const fb a = x & g.magnitude;
+    const auto e = simd::bit_cast<std::int32_t>(a) & g.exponent;
+    const fb c = simd::bit_cast<float>(xsimd::max(e, emin_bits) + g.shift);
+    const fb r = Saturate ? xsimd::min((a + c) - c, max) : (a + c) - c;
+    const fb y = r | (x & g.sign);
     return g.signed_zero ? y : xsimd::select(r == fb(0.0f), r, y);
+}
+template <bool Saturate = true, class A>
+TENSORQUANT_ALWAYS_INLINE xsimd::batch<float, A> round_to_grid(xsimd::batch<float, A> const& x,
+                                                               float_grid const& g) noexcept
+{
+    return round_to_grid<Saturate>(x, xsimd::batch<std::int32_t, A>(g.emin_bits), xsimd::batch<float, A>(g.max),
+                                   grid_lanes<A>(g));
 }
 
 // The largest |v[j]| of n floats as its bit pattern (the bits of non-negative floats order
@@ -139,41 +168,68 @@ inline std::uint32_t amax_bits(float const* v, std::size_t n) noexcept
     return std::uint32_t(m);
 }
 
-// amax[b] = amax_bits of the block of `block` floats at v + b block, for the N (the batch
-// size) consecutive whole blocks at v; block a multiple of N. Each block's lanes are reduced
-// to one batch, and the N batches to N lanes at once (simd::transpose_max).
-// Returns them as lanes.
-TENSORQUANT_ALWAYS_INLINE xsimd::batch<std::int32_t, xsimd::batch<float>::arch_type>
-group_amax_bits(float const* v, std::size_t block, std::int32_t* amax) noexcept
+// f(std::integral_constant<std::size_t, i>{}) for i < Count, unrolled: the block loops over
+// a group's lanes, whose batches then stay in registers and whose lane indices are constants.
+template <std::size_t Count, class F>
+TENSORQUANT_ALWAYS_INLINE void unrolled(F&& f)
 {
-    using fb = xsimd::batch<float>;
-    using ib = xsimd::batch<std::int32_t, fb::arch_type>;
-    constexpr std::size_t N = fb::size;
-    ib m[N];
-    for (std::size_t b = 0; b < N; ++b) {
-        float const* p = v + b * block;
-        ib mb = simd::bit_cast<std::int32_t>(fb::load_unaligned(p)) & ib(0x7fffffff);
-        for (std::size_t j = N; j < block; j += N)
-            mb = xsimd::max(mb, simd::bit_cast<std::int32_t>(fb::load_unaligned(p + j)) & ib(0x7fffffff));
-        m[b] = mb;
+    [&]<std::size_t... I>(std::index_sequence<I...>) TENSORQUANT_INLINE_LAMBDA
+    {
+        (f(std::integral_constant<std::size_t, I>{}), ...);
     }
-    const ib lanes = simd::transpose_max(m);
-    lanes.store_unaligned(amax);
-    return lanes;
+    (std::make_index_sequence<Count>{});
 }
 
-// maxima[b] = amax_bits of block b of the n floats at v (blocks of `block`, the last may be
-// partial); returns the largest of them.
-inline std::uint32_t block_maxima(float const* v, std::size_t n, std::size_t block, std::int32_t* maxima) noexcept
+// The amax_bits of the N (the batch size) consecutive blocks of Block floats from run
+// offset `first`, as lanes (lane b: block b); Block a multiple of N. Each block's batches are
+// reduced to one batch, and the N batches to N lanes at once (simd::transpose_max).
+template <std::size_t Block, bool Shifted, class A>
+TENSORQUANT_ALWAYS_INLINE xsimd::batch<std::int32_t, A> group_amax_bits(simd::float_run<A> const& run,
+                                                                        std::size_t first) noexcept
 {
+    using ib = xsimd::batch<std::int32_t, A>;
+    constexpr std::size_t N = ib::size;
+    static_assert(Block % N == 0);
+    ib m[N];
+    unrolled<N>([&](auto b) TENSORQUANT_INLINE_LAMBDA {
+        ib mb(0);
+        for (std::size_t j = 0; j < Block; j += N)
+            mb = xsimd::max(mb, simd::bit_cast<std::int32_t>(run.template load<Shifted>(first + b * Block + j)) &
+                                    ib(0x7fffffff));
+        m[b] = mb;
+    });
+    return simd::transpose_max(m);
+}
+
+// Whether the group of N blocks from run offset `first` may be read with float_run's
+// shifted loads (a misaligned run, the group and a batch on either side inside it).
+template <std::size_t Block, class A>
+bool shifted_group(simd::float_run<A> const& run, std::size_t first, std::size_t n) noexcept
+{
+    constexpr std::size_t N = xsimd::batch<float, A>::size;
+    return run.shifted() && first >= N && first + N * Block + N <= n;
+}
+
+// maxima[b] = amax_bits of block b of the n floats at v (blocks of Block, the last may be
+// partial); returns the largest of them.
+// (Block: the block size when known at compile time, 0 otherwise.)
+template <std::size_t Block>
+std::uint32_t block_maxima(float const* v, std::size_t n, std::size_t runtime_block, std::int32_t* maxima) noexcept
+{
+    const std::size_t block = Block != 0 ? Block : runtime_block;
     using fb = xsimd::batch<float>;
     using ib = xsimd::batch<std::int32_t, fb::arch_type>;
     constexpr std::size_t N = fb::size;
     std::size_t first = 0, b = 0;
     ib lanes(0);
-    if (block % N == 0)
-        for (; first + N * block <= n; first += N * block, b += N)
-            lanes = xsimd::max(lanes, group_amax_bits(v + first, block, maxima + b));
+    if constexpr (Block != 0 && Block % N == 0) {
+        const simd::float_run<fb::arch_type> run(v);
+        for (; first + N * Block <= n; first += N * Block, b += N) {
+            const ib group = group_amax_bits<Block, false>(run, first);
+            group.store_unaligned(maxima + b);
+            lanes = xsimd::max(lanes, group);
+        }
+    }
     std::int32_t m = simd::reduce_max(lanes);
     for (; first < n; first += block, ++b) {
         maxima[b] = std::int32_t(amax_bits(v + first, std::min(block, n - first)));

@@ -23,6 +23,7 @@
 #pragma GCC diagnostic pop
 #endif
 
+#include <cstddef>
 #include <cstdint>
 #include <type_traits>
 
@@ -76,21 +77,6 @@ inline std::int32_t reduce_max(xsimd::batch<std::int32_t, A> const& x) noexcept
         for (std::size_t i = 1; i < N; ++i) m = lanes[i] > m ? lanes[i] : m;
         return m;
     }
-}
-
-// The lanes of x with a bit of mask set: one test instruction on AVX-512 (GCC 12 does not
-// fuse the and and the compare).
-template <class A>
-inline xsimd::batch_bool<std::int32_t, A> any_bits(xsimd::batch<std::int32_t, A> const& x, std::int32_t mask) noexcept
-{
-    using ib = xsimd::batch<std::int32_t, A>;
-#if defined(__AVX512F__)
-    if constexpr (sizeof(typename ib::register_type) == 64)
-        return xsimd::batch_bool<std::int32_t, A>(
-            _mm512_test_epi32_mask(typename ib::register_type(x), _mm512_set1_epi32(mask)));
-    else
-#endif
-        return (x & ib(mask)) != ib(0);
 }
 
 // out[b] = the largest lane of m[b], b < N (the batch size): the N reductions at once, by
@@ -177,6 +163,146 @@ TENSORQUANT_ALWAYS_INLINE xsimd::batch<std::int32_t, A> transpose_max(xsimd::bat
         return ib::load_aligned(lanes);
     }
 }
+
+// x made opaque to the compiler: a constant batch built once before an unrolled kernel
+// loop stays in its register, where GCC would otherwise rebuild it (an integer move and a
+// broadcast) at every use in a long loop body.
+template <class T, class A>
+TENSORQUANT_ALWAYS_INLINE void pin(xsimd::batch<T, A>& x) noexcept
+{
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__)) && defined(__SSE2__)
+    typename xsimd::batch<T, A>::register_type r = x;
+    asm("" : "+v"(r));
+    x = xsimd::batch<T, A>(r);
+#else
+    (void)x;
+#endif
+}
+
+// Lane L of x in every lane: one permute where the architecture has a variable one (a
+// store and a broadcast otherwise).
+template <std::size_t L, class T, class A>
+TENSORQUANT_ALWAYS_INLINE xsimd::batch<T, A> broadcast_lane(xsimd::batch<T, A> const& x) noexcept
+{
+    using ib = xsimd::batch<std::int32_t, A>;
+    static_assert(sizeof(T) == 4 && L < ib::size);
+    [[maybe_unused]] const typename ib::register_type r = bit_cast<std::int32_t>(x);
+#if defined(__AVX512F__)
+    if constexpr (sizeof(r) == 64)
+        return bit_cast<T>(ib(_mm512_permutexvar_epi32(_mm512_set1_epi32(int(L)), r)));
+    else
+#endif
+#if defined(__AVX2__)
+        if constexpr (sizeof(r) == 32)
+        return bit_cast<T>(ib(_mm256_permutevar8x32_epi32(r, _mm256_set1_epi32(int(L)))));
+    else
+#endif
+#if defined(__SSE2__)
+        if constexpr (sizeof(r) == 16)
+        return bit_cast<T>(ib(_mm_shuffle_epi32(r, int(L * 0x55))));
+    else
+#endif
+    {
+        alignas(64) T lanes[ib::size];
+        x.store_aligned(lanes);
+        return xsimd::batch<T, A>(lanes[L]);
+    }
+}
+
+// copysign(max(|x|, |y|), x) of finite lanes: one instruction with AVX512DQ (vrangeps, sign
+// control 00: the first operand's).
+template <class A>
+TENSORQUANT_ALWAYS_INLINE xsimd::batch<float, A> max_magnitude_signed(xsimd::batch<float, A> const& x,
+                                                                      xsimd::batch<float, A> const& y) noexcept
+{
+#if defined(__AVX512DQ__)
+    if constexpr (sizeof(typename xsimd::batch<float, A>::register_type) == 64)
+        return xsimd::batch<float, A>(_mm512_range_ps(x, y, 0x3));
+    else
+#endif
+    {
+        const xsimd::batch<float, A> sign(-0.0f);
+        return xsimd::max(xsimd::abs(x), xsimd::abs(y)) | (x & sign);
+    }
+}
+
+// table[idx mod 16] in each lane, for a 64-byte aligned table of 16 floats: one permute with
+// AVX-512, two and a blend with AVX2, one load per lane otherwise.
+template <class A>
+TENSORQUANT_ALWAYS_INLINE xsimd::batch<float, A> lookup16(xsimd::batch<std::int32_t, A> const& idx,
+                                                          float const* table) noexcept
+{
+    using fb = xsimd::batch<float, A>;
+    using ib = xsimd::batch<std::int32_t, A>;
+    [[maybe_unused]] const typename ib::register_type r = idx;
+#if defined(__AVX512F__)
+    if constexpr (sizeof(r) == 64)
+        return fb(_mm512_permutexvar_ps(r, _mm512_load_ps(table)));
+    else
+#endif
+#if defined(__AVX2__)
+        if constexpr (sizeof(r) == 32) {
+        const fb low(_mm256_permutevar8x32_ps(_mm256_load_ps(table), r));
+        const fb high(_mm256_permutevar8x32_ps(_mm256_load_ps(table + 8), r));
+        return bit_cast<float>(
+            xsimd::select((idx & ib(8)) != ib(0), bit_cast<std::int32_t>(high), bit_cast<std::int32_t>(low)));
+    } else
+#endif
+    {
+        alignas(64) std::int32_t lanes[ib::size];
+        alignas(64) float values[ib::size];
+        idx.store_aligned(lanes);
+        for (std::size_t i = 0; i < ib::size; ++i) values[i] = table[lanes[i] & 15];
+        return fb::load_aligned(values);
+    }
+}
+
+// The batches of a run of floats at p: p + j for j a multiple of the batch size. A 64-byte
+// load that is not 64-byte aligned spans two cache lines and costs about twice an aligned
+// one, so with AVX-512 and a misaligned p, load<true> takes the two aligned batches around
+// p + j and one two-source permute; elsewhere (and load<false>) it is an unaligned load.
+// load<true> reads p + j - N to p + j + 2N: only for j >= N and j + 2N <= the run's length.
+template <class A>
+class float_run
+{
+public:
+    using batch = xsimd::batch<float, A>;
+    static constexpr std::size_t N = batch::size;
+
+    explicit float_run(float const* p) noexcept : p_(p)
+    {
+#if defined(__AVX512F__)
+        if constexpr (N == 16) {
+            offset_ = (reinterpret_cast<std::uintptr_t>(p) % 64) / sizeof(float);
+            shifted_ = offset_ != 0 && reinterpret_cast<std::uintptr_t>(p) % sizeof(float) == 0;
+            lanes_ = _mm512_add_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                      _mm512_set1_epi32(int(offset_)));
+        }
+#endif
+    }
+    // whether load<true> differs from an unaligned load
+    bool shifted() const noexcept { return shifted_; }
+
+    template <bool Shifted>
+    TENSORQUANT_ALWAYS_INLINE batch load(std::size_t j) const noexcept
+    {
+#if defined(__AVX512F__)
+        if constexpr (Shifted && N == 16) {
+            float const* low = p_ + (j - offset_); // 64-byte aligned, at most N before p + j
+            return batch(_mm512_permutex2var_ps(_mm512_load_ps(low), lanes_, _mm512_load_ps(low + N)));
+        } else
+#endif
+            return batch::load_unaligned(p_ + j);
+    }
+
+private:
+    float const* p_;
+    bool shifted_ = false;
+#if defined(__AVX512F__)
+    std::size_t offset_ = 0; // p's distance in floats from the 64-byte boundary below it
+    __m512i lanes_{};
+#endif
+};
 
 namespace nontemporal {
 #if defined(__SSE2__)

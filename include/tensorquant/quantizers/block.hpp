@@ -481,8 +481,11 @@ private:
     // so it rounds to 0 as the exact value does), the grid rounding is exact, and P 2^s is
     // a float (below 1.75 2^127, with at most 9 significant bits above 2^-149). The same
     // results as the double path, bit for bit.
-    // (Block is the block size when known at compile time, 0 otherwise: the 32 of MX gets
-    // its loops unrolled.)
+    // Groups of N whole blocks (N the batch size) take their maxima and their block grids in
+    // lanes, when every block of the group is finite and on its grid directly (block_at's
+    // first case); other blocks go one at a time.
+    // (Block is the block size when known at compile time, 0 otherwise: MX's 32 and 16 get
+    // their loops unrolled.)
     template <std::size_t Block>
     static void quantize_line_nearest(float const* in, float* out, std::size_t n, detail::float_grid const& grid,
                                       std::size_t runtime_block, int emax) noexcept
@@ -525,11 +528,51 @@ private:
             for (std::size_t j = whole; j < count; ++j) w[j] = detail::round_to_grid(v[j] * down, grid) * up;
         };
         std::size_t first = 0;
-        if (block % N == 0) { // N whole blocks at a time: their maxima at once
-            alignas(64) std::int32_t amax[N];
-            for (; first + N * block <= n; first += N * block) {
-                detail::group_amax_bits(in + first, block, amax);
-                for (std::size_t b = 0; b < N; ++b) block_at(first + b * block, block, std::uint32_t(amax[b]));
+        if constexpr (Block != 0 && Block % N == 0) {
+            // N whole blocks at a time: their maxima, and then their grids, in lanes
+            using ib = xsimd::batch<std::int32_t, batch::arch_type>;
+            const detail::simd::float_run<batch::arch_type> run(in);
+            const int grid_emin_field = grid.emin_bits >> 23, shift_field = grid.shift >> 23;
+            auto group = [&](auto shifted_loads, std::size_t const at) {
+                constexpr bool shifted = decltype(shifted_loads)::value;
+                // copies the compiler keeps in registers: the intrinsics' stores may alias
+                // anything in memory, the enclosing function's objects included
+                const detail::simd::float_run<batch::arch_type> loads = run;
+                const detail::float_grid g = grid;
+                float* const o = out;
+                const ib amax = detail::group_amax_bits<Block, shifted>(loads, at);
+                const ib field = amax >> 23;
+                const ib s = xsimd::select(
+                    field == ib(0), ib(detail::e8m0_min),
+                    xsimd::min(xsimd::max(field - ib(127 + emax), ib(detail::e8m0_min)), ib(detail::e8m0_max)));
+                const ib emin_field = ib(grid_emin_field) + s;
+                // every block finite and on its grid directly, as in block_at (then s >= -126: 2^s normal)
+                if (!(xsimd::all(amax < ib(0x7f800000)) && xsimd::all(emin_field >= ib(1)) &&
+                      xsimd::all(field + ib(shift_field) <= ib(254)))) {
+                    alignas(64) std::int32_t lanes[N];
+                    amax.store_aligned(lanes);
+                    for (std::size_t b = 0; b < N; ++b) block_at(at + b * Block, Block, std::uint32_t(lanes[b]));
+                    return;
+                }
+                const ib emin_bits = emin_field << 23;
+                const batch max = batch(g.max) * detail::simd::bit_cast<float>((s + ib(127)) << 23);
+                const detail::grid_lanes<batch::arch_type> constants(g);
+                detail::unrolled<N>([&](auto lane) TENSORQUANT_INLINE_LAMBDA {
+                    constexpr std::size_t b = decltype(lane)::value;
+                    const ib block_emin = detail::simd::broadcast_lane<b>(emin_bits);
+                    const batch block_max = detail::simd::broadcast_lane<b>(max);
+                    for (std::size_t j = 0; j < Block; j += N) {
+                        const std::size_t i = at + b * Block + j;
+                        detail::round_to_grid(loads.template load<shifted>(i), block_emin, block_max, constants)
+                            .store_unaligned(o + i);
+                    }
+                });
+            };
+            for (; first + N * Block <= n; first += N * Block) {
+                if (detail::shifted_group<Block>(run, first, n))
+                    group(std::true_type{}, first);
+                else
+                    group(std::false_type{}, first);
             }
         }
         for (; first < n; first += block) {
@@ -540,10 +583,13 @@ private:
     void quantize_line_nearest(float const* in, float* out, std::size_t n,
                                detail::float_grid const& grid) const noexcept
     {
+        const int emax = format_.element.emax;
         if (format_.block == 32)
-            quantize_line_nearest<32>(in, out, n, grid, 32, format_.element.emax);
+            quantize_line_nearest<32>(in, out, n, grid, 32, emax);
+        else if (format_.block == 16)
+            quantize_line_nearest<16>(in, out, n, grid, 16, emax);
         else
-            quantize_line_nearest<0>(in, out, n, grid, format_.block, format_.element.emax);
+            quantize_line_nearest<0>(in, out, n, grid, format_.block, emax);
     }
     // The blocks of one line: elements in[j stride], j < n, threshold index_offset + j stride
     // (scaled: room for one block). A block is read whole before it is written: in may be out.

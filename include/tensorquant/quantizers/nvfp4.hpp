@@ -199,7 +199,8 @@ private:
                 float tensor = amax ? *amax : 0.0f;
                 if (lines.line == n && n) {
                     maxima.reset(new std::int32_t[(n + block_ - 1) / block_]);
-                    const std::uint32_t all = detail::block_maxima(in, n, block_, maxima.get());
+                    const std::uint32_t all = block_ == 16 ? detail::block_maxima<16>(in, n, 16, maxima.get())
+                                                           : detail::block_maxima<0>(in, n, block_, maxima.get());
                     if (!amax) tensor = all < 0x7f800000u ? std::bit_cast<float>(all) : tensor_amax(std::span(in, n));
                 } else if (!amax) {
                     tensor = tensor_amax(std::span(in, n));
@@ -234,7 +235,8 @@ private:
 
     // run for contiguous floats rounded to nearest even, in float lanes: the same operations
     // as for_each_block (E2M1 of the float x r is the grid rounding, exact), the scales of a
-    // batch of blocks at once, a block whose s_enc / d_b is huge going the general way.
+    // group of N blocks (N the batch size) at once, a block whose s_enc / d_b is huge going
+    // the general way.
     // (Block: the block size when known at compile time, 0 otherwise; NVFP4's 16 gets its
     // loops unrolled.)
     // (maxima: the blocks' amax_bits when known, else null.)
@@ -245,27 +247,43 @@ private:
         else
             run_nearest<0>(in, out, n, s_enc, block_, maxima);
     }
-    // r = s_enc / d_b and the quotients d_b / s_enc and 1.5 d_b / s_enc for every block scale
-    // d_b (E4M3, 0 or in [2^-9, 448]), indexed by index(d_b): a float with at most four
-    // significant bits is told apart by its exponent and its top three mantissa bits.
-    struct quotient_table
+    // For the block scales d_b (E4M3, 0 or in [2^-9, 448]), indexed by index(d_b) (a float
+    // with at most four significant bits is told apart by its exponent and its top three
+    // mantissa bits): r = s_enc / d_b, and a row of the results P d_b / s_enc for the E2M1
+    // magnitudes P, at the lanes element_lanes gives them (27 vector divisions in all).
+    // Used by common groups only: there d_b is 0 or normal and s_enc in [2^-100, 2^100], so
+    // u = d_b / s_enc and 1.5 d_b / s_enc are normal and their products by 2^-1 to 2^2 exact:
+    // every E2M1 P is 2^k or 1.5 2^k, and P d_b / s_enc rounded is 2^k times u or times
+    // 1.5 d_b / s_enc rounded (1.5 d_b is exact).
+    struct scale_rows
     {
         static constexpr std::size_t size = 144;                    // indices 0 (d_b = 0) to 143 (448)
         static constexpr std::int32_t first_field = (118 << 3) - 1; // 2^-9 has index 1
-        alignas(64) float r[size], unit[size], unit_and_half[size];
+        alignas(64) float row[size][16];
+        alignas(64) float r[size];
+
         template <class A>
         static xsimd::batch<std::int32_t, A> index(xsimd::batch<float, A> const& db) noexcept
         {
             using ib = xsimd::batch<std::int32_t, A>;
             return xsimd::max((detail::simd::bit_cast<std::int32_t>(db) >> 20) - ib(first_field), ib(0));
         }
-        explicit quotient_table(float s_enc) noexcept
+        static float scale(std::size_t i) noexcept
+        {
+            return i == 0 ? 0.0f : std::bit_cast<float>((std::int32_t(i) + first_field) << 20);
+        }
+        explicit scale_rows(float s_enc) noexcept
         {
             using batch = xsimd::batch<float>;
             using ibatch = xsimd::batch<std::int32_t, batch::arch_type>;
             constexpr std::size_t N = batch::size;
-            static_assert(size % N == 0);
+            static_assert(size % N == 0 && 16 % N == 0);
+            // a row's lanes: 4 + n holds the E2M1 value n / 2 (n <= 4), 8 + n the value n and
+            // 12 + n the value 2 n (n = 2, 3, 4 and 2, 3): multiples of u, or of 1.5 u
+            alignas(64) static constexpr float of_unit[16] = {0, 0, 0, 0, 0, 0.5f, 1, 0, 2, 0, 2, 0, 4, 0, 4, 0};
+            alignas(64) static constexpr float of_unit_and_half[16] = {0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 4};
             alignas(64) std::int32_t lane[N];
+            alignas(64) float unit[size], unit_and_half[size];
             for (std::size_t i = 0; i < N; ++i) lane[i] = std::int32_t(i);
             for (std::size_t i = 0; i < size; i += N) {
                 const ibatch k = ibatch::load_aligned(lane) + ibatch(std::int32_t(i));
@@ -277,8 +295,34 @@ private:
                 (db / batch(s_enc)).store_aligned(unit + i);
                 ((db * batch(1.5f)) / batch(s_enc)).store_aligned(unit_and_half + i);
             }
+            for (std::size_t i = 0; i < size; ++i)
+                for (std::size_t k = 0; k < 16; k += N) {
+                    const batch half = batch::load_aligned(of_unit_and_half + k);
+                    xsimd::select(half != batch(0.0f), batch(unit_and_half[i]) * half,
+                                  batch(unit[i]) * batch::load_aligned(of_unit + k))
+                        .store_aligned(row[i] + k);
+                }
         }
     };
+    // The row lane of each element x r (finite, |x r| < 7) and its rounded E2M1 value: with
+    // E = max(floor(log2 |x r|), 0), the one rounding of S = 2^(E + 22) + |x r| (a fused
+    // multiply-add, signs alike) is E2M1's, ties to even: S's unit in the last place is
+    // E2M1's quantum 2^(E - 1) in binade E, and S = 2^(E + 22) + n 2^(E - 1) with n the even
+    // one at a tie, as the code of n 2^(E - 1) is n + 2 E. S's bits are
+    // those of 2^(E + 22) plus n, so S's bits plus S's bits shifted right by 21 end in the
+    // four bits 4 E + 4 + n: lanes 4 to 8 (E = 0, n <= 4), 10 to 12 (E = 1) and 14, 15 (E = 2).
+    template <class A>
+    TENSORQUANT_ALWAYS_INLINE static xsimd::batch<std::int32_t, A>
+    element_lanes(xsimd::batch<float, A> const& xr) noexcept
+    {
+        using fb = xsimd::batch<float, A>;
+        using ib = xsimd::batch<std::int32_t, A>;
+        const fb binade = detail::simd::bit_cast<float>( // +-2^E, x r's sign
+            detail::simd::bit_cast<std::int32_t>(detail::simd::max_magnitude_signed(xr, fb(1.0f))) &
+            ib(std::int32_t(0xff800000u)));
+        const ib s = detail::simd::bit_cast<std::int32_t>(xsimd::fma(binade, fb(0x1p22f), xr));
+        return s + (s >> 21);
+    }
 
     template <std::size_t Block>
     void run_nearest(float const* in, float* out, std::size_t n, float s_enc, std::size_t runtime_block,
@@ -286,19 +330,15 @@ private:
     {
         const std::size_t block = Block != 0 ? Block : runtime_block;
         using batch = xsimd::batch<float>;
-        using ibatch = xsimd::batch<std::int32_t, batch::arch_type>;
+        using ib = xsimd::batch<std::int32_t, batch::arch_type>;
         constexpr std::size_t N = batch::size;
         // A common group: N whole blocks, all finite, t = amax / 6 s_enc <= 448 and d_b 0 or
         // normal, and s_enc in [2^-100, 2^100]. There an element's |x r| < 6 (15 / 14) (1 + 2^-22)
-        // < 7 (d_b is within 1/15 of t), which rounds to at most 6 (none saturates), and
-        // P = +-2^k or +-1.5 2^k (E2M1,
-        // k in [-1, 2]), so P d_b / s_enc rounded is 2^k times d_b / s_enc or 1.5 d_b / s_enc
-        // rounded (1.5 d_b is exact): a scaling that stays exact, both quotients being normal.
-        // Those quotients and r come from a table of the 128 block scales, built once: no
-        // division per element or per block.
+        // < 7 (d_b is within 1/15 of t), which rounds to at most 6 (none saturates), and its
+        // result is a lane of its block's row (scale_rows): no division per element or per block.
         const bool tables = s_enc >= 0x1p-100f && s_enc <= 0x1p100f && n >= N * block;
-        std::optional<quotient_table> quotients;
-        if (tables) quotients.emplace(s_enc);
+        std::optional<scale_rows> rows;
+        if (tables) rows.emplace(s_enc);
         struct group_scales
         {
             alignas(64) std::int32_t amax[N], index[N];
@@ -306,17 +346,15 @@ private:
             std::size_t blocks;
             bool common;
         };
-        auto scales_of = [&](std::size_t group, group_scales& g) {
+        auto scales_of = [&](std::size_t group, group_scales& g) TENSORQUANT_INLINE_LAMBDA {
             g.blocks = std::min(N, (n - group + block - 1) / block);
             const bool whole = g.blocks == N && group + N * block <= n;
             if (maxima && whole)
-                ibatch::load_unaligned(maxima + group / block).store_aligned(g.amax);
+                ib::load_unaligned(maxima + group / block).store_aligned(g.amax);
             else if (maxima) {
                 std::copy_n(maxima + group / block, g.blocks, g.amax);
                 std::fill(g.amax + g.blocks, g.amax + N, 0);
-            } else if (whole && block % N == 0)
-                detail::group_amax_bits(in + group, block, g.amax);
-            else
+            } else // (several lines: their groups are few)
                 for (std::size_t b = 0; b < N; ++b) {
                     const std::size_t first = group + b * block;
                     g.amax[b] =
@@ -324,13 +362,13 @@ private:
                 }
             // block_scale in lanes (a NaN block's lanes are not used; the min keeps a block
             // beyond a given tensor amax in round_to_grid's range)
-            const ibatch amax_lanes = ibatch::load_aligned(g.amax);
+            const ib amax_lanes = ib::load_aligned(g.amax);
             const batch t = detail::simd::bit_cast<float>(amax_lanes) / batch(6.0f) * batch(s_enc);
             const batch db = detail::round_to_grid(xsimd::min(t, batch(448.0f)), e4m3_grid);
-            g.common = whole && tables && xsimd::all(amax_lanes < ibatch(0x7f800000)) &&
-                       xsimd::all(t <= batch(448.0f)) && xsimd::all((db >= batch(0x1p-6f)) | (db == batch(0.0f)));
+            g.common = whole && tables && xsimd::all(amax_lanes < ib(0x7f800000)) && xsimd::all(t <= batch(448.0f)) &&
+                       xsimd::all((db >= batch(0x1p-6f)) | (db == batch(0.0f)));
             if (g.common) {
-                quotient_table::index(db).store_aligned(g.index);
+                scale_rows::index(db).store_aligned(g.index);
                 return;
             }
             // element_scale in lanes
@@ -338,6 +376,22 @@ private:
                           batch(0.0f))
                 .store_aligned(g.r);
             db.store_aligned(g.d);
+        };
+        // one block of a common group: its result lanes, x r's sign (unaligned loads: the
+        // lookups need the shuffle unit that float_run's shifted loads would also take,
+        // which measured slower)
+        auto common_block = [&](std::size_t first, std::size_t i) TENSORQUANT_INLINE_LAMBDA {
+            const batch r(rows->r[i]);
+            float const* row = rows->row[i];
+            std::size_t j = 0;
+            for (; j + N <= block; j += N) {
+                const batch xr = batch::load_unaligned(in + first + j) * r;
+                (detail::simd::lookup16(element_lanes(xr), row) | (xr & batch(-0.0f))).store_unaligned(out + first + j);
+            }
+            for (; j < block; ++j) { // (runtime block sizes only)
+                const float db = scale_rows::scale(i);
+                out[first + j] = (detail::round_to_grid(in[first + j] * rows->r[i], e2m1_grid) * db) / s_enc;
+            }
         };
         // the next group's scales are computed before this group's elements, so the two
         // overlap (in may be out: a group's input is read before any of it is written)
@@ -347,29 +401,13 @@ private:
             if (group + N * block < n) scales_of(group + N * block, scales[k ^ 1]);
             group_scales const& g = scales[k];
             if (g.common) {
-                for (std::size_t b = 0; b < N; ++b) {
-                    float const* v = in + group + b * block;
-                    float* w = out + group + b * block;
-                    const std::size_t i = std::size_t(g.index[b]);
-                    const batch rv(quotients->r[i]);
-                    const ibatch one(std::bit_cast<std::int32_t>(quotients->unit[i])),
-                        one_and_half(std::bit_cast<std::int32_t>(quotients->unit_and_half[i]));
-                    std::size_t j = 0;
-                    for (; j + N <= block; j += N) {
-                        const batch p = detail::round_to_grid<false>(batch::load_unaligned(v + j) * rv, e2m1_grid);
-                        const ibatch bits = detail::simd::bit_cast<std::int32_t>(p);
-                        // +-2^k (+-0 for a zero P) times the quotient of P's significand
-                        const batch power = detail::simd::bit_cast<float>(bits & ibatch(std::int32_t(0xff800000u)));
-                        const ibatch quotient =
-                            xsimd::select(detail::simd::any_bits(bits, 0x00400000), one_and_half, one);
-                        (power * detail::simd::bit_cast<float>(quotient)).store_unaligned(w + j);
-                    }
-                    // (d_b from its index: the quotient table's own inverse)
-                    const float db =
-                        i == 0 ? 0.0f : std::bit_cast<float>((std::int32_t(i) + quotient_table::first_field) << 20);
-                    for (; j < block; ++j)
-                        w[j] = (detail::round_to_grid(v[j] * quotients->r[i], e2m1_grid) * db) / s_enc;
-                }
+                if constexpr (Block != 0 && Block % N == 0)
+                    detail::unrolled<N>([&](auto lane) TENSORQUANT_INLINE_LAMBDA {
+                        constexpr std::size_t b = decltype(lane)::value;
+                        common_block(group + b * Block, std::size_t(g.index[b]));
+                    });
+                else
+                    for (std::size_t b = 0; b < N; ++b) common_block(group + b * block, std::size_t(g.index[b]));
                 continue;
             }
             for (std::size_t b = 0; b < g.blocks; ++b) {

@@ -18,7 +18,8 @@
 // runs in double. Wider sums (E5M2: 69 bits in blocks of 32) are kept exactly as a pair
 // hi + lo of doubles (hi + p split exactly by Knuth's two-sum, the parts of lo integers of
 // fewer than 53 bits in those units), and the accumulator step adds the pair exactly in
-// integers (a deterministic accumulator: such sums are refused with a stochastic one).
+// integers (a stochastic fixed-point accumulator compares the exact remainder with the
+// threshold its narrow step would draw).
 #pragma once
 
 #include "../../config.hpp"
@@ -118,12 +119,6 @@ inline std::string block_datapath_problem(datapath const& d)
                             std::string(w->element.name) + " products needs " + std::to_string(bits) + " bits";
     // lo gathers at most k two-sum errors of 2^(bits - 54) units each, and must stay exact
     if (bits + int(std::bit_width(a->block)) > 105) return sum + ", more than the exact pair of doubles holds";
-    const any_quantizer acc = block_accumulator(d);
-    if (auto const* f = std::get_if<fixed_point_rt>(&acc.get()))
-        if (tensorquant::detail::visit_rounding(f->rounding(),
-                                                [](auto r) { return is_stochastic_rounding_v<decltype(r)>; }))
-            return sum + " (more than a double's 53), which needs a deterministic accumulator, not '" + f->to_string() +
-                   "'";
     return "";
 }
 
@@ -183,12 +178,14 @@ inline double wide_sum_to_odd(double acc, double hi, double lo) noexcept
     return to_odd(r);
 }
 
-// The word of c + (hi + lo) in a fixed-point format (deterministic R), c a word, hi and
-// lo finite values: fixed_arith's exact rounding, the pair's exponent kept within its
-// int256 shifts (a value beyond 2^128 units saturates or wraps to 0 mod 2^W as the exact
-// one does; one below 2^-160 units rounds as any nonzero value below half a unit of its sign).
+// The word of c + (hi + lo) in a fixed-point format, c a word, hi and lo finite values:
+// fixed_arith's exact rounding (a stochastic R rounds the magnitude up when its fraction
+// exceeds threshold 2^-32), the pair's exponent kept within its int256 shifts (a value
+// beyond 2^128 units saturates or wraps to 0 mod 2^W as the exact one does; one below
+// 2^-160 units rounds as any nonzero value below 2^-32 units of its sign).
 template <class R, class O>
-double wide_fixed_sum(tensorquant::detail::fixed_arith<R, O> const& ar, double c, double hi, double lo)
+double wide_fixed_sum(tensorquant::detail::fixed_arith<R, O> const& ar, double c, double hi, double lo,
+                      std::uint64_t threshold = 0)
 {
     using tensorquant::detail::int128;
     using tensorquant::detail::int256;
@@ -207,7 +204,7 @@ double wide_fixed_sum(tensorquant::detail::fixed_arith<R, O> const& ar, double c
         p = d.negative ? int256(-1) : int256(1);
         pf = ar.format.frac + 160;
     }
-    return double(tensorquant::detail::mac_word(ar, p, pf, word));
+    return double(tensorquant::detail::mac_word(ar, p, pf, word, threshold));
 }
 
 } // namespace detail

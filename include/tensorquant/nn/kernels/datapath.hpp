@@ -283,24 +283,25 @@ struct fixed_accumulator_mac : intrinsic_mac<R, O, Arch>
         return sum(acc, p * batch(this->scale), index);
     }
     // s + (hi + lo) for a block sum wider than a double (block_dot.hpp), rounded once on
-    // exact words; non-finite sums as add does. Deterministic policies only
-    // (block_datapath_problem refuses a stochastic one).
+    // exact words, a stochastic policy with the thresholds add draws (lane i: index + i);
+    // non-finite sums as add does.
     batch add_wide(batch const& acc, batch const& hi, batch const& lo, std::uint64_t index) const noexcept
     {
-        if constexpr (is_stochastic_rounding_v<R>) {
-            return add(acc, hi + lo, index);
-        } else {
-            constexpr std::size_t L = batch::size;
-            alignas(64) double a[L], h[L], l[L], r[L];
-            acc.store_aligned(a);
-            hi.store_aligned(h);
-            lo.store_aligned(l);
-            add(acc, hi + lo, index).store_aligned(r);
-            const tensorquant::detail::fixed_arith<R, O> ar(format);
-            for (std::size_t i = 0; i < L; ++i)
-                if (std::isfinite(h[i]) && std::isfinite(l[i])) r[i] = detail::wide_fixed_sum(ar, a[i], h[i], l[i]);
-            return batch::load_aligned(r);
+        constexpr std::size_t L = batch::size;
+        alignas(64) double a[L], h[L], l[L], r[L];
+        acc.store_aligned(a);
+        hi.store_aligned(h);
+        lo.store_aligned(l);
+        add(acc, hi + lo, index).store_aligned(r);
+        const tensorquant::detail::fixed_arith<R, O> ar(format);
+        for (std::size_t i = 0; i < L; ++i) {
+            if (!std::isfinite(h[i]) || !std::isfinite(l[i])) continue;
+            std::uint64_t threshold = 0; // u 2^32: an integer, u a multiple of 2^-32
+            if constexpr (is_stochastic_rounding_v<R>)
+                threshold = std::uint64_t(this->k.rng.template uniform<double>(index + i) * 0x1p32);
+            r[i] = detail::wide_fixed_sum(ar, a[i], h[i], l[i], threshold);
         }
+        return batch::load_aligned(r);
     }
     template <class TA>
     batch step(batch const& acc, TA a, batch const& w, std::uint64_t index) const noexcept
