@@ -166,6 +166,7 @@ TEST_CASE("every element code and midpoint under a spread of block scales equals
         const auto& e = q.format().element;
         const auto g = grid(e);
         REQUIRE(double(g.back()) == e.max);
+        std::size_t format_checked = 0;
         // values relative to the scale: each code, each midpoint between neighbours, and the
         // float neighbours of both, positive and negative
         std::vector<double> relative;
@@ -197,8 +198,10 @@ TEST_CASE("every element code and midpoint under a spread of block scales equals
                 }
             push_block(values);
             CHECK(mismatches(q, g, in) == 0);
-            checked += values.size();
+            format_checked += values.size();
         }
+        MESSAGE(q.to_string() << ": " << format_checked << " codes, midpoints and neighbours");
+        checked += format_checked;
     }
     MESSAGE("codes, midpoints and their neighbours checked: " << checked);
 }
