@@ -561,11 +561,12 @@ std::vector<float> nvfp4_reference(std::vector<float> const& x, std::size_t bloc
                 y[first + j] = std::copysign(0.0f, v);
                 continue;
             }
-            const float scaled = v * std::min(s / d, std::numeric_limits<float>::max());
+            // the encode scale as Transformer Engine rounds it: 1 / (d (1 / s))
+            const float scaled = v * std::min(1.0f / (d * (1.0f / s)), std::numeric_limits<float>::max());
             double q =
                 std::isinf(scaled) ? std::copysign(6.0, scaled) : double(round_to_grid(e2m1, exact(double(scaled))));
             if (q == 0 && std::signbit(scaled)) q = -0.0;
-            y[first + j] = float(q) * d / s;
+            y[first + j] = float(q) * d * (1.0f / s); // and the decode scale 1 / s
         }
     }
     return y;
@@ -895,6 +896,12 @@ TEST_CASE("nvfp4 random tensors codes and special values")
     q.quantize(std::span<float const>(wide), std::span<float>(out.data(), 32));
     CHECK(out[0] == 0.0f);
     auto codes = q.encode(std::span<float const>(wide));
+    // its element codes are Transformer Engine's: x times the encode scale FLT_MAX, saturated
+    // at 6 (code 7), under the block scale code 0
+    CHECK(codes.scales[0] == 0);
+    CHECK(codes.elements[0] == 7);
+    CHECK(codes.elements[20] == 7);
+    CHECK(codes.scales[1] == 0x7e);
     codes.scales[0] = 0x80;
     CHECK_THROWS_AS(q.decode(codes), tq::format_error);
     codes.scales.pop_back();
@@ -925,7 +932,7 @@ TEST_CASE("nvfp4 contiguous lines in float lanes equal strided lines")
         for (int trial = 0; trial < 300; ++trial) {
             // (every fifth tensor long enough for whole groups of blocks)
             auto x = whole_range_floats(gen, 1 + gen() % (trial % 5 == 0 ? 1200 : 200));
-            if (trial % 3 == 0) // a tensor below 2688 / FLT_MAX: s_enc and s_enc / d_b saturate
+            if (trial % 3 == 0) // a tensor below 2688 / FLT_MAX: s_enc and r_b saturate
                 for (auto& v : x)
                     if (std::isfinite(v) && v != 0) v = std::ldexp(v, -std::max(0, std::ilogb(v) + 130));
             std::vector<float> y(x.size()), wide(2 * x.size()), wy(2 * x.size());
@@ -952,7 +959,7 @@ TEST_CASE("nvfp4 contiguous lines in float lanes equal strided lines")
     x[3] = -1e30f;
     q.quantize(std::span<float const>(x), std::span<float>(y), 0, 1e-30f);
     const float s_enc = tq::nvfp4_quantizer::tensor_scale(1e-30f);
-    for (std::size_t i = 0; i < x.size(); ++i) CHECK(y[i] == std::copysign(6.0f * 448.0f / s_enc, x[i]));
+    for (std::size_t i = 0; i < x.size(); ++i) CHECK(y[i] == std::copysign(6.0f * 448.0f * (1.0f / s_enc), x[i]));
 }
 
 TEST_CASE("block formats parse as quantizers and round-trip")

@@ -1,19 +1,22 @@
 // NVFP4: E2M1 elements in blocks of 16 with an FP8 E4M3 scale per block and an FP32 scale
-// per tensor, the two-level scheme of NVIDIA's NVFP4 (Transformer Engine's NVFP4 recipe and
-// "Pretraining Large Language Models with NVFP4", arXiv 2509.25149):
+// per tensor, the two-level scheme of NVIDIA's NVFP4 ("Pretraining Large Language Models
+// with NVFP4", arXiv 2509.25149), with the float operations of Transformer Engine's NVFP4
+// quantizer and its PyTorch reference (so its element codes and block scales are TE's):
 //   s_enc = 448 * 6 / amax(tensor)                         (float32; amax 0 gives 1)
+//   s_dec = 1 / s_enc                                      (float32)
 //   d_b   = E4M3(amax(block b) / 6 * s_enc)                (float32 ops, E4M3 ties to even,
 //                                                           saturating at 448)
-//   q_i   = E2M1(x_i * (s_enc / d_b))                      (s_enc / d_b in float32, the
-//                                                           product in T; ties to even or
-//                                                           stochastic, saturating at 6)
-//   y_i   = (q_i * d_b) / s_enc                            (in T; q_i d_b is exact)
+//   r_b   = 1 / (d_b * s_dec)                              (float32 ops: the block's
+//                                                           encode scale)
+//   q_i   = E2M1(x_i * r_b)                                (the product in T; ties to even
+//                                                           or stochastic, saturating at 6)
+//   y_i   = (q_i * d_b) * s_dec                            (in T; q_i d_b is exact)
 // Every step is one IEEE operation in the stated type, so the result is defined to the bit.
 // Choices: a block whose d_b rounds to 0 is all zeros; non-finite elements are left out of
 // the tensor's amax and make their block NaN; an s_enc beyond float's range (amax below
-// 2688 / FLT_MAX) is FLT_MAX, so is an s_enc / d_b beyond it (then x_i (s_enc / d_b) may be
-// infinite and saturates: a zero stays zero), and a (double) amax beyond float's range
-// counts as FLT_MAX.
+// 2688 / FLT_MAX) is FLT_MAX, so is an r_b beyond it (then x_i r_b may be infinite and
+// saturates: a zero stays zero), and a (double) amax beyond float's range counts as
+// FLT_MAX.
 // The tensor is what one call sees (or give its amax).
 #pragma once
 
@@ -60,6 +63,8 @@ public:
     std::size_t block() const noexcept { return block_; }
     rounding_mode rounding() const noexcept { return elements_.rounding(); }
 
+    // s_dec, the tensor's decode scale.
+    static float tensor_decode_scale(float s_enc) noexcept { return 1.0f / s_enc; }
     // s_enc of a tensor whose finite elements have largest magnitude amax.
     static float tensor_scale(float amax) noexcept
     {
@@ -158,7 +163,7 @@ public:
             if (sc & 0x80) throw format_error("nvfp4 decode: block scale code " + std::to_string(sc) + " is negative");
             const double d = e4m3_codes.element_value(sc);
             const double q = elements_.element_value(c.elements[i]);
-            v[i] = std::isnan(d) ? std::numeric_limits<T>::quiet_NaN() : T(T(T(q) * T(d)) / T(c.tensor_scale));
+            v[i] = std::isnan(d) ? std::numeric_limits<T>::quiet_NaN() : decoded<T>(q, float(d), c.tensor_scale);
         }
         return v;
     }
@@ -222,20 +227,27 @@ private:
                                [&](std::size_t j, float d, double q) { out[offset + j] = decoded<T>(q, d, s_enc); });
             });
     }
-    // s_enc / d_b (0 for a zero block), FLT_MAX where the quotient is beyond float's range.
-    static float element_scale(float db, float s_enc) noexcept
+    // r_b = 1 / (d_b s_dec), s_dec = 1 / s_enc, as Transformer Engine rounds it, FLT_MAX where
+    // it is beyond float's range (so for a zero block, whose elements then keep their codes
+    // and decode to +-0).
+    template <class F>
+    TENSORQUANT_ALWAYS_INLINE static F element_scale(F const& db, float s_enc) noexcept
     {
-        return db > 0 ? std::min(s_enc / db, std::numeric_limits<float>::max()) : 0.0f;
+        const F r = F(1.0f) / (db * F(tensor_decode_scale(s_enc)));
+        if constexpr (std::is_same_v<F, float>)
+            return std::min(r, std::numeric_limits<float>::max());
+        else
+            return xsimd::min(r, F(std::numeric_limits<float>::max()));
     }
     template <class T>
     static T decoded(double q, float d, float s_enc) noexcept
     {
-        return std::isnan(q) ? std::numeric_limits<T>::quiet_NaN() : T(T(T(q) * T(d)) / T(s_enc));
+        return std::isnan(q) ? std::numeric_limits<T>::quiet_NaN() : T(T(T(q) * T(d)) * T(tensor_decode_scale(s_enc)));
     }
 
     // run for contiguous floats rounded to nearest even, in float lanes: the same operations
     // as for_each_block (E2M1 of the float x r is the grid rounding, exact), the scales of a
-    // group of N blocks (N the batch size) at once, a block whose s_enc / d_b is huge going
+    // group of N blocks (N the batch size) at once, a block whose r_b is huge going
     // the general way.
     // (Block: the block size when known at compile time, 0 otherwise; NVFP4's 16 gets its
     // loops unrolled.)
@@ -249,12 +261,12 @@ private:
     }
     // For the block scales d_b (E4M3, 0 or in [2^-9, 448]), indexed by index(d_b) (a float
     // with at most four significant bits is told apart by its exponent and its top three
-    // mantissa bits): r = s_enc / d_b, and a row of the results P d_b / s_enc for the E2M1
+    // mantissa bits): r = element_scale(d_b), and a row of the results P d_b s_dec for the E2M1
     // magnitudes P, at the lanes element_lanes gives them (27 vector divisions in all).
     // Used by common groups only: there d_b is 0 or normal and s_enc in [2^-100, 2^100], so
-    // u = d_b / s_enc and 1.5 d_b / s_enc are normal and their products by 2^-1 to 2^2 exact:
-    // every E2M1 P is 2^k or 1.5 2^k, and P d_b / s_enc rounded is 2^k times u or times
-    // 1.5 d_b / s_enc rounded (1.5 d_b is exact).
+    // u = d_b s_dec and 1.5 d_b s_dec are normal and their products by 2^-1 to 2^2 exact:
+    // every E2M1 P is 2^k or 1.5 2^k, and P d_b s_dec rounded is 2^k times u or times
+    // 1.5 d_b s_dec rounded (1.5 d_b is exact).
     struct scale_rows
     {
         static constexpr std::size_t size = 144;                    // indices 0 (d_b = 0) to 143 (448)
@@ -274,6 +286,7 @@ private:
         }
         explicit scale_rows(float s_enc) noexcept
         {
+            const float s_dec = tensor_decode_scale(s_enc);
             using batch = xsimd::batch<float>;
             using ibatch = xsimd::batch<std::int32_t, batch::arch_type>;
             constexpr std::size_t N = batch::size;
@@ -289,11 +302,10 @@ private:
                 const ibatch k = ibatch::load_aligned(lane) + ibatch(std::int32_t(i));
                 const batch db = detail::simd::bit_cast<float>(
                     xsimd::select(k == ibatch(0), ibatch(0), (k + ibatch(first_field)) << 20));
-                xsimd::select(db > batch(0.0f), xsimd::min(batch(s_enc) / db, batch(std::numeric_limits<float>::max())),
-                              batch(0.0f))
-                    .store_aligned(r + i);
-                (db / batch(s_enc)).store_aligned(unit + i);
-                ((db * batch(1.5f)) / batch(s_enc)).store_aligned(unit_and_half + i);
+                // (a zero block's values are +-0 whatever r: 0 keeps x r in element_lanes' range)
+                xsimd::select(db > batch(0.0f), element_scale(db, s_enc), batch(0.0f)).store_aligned(r + i);
+                (db * batch(s_dec)).store_aligned(unit + i);
+                ((db * batch(1.5f)) * batch(s_dec)).store_aligned(unit_and_half + i);
             }
             for (std::size_t i = 0; i < size; ++i)
                 for (std::size_t k = 0; k < 16; k += N) {
@@ -332,10 +344,12 @@ private:
         using batch = xsimd::batch<float>;
         using ib = xsimd::batch<std::int32_t, batch::arch_type>;
         constexpr std::size_t N = batch::size;
+        const float s_dec = tensor_decode_scale(s_enc);
         // A common group: N whole blocks, all finite, t = amax / 6 s_enc <= 448 and d_b 0 or
-        // normal, and s_enc in [2^-100, 2^100]. There an element's |x r| < 6 (15 / 14) (1 + 2^-22)
-        // < 7 (d_b is within 1/15 of t), which rounds to at most 6 (none saturates), and its
-        // result is a lane of its block's row (scale_rows): no division per element or per block.
+        // normal, and s_enc in [2^-100, 2^100]. There an element's |x r| < 6 (15 / 14) (1 + 2^-20)
+        // < 7 (d_b is within 1/15 of t, r within three roundings of s_enc / d_b), which rounds
+        // to at most 6 (none saturates), and its result is a lane of its block's row
+        // (scale_rows): no division per element or per block.
         const bool tables = s_enc >= 0x1p-100f && s_enc <= 0x1p100f && n >= N * block;
         std::optional<scale_rows> rows;
         if (tables) rows.emplace(s_enc);
@@ -371,10 +385,8 @@ private:
                 scale_rows::index(db).store_aligned(g.index);
                 return;
             }
-            // element_scale in lanes
-            xsimd::select(db > batch(0.0f), xsimd::min(batch(s_enc) / db, batch(std::numeric_limits<float>::max())),
-                          batch(0.0f))
-                .store_aligned(g.r);
+            // (r = 0 for a zero block here too: its values are +-0, and x r stays finite)
+            xsimd::select(db > batch(0.0f), element_scale(db, s_enc), batch(0.0f)).store_aligned(g.r);
             db.store_aligned(g.d);
         };
         // one block of a common group: its result lanes, x r's sign (unaligned loads: the
@@ -390,7 +402,7 @@ private:
             }
             for (; j < block; ++j) { // (runtime block sizes only)
                 const float db = scale_rows::scale(i);
-                out[first + j] = (detail::round_to_grid(in[first + j] * rows->r[i], e2m1_grid) * db) / s_enc;
+                out[first + j] = (detail::round_to_grid(in[first + j] * rows->r[i], e2m1_grid) * db) * s_dec;
             }
         };
         // the next group's scales are computed before this group's elements, so the two
@@ -425,10 +437,10 @@ private:
                 }
                 std::size_t j = 0;
                 for (; j + N <= count; j += N)
-                    ((detail::round_to_grid(batch::load_unaligned(v + j) * batch(g.r[b]), e2m1_grid) * batch(g.d[b])) /
-                     batch(s_enc))
+                    ((detail::round_to_grid(batch::load_unaligned(v + j) * batch(g.r[b]), e2m1_grid) * batch(g.d[b])) *
+                     batch(s_dec))
                         .store_unaligned(w + j);
-                for (; j < count; ++j) w[j] = (detail::round_to_grid(v[j] * g.r[b], e2m1_grid) * g.d[b]) / s_enc;
+                for (; j < count; ++j) w[j] = (detail::round_to_grid(v[j] * g.r[b], e2m1_grid) * g.d[b]) * s_dec;
             }
         }
     }
@@ -455,8 +467,8 @@ private:
             d[first / block_] = finite ? db : std::numeric_limits<float>::quiet_NaN(); // NaN: a NaN block
             for (std::size_t j = first; j < first + count; ++j) {
                 const T x = v[j * stride];
-                // a zero scale rounds +-0 (the block is zero); the rounding sees finite values only
-                q[j] = finite && db > 0 ? double(T(x * T(r))) : std::copysign(0.0, double(x));
+                // the rounding sees finite values only
+                q[j] = finite ? double(T(x * T(r))) : std::copysign(0.0, double(x));
             }
         }
         elements_.round_elements(std::span<double>(q), index_offset, stride);
