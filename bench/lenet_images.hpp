@@ -8,9 +8,9 @@
 
 namespace tqbench {
 
-inline tensorquant::nn::tensor4<float> lenet_images(std::size_t batch)
+inline tensorquant::nn::tensor<float> lenet_images(std::size_t batch)
 {
-    auto x = tensorquant::nn::tensor4<float>::from_shape({batch, 28, 28, 1});
+    auto x = tensorquant::nn::tensor<float>::from_shape({batch, 28, 28, 1});
     tensorquant::splitmix64 gen{12345};
     for (auto& v : x) v = float(gen.uniform());
     return x;

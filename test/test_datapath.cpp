@@ -361,7 +361,7 @@ TEST_CASE("datapath maps from JSON run a network and name their mistakes")
     nn::tensor4<float> x = nn::tensor4<float>::from_shape({2, 28, 28, 1});
     fill_random(x, 8, 0, 1);
     const auto y = net.forward(x);
-    CHECK(y.shape(3) == 10);
+    CHECK(y.shape(1) == 10);
     CHECK(net.quantization_report().find("LeNet/fc5: intrinsic {\"input\"") != std::string::npos);
 
     auto fails = [](std::string const& json, std::string const& part) {
@@ -395,8 +395,8 @@ TEST_CASE("datapath maps from JSON run a network and name their mistakes")
         nn::scope_map::from_json(R"({"LeNet": {"input": "fp8_e4m3", "accumulator": "fp16", "output": "fp16"}})", "m");
     // a pooling layer under a minifloat datapath keeps its inputs, which are in the format
     net.set_quantization(minifloat_out, {}, {});
-    std::vector<nn::tensor4<float>> outputs;
-    net.set_output_observer([&](std::size_t, nn::tensor4<float> const& t) { outputs.push_back(t); });
+    std::vector<nn::tensor<float>> outputs;
+    net.set_output_observer([&](std::size_t, nn::tensor<float> const& t) { outputs.push_back(t); });
     (void)net.forward(x);
     net.set_output_observer({});
     REQUIRE(outputs.size() == 8);

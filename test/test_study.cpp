@@ -549,7 +549,7 @@ TEST_CASE("training experiments on a small task")
         // the float inference row counts the ReLU's zeros directly
         auto copy = trained;
         std::size_t z = 0, n = 0;
-        copy.set_output_observer([&](std::size_t node, nn::tensor4<float> const& y) {
+        copy.set_output_observer([&](std::size_t node, nn::tensor<float> const& y) {
             if (node != 1) return;
             for (float v : y) z += v == 0, ++n;
         });

@@ -168,6 +168,107 @@ TEST_CASE("layer gradients equal finite differences")
     }
 }
 
+TEST_CASE("gradients of the operators of imported networks equal finite differences")
+{
+    SUBCASE("element-wise binary operations with broadcasting")
+    {
+        for (auto op : {nn::binary_op::add, nn::binary_op::sub, nn::binary_op::mul, nn::binary_op::div,
+                        nn::binary_op::max, nn::binary_op::min}) {
+            CAPTURE(int(op));
+            // away from ties of max and min, and from division by small numbers
+            auto b = random_tensor({3, 1}, 41, 0.5, 1.5);
+            check_gradients({random_tensor({2, 3, 4}, 40, -2, 2), b},
+                            [op](dtape& t, auto const& v) { return tr::binary(t, v[0], v[1], op); });
+            check_gradients({b, random_tensor({2, 1, 4}, 42, -2, 2)},
+                            [op](dtape& t, auto const& v) { return tr::binary(t, v[0], v[1], op); });
+        }
+        check_gradients({random_tensor({2, 3}, 43, 0.5, 2), random_tensor({3}, 44, -1, 2)},
+                        [](dtape& t, auto const& v) { return tr::binary(t, v[0], v[1], nn::binary_op::pow); });
+    }
+    SUBCASE("element-wise functions")
+    {
+        auto x = random_tensor({2, 3, 5}, 45, 0.05, 2.5);
+        for (std::size_t i = 0; i < x.size(); i += 2) x.data()[i] = -x.data()[i];
+        for (auto a :
+             {nn::activation::hard_sigmoid, nn::activation::hard_swish, nn::activation::tanh, nn::activation::erf,
+              nn::activation::gelu, nn::activation::gelu_tanh, nn::activation::neg, nn::activation::abs}) {
+            CAPTURE(nn::info_of(a).name);
+            check_gradients({x}, [a](dtape& t, auto const& v) { return tr::activate(t, v[0], a, 0.3); });
+        }
+        const auto positive = random_tensor({2, 3, 5}, 46, 0.3, 2);
+        for (auto a : {nn::activation::sqrt, nn::activation::reciprocal})
+            check_gradients({positive}, [a](dtape& t, auto const& v) { return tr::activate(t, v[0], a); });
+    }
+    SUBCASE("matrix products, batched and broadcast")
+    {
+        check_gradients({random_tensor({2, 3, 4, 5}, 47), random_tensor({3, 5, 2}, 48)},
+                        [](dtape& t, auto const& v) { return tr::matmul(t, v[0], v[1]); });
+        check_gradients({random_tensor({5}, 49), random_tensor({2, 5, 3}, 50)},
+                        [](dtape& t, auto const& v) { return tr::matmul(t, v[0], v[1]); });
+        check_gradients(
+            {random_tensor({2, 4, 7}, 51), random_tensor({7, 3}, 52), random_tensor({3}, 53)},
+            [](dtape& t, auto const& v) { return tr::dense(t, v[0], v[1], v[2], nn::dense_input::last_axis); });
+    }
+    SUBCASE("softmax and log-softmax on any axis, reductions, layer norm")
+    {
+        for (int axis : {0, 1, -1})
+            for (bool log : {false, true})
+                check_gradients({random_tensor({2, 3, 4}, 54, -2, 2)}, [axis, log](dtape& t, auto const& v) {
+                    return tr::softmax(t, v[0], axis, false, log);
+                });
+        check_gradients({random_tensor({2, 3, 4}, 55, -2, 2)},
+                        [](dtape& t, auto const& v) { return tr::softmax(t, v[0], 1, true, false); });
+        for (auto op : {nn::reduce_op::sum, nn::reduce_op::mean, nn::reduce_op::max, nn::reduce_op::min})
+            for (bool keep : {false, true})
+                check_gradients({random_tensor({2, 3, 4}, 56)}, [op, keep](dtape& t, auto const& v) {
+                    return tr::reduce(t, v[0], {0, 2}, keep, op);
+                });
+        check_gradients({random_tensor({2, 3, 4}, 57), random_tensor({12}, 58, 0.5, 1.5), random_tensor({12}, 59)},
+                        [](dtape& t, auto const& v) { return tr::layer_norm(t, v[0], v[1], v[2], 1, 1e-5); });
+    }
+    SUBCASE("data movement")
+    {
+        const auto x = random_tensor({2, 3, 4}, 60);
+        check_gradients({x}, [](dtape& t, auto const& v) { return tr::transpose(t, v[0], {2, 0, 1}); });
+        check_gradients({x}, [](dtape& t, auto const& v) {
+            return tr::reshape(t, v[0], std::vector<std::size_t>{6, 4});
+        });
+        check_gradients({x}, [](dtape& t, auto const& v) {
+            return tr::slice(t, v[0], {1, 2}, {{2, 0, -1}, {1, 4, 2}});
+        });
+        check_gradients({x}, [](dtape& t, auto const& v) { return tr::gather(t, v[0], 1, {2, 0, 2, -1}, {2, 2}); });
+        check_gradients({random_tensor({3, 1}, 61)}, [](dtape& t, auto const& v) {
+            return tr::expand(t, v[0], std::vector<std::size_t>{2, 3, 4});
+        });
+        check_gradients({random_tensor({2, 3, 3, 2}, 62), random_tensor({2, 3, 3, 1}, 63)},
+                        [](dtape& t, auto const& v) {
+                            return tr::concat(t, std::vector<dvar>{v[0], v[1]}, 3);
+                        });
+        check_gradients({x, random_tensor({2, 1, 4}, 64)}, [](dtape& t, auto const& v) {
+            return tr::concat(t, std::vector<dvar>{v[0], v[1]}, 1);
+        });
+        for (auto mode : {nn::pad_mode::constant, nn::pad_mode::reflect, nn::pad_mode::edge})
+            check_gradients({x}, [mode](dtape& t, auto const& v) {
+                return tr::pad(t, v[0], {0, 2, 1}, {1, -1, 2}, mode, 0.5);
+            });
+    }
+    SUBCASE("transposed convolution and resizing")
+    {
+        nn::transpose_options o;
+        o.stride = {2, 1};
+        o.pads = {1, 0, 0, 1};
+        o.output_padding = {1, 0};
+        o.groups = 2;
+        check_gradients({random_tensor({2, 3, 4, 4}, 65), random_tensor({3, 2, 4, 3}, 66), random_tensor({6}, 67)},
+                        [o](dtape& t, auto const& v) { return tr::conv_transpose2d(t, v[0], v[1], v[2], o); });
+        nn::resize_options r;
+        r.mode = nn::resize_mode::linear;
+        r.scales = {1.5, 0.75};
+        check_gradients({random_tensor({2, 4, 4, 3}, 68)},
+                        [r](dtape& t, auto const& v) { return nn::tape_ops::resize(t, v[0], r); });
+    }
+}
+
 TEST_CASE("quantizers on the tape: straight-through estimators")
 {
     const auto q = tq::parse_quantizer("nearest,4,2"); // range [-2, 1.75]

@@ -22,7 +22,9 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iterator>
+#include <numeric>
 #include <random>
 #include <span>
 #include <stdexcept>
@@ -617,9 +619,21 @@ inline void onnx_model(bytes in)
                 "an import error does not name the file: " + std::string(e.what()));
         throw;
     }
+    if (m.constant_output) { // every input bound or unread: the output was folded
+        require(m.net.nodes().empty(), "a model with a folded output has layers");
+        require(m.constant_output->size() == std::size_t(std::accumulate(m.output_shape.begin(), m.output_shape.end(),
+                                                                         std::int64_t(1), std::multiplies<>())),
+                "a folded output does not fill its shape");
+        return;
+    }
     if (m.net.nodes().empty()) // only a pass-through graph has no layers: it gives its input
         require(m.input_shape == m.output_shape, "a model without layers changes the shape");
     require(!m.input_shape.empty() && !m.output_shape.empty(), "a model loaded without input or output shape");
+    require(m.input_perm.size() == m.input_shape.size() && m.output_perm.size() == m.output_shape.size(),
+            "a model's layouts do not match its shapes");
+    for (auto const& n : m.net.nodes())
+        for (int i : n.inputs)
+            require(i >= -1 && i < int(&n - m.net.nodes().data()), "a layer reads a later one: " + n.name);
     for (auto const& e : m.qdq.entries())
         require(m.net.find(e.scope) >= 0, "a QDQ quantization point names no layer: " + e.scope);
     for (auto const* q : {&m.input_codes, &m.output_codes})
@@ -630,7 +644,8 @@ inline void onnx_model(bytes in)
 }
 
 // Small models over the operators: conv (pads, groups), relu, pools, batch norm, concat,
-// flatten, gemm, clip, softmax; QDQ and Mul.
+// flatten, gemm, clip, softmax; QDQ and Mul; attention with shapes from Shape, layer norm and
+// the GELU pattern; Pad, ConvTranspose, Resize, Split; embeddings and an expanded constant.
 inline std::vector<std::vector<std::uint8_t>> onnx_model_seeds()
 {
     using tq_test::model_builder;
@@ -700,6 +715,77 @@ inline std::vector<std::vector<std::uint8_t>> onnx_model_seeds()
         b.node("QuantizeLinear", "/out/QuantizeLinear", {"k", "s", "z"}, "out");
         b.g().add_output()->set_name("out");
     }));
+    // the operators of today's networks
+    s.push_back(model([&](model_builder& b) { // attention on tokens: shapes from Shape, MatMul of two activations
+        init(b, "pw", {16, 8});
+        b.node("Shape", "/s/Shape", {"x"}, "shape");
+        b.init_ints("zero", {}, ::onnx::TensorProto::INT64, {0});
+        b.node("Gather", "/g/Gather", {"shape", "zero"}, "n");
+        b.init_ints("axes", {1}, ::onnx::TensorProto::INT64, {0});
+        b.node("Unsqueeze", "/u/Unsqueeze", {"n", "axes"}, "n1");
+        b.init_ints("rest", {2}, ::onnx::TensorProto::INT64, {4, -1});
+        set_int(b.node("Concat", "/c/Concat", {"n1", "rest"}, "target"), "axis", 0);
+        b.node("Reshape", "/r/Reshape", {"x", "target"}, "tokens"); // [N, 4, 18]
+        init(b, "proj", {18, 16});
+        b.node("MatMul", "/q/MatMul", {"tokens", "proj"}, "q");
+        set_ints(b.node("Transpose", "/t/Transpose", {"q"}, "k"), "perm", {0, 2, 1});
+        b.node("MatMul", "/a/MatMul", {"q", "k"}, "scores");
+        set_int(b.node("Softmax", "/sm/Softmax", {"scores"}, "attn"), "axis", -1);
+        b.node("MatMul", "/v/MatMul", {"attn", "q"}, "mixed");
+        init(b, "ln_s", {16});
+        init(b, "ln_b", {16});
+        b.node("LayerNormalization", "/ln/LayerNormalization", {"mixed", "ln_s", "ln_b"}, "normed");
+        b.init_values("sqrt2", {}, {1.4142135f});
+        b.init_values("one", {}, {1.0f});
+        b.init_values("half", {}, {0.5f});
+        b.node("Div", "/gelu/Div", {"normed", "sqrt2"}, "g0");
+        b.node("Erf", "/gelu/Erf", {"g0"}, "g1");
+        b.node("Add", "/gelu/Add", {"g1", "one"}, "g2");
+        b.node("Mul", "/gelu/Mul", {"normed", "g2"}, "g3");
+        b.node("Mul", "/gelu/Mul_1", {"g3", "half"}, "g4");
+        b.node("MatMul", "/out/MatMul", {"g4", "pw"}, "p");
+        auto& r = b.node("ReduceMean", "/out/ReduceMean", {"p"}, "out");
+        set_ints(r, "axes", {1});
+        set_int(r, "keepdims", 0);
+        b.g().add_output()->set_name("out");
+    }));
+    s.push_back(model([&](model_builder& b) { // padding, transposed convolution, resizing, splitting
+        b.init_ints("pads", {8}, ::onnx::TensorProto::INT64, {0, 0, 1, 2, 0, 0, 2, 1});
+        b.node("Pad", "/p/Pad", {"x", "pads"}, "padded");
+        init(b, "w", {2, 3, 3, 3});
+        auto& t = b.node("ConvTranspose", "/t/ConvTranspose", {"padded", "w"}, "up");
+        set_ints(t, "strides", {2, 2});
+        set_ints(t, "output_padding", {1, 0});
+        b.init_values("scales", {4}, {1, 1, 0.5f, 0.5f});
+        b.node("Resize", "/rs/Resize", {"up", "", "scales"}, "down");
+        auto& sp = b.node("Split", "/sp/Split", {"down"}, "a");
+        sp.add_output("b");
+        sp.add_output("c");
+        set_int(sp, "axis", 1);
+        b.node("HardSwish", "/h/HardSwish", {"a"}, "ha");
+        b.node("Mul", "/m/Mul", {"ha", "b"}, "m");
+        b.node("Sub", "/s/Sub", {"m", "c"}, "out");
+        b.g().add_output()->set_name("out");
+    }));
+    s.push_back([&] { // embeddings of int64 token ids, a class token expanded over the batch
+        model_builder b(13);
+        b.input("ids", {-1, 5}, ::onnx::TensorProto::INT64);
+        init(b, "table", {10, 4});
+        b.node("Gather", "/e/Gather", {"table", "ids"}, "emb");
+        init(b, "cls", {1, 1, 4});
+        b.node("Shape", "/s/Shape", {"emb"}, "shape");
+        b.init_ints("first", {1}, ::onnx::TensorProto::INT64, {0});
+        b.init_ints("second", {1}, ::onnx::TensorProto::INT64, {1});
+        b.node("Slice", "/n/Slice", {"shape", "first", "second"}, "n");
+        b.init_ints("rest", {2}, ::onnx::TensorProto::INT64, {1, 4});
+        set_int(b.node("Concat", "/t/Concat", {"n", "rest"}, "target"), "axis", 0);
+        b.node("Expand", "/x/Expand", {"cls", "target"}, "cls_n");
+        set_int(b.node("Concat", "/c/Concat", {"cls_n", "emb"}, "seq"), "axis", 1);
+        b.node("Tanh", "/a/Tanh", {"seq"}, "out");
+        b.g().add_output()->set_name("out");
+        const std::string bytes = b.m.SerializeAsString();
+        return std::vector<std::uint8_t>(bytes.begin(), bytes.end());
+    }());
     return s;
 }
 
@@ -707,10 +793,41 @@ inline std::string onnx_model_dictionary()
 {
     std::vector<std::string> words;
     for (auto op : tq::onnx::supported_operators()) words.emplace_back(op);
-    for (auto w : {"kernel_shape", "strides",    "pads",  "dilations",     "group",
-                   "auto_pad",     "SAME_UPPER", "VALID", "ceil_mode",     "count_include_pad",
-                   "transA",       "transB",     "alpha", "beta",          "epsilon",
-                   "axis",         "min",        "max",   "training_mode", "ai.onnx"})
+    for (auto w : {"kernel_shape",
+                   "strides",
+                   "pads",
+                   "dilations",
+                   "group",
+                   "auto_pad",
+                   "SAME_UPPER",
+                   "VALID",
+                   "ceil_mode",
+                   "count_include_pad",
+                   "transA",
+                   "transB",
+                   "alpha",
+                   "beta",
+                   "epsilon",
+                   "axis",
+                   "min",
+                   "max",
+                   "training_mode",
+                   "ai.onnx",
+                   "perm",
+                   "keepdims",
+                   "axes",
+                   "allowzero",
+                   "mode",
+                   "reflect",
+                   "edge",
+                   "linear",
+                   "nearest",
+                   "coordinate_transformation_mode",
+                   "align_corners",
+                   "output_padding",
+                   "output_shape",
+                   "split",
+                   "to"})
         words.emplace_back(w);
     std::string d;
     for (auto const& w : words) { // appended piece by piece: GCC 12 warns (-Wrestrict) on a + chain here

@@ -9,6 +9,7 @@
 #include "../detail/xtensor_compat.hpp"
 
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <charconv>
 #include <cstdint>
@@ -33,6 +34,14 @@ struct npy_data
 };
 
 namespace detail {
+
+template <class U>
+U npy_load(unsigned char const* p) noexcept
+{
+    U u;
+    std::memcpy(&u, p, sizeof u);
+    return u;
+}
 
 [[noreturn]] inline void npy_fail(std::filesystem::path const& path, std::string const& what)
 {
@@ -196,12 +205,30 @@ npy_data<T> parse_npy(std::span<unsigned char const> bytes, std::string const& n
     header.remove_suffix(1);
     const auto h = detail::npy_dict_reader(header, path).read();
 
-    const bool is_f4 = h.descr == "<f4", is_f8 = h.descr == "<f8";
-    if (!is_f4 && !is_f8)
+    // the element types read: floats, and integers (token ids, labels, 8-bit pixels)
+    struct element
+    {
+        std::string_view descr;
+        std::size_t width;
+        double (*value)(unsigned char const*);
+    };
+    static constexpr std::array<element, 7> elements{
+        element{"<f4", 4, [](unsigned char const* p) { return double(detail::npy_load<float>(p)); }},
+        element{"<f8", 8, [](unsigned char const* p) { return detail::npy_load<double>(p); }},
+        element{"<i8", 8, [](unsigned char const* p) { return double(detail::npy_load<std::int64_t>(p)); }},
+        element{"<i4", 4, [](unsigned char const* p) { return double(detail::npy_load<std::int32_t>(p)); }},
+        element{"|u1", 1, [](unsigned char const* p) { return double(*p); }},
+        element{"|i1", 1, [](unsigned char const* p) { return double(std::int8_t(*p)); }},
+        element{"|b1", 1, [](unsigned char const* p) { return *p ? 1.0 : 0.0; }},
+    };
+    auto const* kind =
+        std::find_if(elements.begin(), elements.end(), [&](element const& e) { return e.descr == h.descr; });
+    if (kind == elements.end())
         detail::npy_fail(path, "element type '" + h.descr +
-                                   "' is not supported (little-endian float32 '<f4' or float64 '<f8')");
+                                   "' is not supported (little-endian float32 '<f4', float64 '<f8', int64 '<i8', "
+                                   "int32 '<i4', uint8 '|u1', int8 '|i1' or bool '|b1')");
     if (h.fortran_order) detail::npy_fail(path, "Fortran-order arrays are not supported (save a C-contiguous array)");
-    const std::size_t width = is_f4 ? 4 : 8;
+    const std::size_t width = kind->width;
     // element and byte counts, overflow-checked, against what the content holds
     const std::size_t available = size - (preamble + header_len);
     std::size_t count = 1;
@@ -223,16 +250,13 @@ npy_data<T> parse_npy(std::span<unsigned char const> bytes, std::string const& n
     out.shape = h.shape;
     out.values.resize(count);
     unsigned char const* raw = bytes.data() + preamble + header_len;
+    const bool integer = h.descr[1] == 'i' || h.descr[1] == 'u';
     for (std::size_t i = 0; i < count; ++i) {
-        if (is_f4) {
-            float v;
-            std::memcpy(&v, raw + 4 * i, 4);
-            out.values[i] = static_cast<T>(v);
-        } else {
-            double v;
-            std::memcpy(&v, raw + 8 * i, 8);
-            out.values[i] = static_cast<T>(v);
-        }
+        const double v = kind->value(raw + width * i);
+        out.values[i] = static_cast<T>(v);
+        if (integer && double(out.values[i]) != v)
+            detail::npy_fail(path, "element " + std::to_string(i) + " (" + std::to_string(std::int64_t(v)) +
+                                       ") is an integer the reader's float type does not hold exactly");
     }
     return out;
 }

@@ -94,22 +94,22 @@ public:
     // The network's output for x. step salts the streams of stochastic intrinsic and
     // extrinsic quantizers (core/stream.hpp) so that batches evaluated as separate steps
     // draw independent thresholds; weights keep step 0 at inference.
-    tensor4<float> forward(tensor4<float> const& x, std::uint64_t step = 0) { return forward_from(0, x, {}, step); }
+    tensor<float> forward(tensor<float> const& x, std::uint64_t step = 0) { return forward_from(0, x, {}, step); }
 
     // The outputs of the nodes before first that node first or a later one reads (the
     // others are left empty): the part of a pass that stays the same while only nodes
     // from first on change their quantization.
-    std::vector<tensor4<float>> prefix_outputs(tensor4<float> const& x, std::size_t first, std::uint64_t step = 0)
+    std::vector<tensor<float>> prefix_outputs(tensor<float> const& x, std::size_t first, std::uint64_t step = 0)
     {
         first = std::min(first, nodes_.size());
         std::vector<bool> keep(nodes_.size(), false);
         for (std::size_t i = first; i < nodes_.size(); ++i)
             for (int j : nodes_[i].inputs)
                 if (j >= 0 && std::size_t(j) < first) keep[std::size_t(j)] = true;
-        std::vector<tensor4<float>> outs(nodes_.size());
+        std::vector<tensor<float>> outs(nodes_.size());
         const auto last_use = last_uses(0, first);
         for (std::size_t i = 0; i < first; ++i) {
-            std::vector<tensor4<float> const*> in;
+            std::vector<tensor<float> const*> in;
             for (int j : nodes_[i].inputs) in.push_back(j < 0 ? &x : &outs[std::size_t(j)]);
             outs[i] = run(i, in, step);
             for (int j : nodes_[i].inputs)
@@ -123,15 +123,15 @@ public:
     // The output of the pass that runs nodes [first, end) on the outputs prefix_outputs
     // gave for the same x: the same as forward(x, step) when the nodes before first are
     // quantized as they were then.
-    tensor4<float> forward_from(std::size_t first, tensor4<float> const& x, std::vector<tensor4<float>> const& prefix,
-                                std::uint64_t step = 0)
+    tensor<float> forward_from(std::size_t first, tensor<float> const& x, std::vector<tensor<float>> const& prefix,
+                               std::uint64_t step = 0)
     {
         if (nodes_.empty()) return x;
         first = std::min(first, nodes_.size() - 1);
-        std::vector<tensor4<float>> outs(nodes_.size());
+        std::vector<tensor<float>> outs(nodes_.size());
         const auto last_use = last_uses(first, nodes_.size());
         for (std::size_t i = first; i < nodes_.size(); ++i) {
-            std::vector<tensor4<float> const*> in;
+            std::vector<tensor<float> const*> in;
             for (int j : nodes_[i].inputs) {
                 if (j < 0) {
                     in.push_back(&x);
@@ -157,10 +157,10 @@ public:
 
     // Called with every node's output (after its extrinsic quantizer) in forward and
     // forward_from; for measurements such as sparsity. Copies of the network share it.
-    void set_output_observer(std::function<void(std::size_t, tensor4<float> const&)> f) { observer_ = std::move(f); }
+    void set_output_observer(std::function<void(std::size_t, tensor<float> const&)> f) { observer_ = std::move(f); }
 
     // Index of the largest output per sample.
-    std::vector<int> classify(tensor4<float> const& x)
+    std::vector<int> classify(tensor<float> const& x)
     {
         const auto y = forward(x);
         const std::size_t n = y.shape(0), k = y.size() / std::max<std::size_t>(n, 1);
@@ -174,7 +174,7 @@ public:
     // quantizers, without the extrinsic one (quantization-aware training builds the rest
     // on its tape). The node must have an intrinsic quantizer. step places stochastic
     // thresholds (core/stream.hpp).
-    tensor4<float> intrinsic_output(std::size_t i, std::vector<tensor4<float> const*> const& in, std::uint64_t step = 0)
+    tensor<float> intrinsic_output(std::size_t i, std::vector<tensor<float> const*> const& in, std::uint64_t step = 0)
     {
         const auto q = quantization_of(nodes_.at(i).name);
         if (!q.intrinsic) throw config_error("layer '" + nodes_[i].name + "' has no intrinsic quantizer");
@@ -194,11 +194,11 @@ private:
     {
         network& net;
         std::size_t node;
-        std::vector<tensor4<float> const*> const& in;
+        std::vector<tensor<float> const*> const& in;
         layer_quantization const& q;
         std::uint64_t step = 0;
 
-        tensor4<float> const& input(std::size_t k) const { return *in.at(k); }
+        tensor<float> const& input(std::size_t k) const { return *in.at(k); }
         std::size_t inputs() const noexcept { return in.size(); }
         template <class Tensor>
         Tensor param(std::size_t slot, Tensor const& t) const
@@ -226,7 +226,7 @@ private:
     // accumulates; else the single format, or a datapath's output format when that is
     // fixed point; else (a datapath with another output) the float path rounded to the
     // output format. Keys are the node's.
-    tensor4<float> run_intrinsic(run_context& ctx, scope_entry const& e, std::uint64_t step) const
+    tensor<float> run_intrinsic(run_context& ctx, scope_entry const& e, std::uint64_t step) const
     {
         auto keyed = [&] { return e.path->rekeyed([&](rng_key k) { return intrinsic_key(k, ctx.node, step); }); };
         return std::visit(
@@ -249,8 +249,8 @@ private:
             nodes_[ctx.node].op);
     }
 
-    template <std::size_t N>
-    void quantize_tensor(xt::xtensor<float, N>& t, scope_entry const& e, std::size_t node, std::uint64_t offset,
+    template <class Tensor>
+    void quantize_tensor(Tensor& t, scope_entry const& e, std::size_t node, std::uint64_t offset,
                          std::string const& what, bool parameter = false)
     {
         apply_options opt;
@@ -260,7 +260,7 @@ private:
             quantize_inplace(e.quantizer, std::span<float>(t.data(), t.size()), opt);
             return;
         }
-        const xt::xtensor<float, N> before = t;
+        const Tensor before = t;
         quantize_inplace(e.quantizer, std::span<float>(t.data(), t.size()), opt);
         stats_.push_back(measure(nodes_[node].name, what, before.data(), t.data(), t.size(), e.quantizer));
     }
@@ -275,13 +275,13 @@ private:
         return use;
     }
 
-    tensor4<float> run(std::size_t i, std::vector<tensor4<float> const*> const& in, std::uint64_t step)
+    tensor<float> run(std::size_t i, std::vector<tensor<float> const*> const& in, std::uint64_t step)
     {
         auto const& node = nodes_[i];
         const auto q = quantization_of(node.name);
         run_context ctx{*this, i, in, q};
         auto float_path = [&] { return std::visit([&](auto const& l) { return l.forward(ctx); }, node.op); };
-        tensor4<float> y;
+        tensor<float> y;
         if (q.intrinsic) {
             y = run_intrinsic(ctx, *q.intrinsic, step);
             if (instrument_) {
@@ -310,7 +310,7 @@ private:
     bool instrument_ = false;
     bool recording_ = true;
     std::vector<tensor_stats> stats_;
-    std::function<void(std::size_t, tensor4<float> const&)> observer_;
+    std::function<void(std::size_t, tensor<float> const&)> observer_;
 };
 
 } // namespace tensorquant::inline TENSORQUANT_ABI::nn

@@ -25,9 +25,13 @@ struct quantization_maps
 {
     scope_map intrinsic, extrinsic, weights;
 
+    // An intrinsic entry of "none" (the identity) leaves the layer on its float path: a layer
+    // inside a scope the map emulates that has no intrinsic form, or should not.
     layer_quantization of(std::string_view layer) const
     {
-        return {intrinsic.match(layer), extrinsic.match(layer), weights.match(layer)};
+        auto const* in = intrinsic.match(layer);
+        if (in && !in->path && std::holds_alternative<identity>(in->quantizer.get())) in = nullptr;
+        return {in, extrinsic.match(layer), weights.match(layer)};
     }
 
     // A config_error naming the first scope that matches no node, or the first layer whose
@@ -55,7 +59,7 @@ struct quantization_maps
         no_datapath(extrinsic, "extrinsic");
         no_datapath(weights, "weights");
         for (auto const& n : nodes) {
-            auto const* e = intrinsic.match(n.name);
+            auto const* e = of(n.name).intrinsic;
             if (!e) continue;
             auto fail = [&](std::string const& why) {
                 throw config_error("intrinsic map: layer '" + n.name + "' gets '" + e->spec + "' from scope '" +

@@ -1,12 +1,13 @@
-// ONNX models as networks of the library: onnx::load reads a .onnx file (a float CNN
-// classifier, opsets 7 to 17) into an nn::network whose layer scopes come from the node
-// names (onnx::layer_name gives the rule), with its weights from the initializers.
+// ONNX models as networks of the library: onnx::load reads a .onnx file (opsets 7 to 17;
+// tensors of rank 1 to 6) into an nn::network whose layer scopes come from the node names
+// (onnx::layer_name gives the rule), with its weights from the initializers. Nodes whose
+// inputs are constants (and shapes) are evaluated at import; the batch size may stay open.
 //
-// Layout: the network, as every network of the library, takes and gives NHWC tensors;
-// tensors of another rank ([N, F], or [N, ...] between elementwise layers) are held as
-// [N, 1, 1, F] in ONNX's element order. The weights are converted from ONNX's OIHW to
-// HWIO, and a Gemm after a Flatten gets its weight rows in the network's order.
-// model::run takes and gives tensors in ONNX's layout and converts at the boundary.
+// Layout: the network holds 4-D images as NHWC, the model's NCHW input included; other
+// tensors mostly in ONNX's order (importer.hpp says how). Weights are converted from ONNX's
+// OIHW to HWIO, and a Gemm after a Flatten of an image gets its weight rows in the
+// network's order. model::run takes and gives tensors in ONNX's layout and converts at the
+// boundary.
 #pragma once
 
 #include "../config.hpp"
@@ -15,6 +16,7 @@
 #include "../nn/network.hpp"
 #include "detail/importer.hpp"
 #include "detail/operators.hpp"
+#include "detail/patterns.hpp"
 #include "detail/qdq.hpp"
 #include "detail/tensor.hpp"
 
@@ -53,10 +55,13 @@ struct model
 {
     nn::network net{"model"};
     std::string input_name, output_name;
-    std::vector<std::int64_t> input_shape, output_shape; // ONNX layout; a negative batch: any
+    // ONNX shapes; a dimension -k is k N, N the batch size the model leaves open
+    std::vector<std::int64_t> input_shape, output_shape;
     int opset = 0;
-    // The output is a flattened feature map, which the network gives in H, W, C order.
-    std::optional<std::array<std::int64_t, 3>> output_flattened_chw;
+    // The network holds the input and the output with its axis p being ONNX's axis perm[p].
+    std::vector<std::size_t> input_perm, output_perm;
+    // The model's integer input (token ids; the element type), given to run as floats.
+    int input_ids = 0;
     // QDQ. The quantization points inside the network: each QuantizeLinear and
     // DequantizeLinear pair is the extrinsic quantizer of the layer whose output it reads
     // (the affine quantizer with ONNX's division), set on `net` at load; constants (weights,
@@ -65,10 +70,11 @@ struct model
     // output that is a QuantizeLinear's gives its integer codes (as floats).
     nn::scope_map qdq;
     std::optional<linear_quantization> input_codes, output_codes;
+    // A model whose output does not depend on its input (every input bound): that output.
+    std::optional<constant> constant_output;
 
-    // x in ONNX's layout to the network's: NCHW to NHWC; any other rank [N, ...] to
-    // [N, 1, 1, F] in ONNX's element order (layers other than elementwise ones need [N, F]).
-    nn::tensor4<float> to_network_layout(xt::xarray<float> const& given) const
+    // x in ONNX's layout to the network's (4-D images to NHWC).
+    nn::tensor<float> to_network_layout(xt::xarray<float> const& given) const
     {
         check_input(given);
         xt::xarray<float> decoded;
@@ -84,17 +90,19 @@ struct model
                 decoded.data()[i] = input_codes->decode(double(q), input_codes->channel(i, shape));
             }
         }
+        if (input_ids)
+            for (std::size_t i = 0; i < given.size(); ++i)
+                if (!(given.data()[i] == std::nearbyint(given.data()[i])))
+                    throw shape_error("onnx model: input element " + std::to_string(i) + " (" +
+                                      std::to_string(given.data()[i]) + ") is not an integer, as the model's " +
+                                      detail::element_type_name(input_ids) + " input needs");
         xt::xarray<float> const& x = input_codes ? decoded : given;
-        if (x.dimension() == 4) return xt::transpose(x, {0, 2, 3, 1});
-        const std::size_t n = x.shape(0), f = n ? x.size() / n : 0;
-        nn::tensor4<float> r = nn::tensor4<float>::from_shape({n, std::size_t(1), std::size_t(1), f});
-        std::copy(x.begin(), x.end(), r.begin());
-        return r;
+        return nn::kernels::permuted(nn::tensor<float>(x), input_perm);
     }
     // The network's output in ONNX's layout (the integer codes, for an output_codes model).
-    xt::xarray<float> from_network_layout(nn::tensor4<float> const& y) const
+    xt::xarray<float> from_network_layout(nn::tensor<float> const& y) const
     {
-        xt::xarray<float> r = to_onnx_layout(y);
+        xt::xarray<float> r = nn::kernels::permuted(y, nn::kernels::inverse_permutation(output_perm));
         if (output_codes) {
             const std::vector<std::int64_t> shape(r.shape().begin(), r.shape().end());
             for (std::size_t i = 0; i < r.size(); ++i)
@@ -105,32 +113,16 @@ struct model
     // The model's output for x, both in ONNX's layout.
     xt::xarray<float> run(xt::xarray<float> const& x, std::uint64_t step = 0)
     {
+        if (constant_output) {
+            xt::xarray<float> r = xt::xarray<float>::from_shape(
+                std::vector<std::size_t>(constant_output->shape.begin(), constant_output->shape.end()));
+            for (std::size_t i = 0; i < r.size(); ++i) r.data()[i] = float(constant_output->values[i]);
+            return r;
+        }
         return from_network_layout(net.forward(to_network_layout(x), step));
     }
 
 private:
-    xt::xarray<float> to_onnx_layout(nn::tensor4<float> const& y) const
-    {
-        if (output_shape.size() == 4) return xt::transpose(y, {0, 3, 1, 2});
-        std::vector<std::size_t> shape(output_shape.begin(), output_shape.end());
-        if (!shape.empty()) shape[0] = y.shape(0); // the batch given
-        xt::xarray<float> r = xt::xarray<float>::from_shape(shape);
-        if (r.size() != y.size())
-            throw shape_error("onnx model: the network gave " + std::to_string(y.size()) +
-                              " values for an output of shape " + detail::shape_text(output_shape));
-        if (!output_flattened_chw) {
-            std::copy(y.begin(), y.end(), r.begin());
-            return r;
-        }
-        // a flattened feature map: the network's H, W, C order to ONNX's C, H, W
-        auto [c, h, w] = *output_flattened_chw;
-        const std::size_t per = std::size_t(c * h * w);
-        for (std::size_t n = 0; n < y.shape(0); ++n)
-            for (std::size_t p = 0; p < std::size_t(h * w); ++p)
-                for (std::size_t ch = 0; ch < std::size_t(c); ++ch)
-                    r.data()[n * per + ch * std::size_t(h * w) + p] = y.data()[n * per + p * std::size_t(c) + ch];
-        return r;
-    }
     void check_input(xt::xarray<float> const& x) const
     {
         bool fits = x.dimension() == input_shape.size();
@@ -162,15 +154,17 @@ inline std::vector<std::int64_t> input_shape_of(::onnx::ValueInfoProto const& v,
     const std::string what = source + ": input '" + v.name() + "'";
     if (!v.type().has_tensor_type()) throw unsupported_error(what + " is not a tensor");
     auto const& t = v.type().tensor_type();
-    if (t.elem_type() != ::onnx::TensorProto::FLOAT && t.elem_type() != ::onnx::TensorProto::INT8 &&
-        t.elem_type() != ::onnx::TensorProto::UINT8)
-        throw unsupported_error(what + " has element type " + element_type_name(t.elem_type()) +
-                                "; only FLOAT is supported (and INT8 or UINT8 codes that a DequantizeLinear reads)");
+    using TP = ::onnx::TensorProto;
+    const int e = t.elem_type();
+    if (e != TP::FLOAT && e != TP::INT8 && e != TP::UINT8 && e != TP::INT32 && e != TP::INT64)
+        throw unsupported_error(what + " has element type " + element_type_name(e) +
+                                "; only FLOAT is supported, INT32 and INT64 indices that a Gather reads, and INT8 or "
+                                "UINT8 codes that a DequantizeLinear reads");
     if (!t.has_shape()) throw unsupported_error(what + " has no shape; the importer needs its rank and sizes");
     std::vector<std::int64_t> shape;
     for (int d = 0; d < t.shape().dim_size(); ++d) {
         auto const& dim = t.shape().dim(d);
-        if (dim.has_dim_value() && dim.dim_value() > 0) {
+        if (dim.has_dim_value() && dim.dim_value() >= 0) {
             shape.push_back(dim.dim_value());
         } else if (d == 0) {
             shape.push_back(-1); // any batch
@@ -180,6 +174,7 @@ inline std::vector<std::int64_t> input_shape_of(::onnx::ValueInfoProto const& v,
         }
     }
     if (shape.empty()) throw unsupported_error(what + " is a scalar; the importer needs a batch dimension");
+    if (shape.size() > 6) throw unsupported_error(what + " has rank " + std::to_string(shape.size()) + " (at most 6)");
     return shape;
 }
 
@@ -201,46 +196,60 @@ inline model from_proto(::onnx::ModelProto const& m, std::string const& source, 
     std::vector<::onnx::ValueInfoProto const*> inputs;
     for (auto const& in : g.input())
         if (!im.constants().count(in.name())) inputs.push_back(&in);
-    if (inputs.size() != 1)
+    if (inputs.size() > 1)
         throw unsupported_error(source + ": the graph has " + std::to_string(inputs.size()) +
-                                " inputs that are not initializers; the importer needs exactly one");
-    result.input_name = inputs[0]->name();
-    result.input_shape = detail::input_shape_of(*inputs[0], source);
+                                " inputs that are not initializers; the importer needs one");
     detail::value_info input;
-    input.shape = result.input_shape;
-    if (const int t = inputs[0]->type().tensor_type().elem_type(); t != ::onnx::TensorProto::FLOAT) input.integer = t;
-    im.values()[result.input_name] = input;
+    if (!inputs.empty()) {
+        result.input_name = inputs[0]->name();
+        result.input_shape = detail::input_shape_of(*inputs[0], source);
+        input.shape = result.input_shape;
+        const int t = inputs[0]->type().tensor_type().elem_type();
+        if (t == ::onnx::TensorProto::INT32 || t == ::onnx::TensorProto::INT64) result.input_ids = t;
+        if (t != ::onnx::TensorProto::FLOAT) input.integer = t;
+        input.perm = input.shape.size() == 4 && !input.integer ? detail::channels_last_perm(4)
+                                                               : detail::identity_perm(input.shape.size());
+        result.input_perm = input.perm;
+        im.values()[result.input_name] = input;
+    }
     if (g.output_size() != 1)
         throw unsupported_error(source + ": the graph has " + std::to_string(g.output_size()) +
                                 " outputs; the importer needs exactly one");
     result.output_name = g.output(0).name();
 
-    // Only the nodes the output depends on become layers (dead branches would otherwise run
-    // after it); uses counts the readers of each value among them.
-    std::map<std::string, int> producer;
-    for (int i = 0; i < g.node_size(); ++i)
-        for (auto const& o : g.node(i).output())
+    // The graph with the subgraphs of one operation replaced by it. Only the nodes the
+    // output depends on become layers (dead branches would otherwise run after it); uses
+    // counts the readers of each value among them.
+    const auto nodes = detail::pattern_matcher(g).nodes();
+    std::map<std::string, std::size_t> producer;
+    for (std::size_t i = 0; i < nodes.size(); ++i)
+        for (auto const& o : nodes[i].output())
             if (!o.empty()) producer[o] = i;
-    std::vector<bool> needed(std::size_t(g.node_size()), false);
+    std::vector<bool> needed(nodes.size(), false);
     std::vector<std::string> pending{result.output_name};
     while (!pending.empty()) {
         auto name = std::move(pending.back());
         pending.pop_back();
         auto it = producer.find(name);
-        if (it == producer.end() || needed[std::size_t(it->second)]) continue;
-        needed[std::size_t(it->second)] = true;
-        for (auto const& in : g.node(it->second).input()) pending.push_back(in);
+        if (it == producer.end() || needed[it->second]) continue;
+        needed[it->second] = true;
+        for (auto const& in : nodes[it->second].input()) pending.push_back(in);
     }
     im.uses()[result.output_name] += 1;
-    for (int i = 0; i < g.node_size(); ++i)
-        if (needed[std::size_t(i)])
-            for (auto const& in : g.node(i).input())
-                if (!in.empty()) im.uses()[in] += 1;
+    for (std::size_t i = 0; i < nodes.size(); ++i)
+        if (needed[i])
+            for (auto const& in : nodes[i].input())
+                if (!in.empty()) {
+                    im.uses()[in] += 1;
+                    im.readers_of()[in].push_back(&nodes[i]);
+                }
 
-    for (int i = 0; i < g.node_size(); ++i) {
-        if (!needed[std::size_t(i)]) continue;
-        auto const& n = g.node(i);
-        im.begin_node(n, std::size_t(i));
+    std::size_t last = 0;
+    for (std::size_t i = 0; i < nodes.size(); ++i) {
+        if (!needed[i]) continue;
+        auto const& n = nodes[i];
+        im.begin_node(n, i);
+        last = i;
         if (!n.domain().empty() && n.domain() != "ai.onnx")
             im.unsupported("operators of domain '" + n.domain() + "' are not supported");
         auto it = std::find_if(detail::operators.begin(), detail::operators.end(),
@@ -250,23 +259,37 @@ inline model from_proto(::onnx::ModelProto const& m, std::string const& source, 
         it->convert(im);
     }
 
+    if (auto c = im.constants().find(result.output_name); c != im.constants().end()) {
+        if (c->second.symbolic())
+            throw unsupported_error(source + ": the output '" + result.output_name +
+                                    "' is a shape that depends on the batch size");
+        result.constant_output = c->second;
+        result.output_shape = c->second.shape;
+        return result;
+    }
+    if (inputs.empty())
+        throw unsupported_error(source + ": the graph has no input besides initializers and bound constants, and its "
+                                         "output is not a constant");
     auto out = im.values().find(result.output_name);
     if (out == im.values().end())
-        throw unsupported_error(source + ": the output '" + result.output_name +
-                                "' is a constant or not computed; the importer needs it computed from the input");
+        throw file_error(source + ": the output '" + result.output_name + "' is given by no node");
+    if (out->second.integer)
+        throw unsupported_error(source + ": the output '" + result.output_name + "' is the integer input itself");
+    if (out->second.flattened_chw) { // the output in ONNX's order, by layers of the last node
+        im.begin_node(nodes[last], last);
+        out->second = im.in_row_major(out->second);
+    }
     // (a graph of only Identity or Dropout nodes gives a network without layers, which
     // passes its input through)
     if (out->second.node != int(im.net().nodes().size()) - 1)
         throw unsupported_error(
             source + ": the output '" + result.output_name +
             "' is not the last layer's result (a graph whose output is its input, or passes through)");
-    if (out->second.integer)
-        throw unsupported_error(source + ": the output '" + result.output_name + "' is the integer input itself");
     result.output_shape = out->second.shape;
-    result.output_flattened_chw = out->second.flattened_chw;
+    result.output_perm = out->second.perm;
     result.output_codes = out->second.codes;
     result.input_codes = im.input_codes();
-    if (input.integer && !result.input_codes)
+    if (input.integer && !result.input_ids && !result.input_codes)
         throw unsupported_error(source + ": the integer input '" + result.input_name +
                                 "' is not read by a DequantizeLinear");
 

@@ -138,7 +138,7 @@ public:
         const std::size_t per = data.images.size() / std::max<std::size_t>(data.images.shape(0), 1);
         for (std::size_t first = 0; first < idx.size(); first += options_.block) {
             const std::size_t last = std::min(idx.size(), first + options_.block);
-            blocks_.push_back(nn::tensor4<float>::from_shape(
+            blocks_.push_back(nn::tensor<float>::from_shape(
                 {last - first, data.images.shape(1), data.images.shape(2), data.images.shape(3)}));
             for (std::size_t i = first; i < last; ++i) {
                 std::copy_n(data.images.data() + idx[i] * per, per, blocks_.back().data() + (i - first) * per);
@@ -154,7 +154,7 @@ public:
     double float_accuracy() const noexcept { return float_accuracy_; }
     std::vector<int> const& float_predictions() const noexcept { return float_labels_; }
     std::vector<int> const& labels() const noexcept { return labels_; }
-    std::vector<nn::tensor4<float>> const& blocks() const noexcept { return blocks_; }
+    std::vector<nn::tensor<float>> const& blocks() const noexcept { return blocks_; }
     nn::network const& network() const noexcept { return net_; }
     evaluation_options const& options() const noexcept { return options_; }
     // Prefix passes computed so far (one per first quantized node met).
@@ -185,7 +185,7 @@ public:
         std::vector<nn::network> copies = copies_of(net, q);
         detail::for_each_block(blocks_.size(), threads(), [&](std::size_t b, unsigned t) {
             nn::network& n = copies[t];
-            n.set_output_observer([&, b](std::size_t node, nn::tensor4<float> const& y) { fn(b, node, y); });
+            n.set_output_observer([&, b](std::size_t node, nn::tensor<float> const& y) { fn(b, node, y); });
             n.forward(blocks_[b], b + 1);
             n.set_output_observer({});
         });
@@ -306,12 +306,12 @@ private:
 
     nn::network net_;
     evaluation_options options_;
-    std::vector<nn::tensor4<float>> blocks_;
+    std::vector<nn::tensor<float>> blocks_;
     std::vector<int> labels_;
     std::vector<int> float_labels_;
     double float_accuracy_ = 0;
     std::vector<nn::network> own_;
-    std::vector<std::vector<nn::tensor4<float>>> prefix_;
+    std::vector<std::vector<nn::tensor<float>>> prefix_;
     std::size_t cached_first_ = 0;
     std::size_t prefix_passes_ = 0;
     std::size_t evaluations_ = 0;

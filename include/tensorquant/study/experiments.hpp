@@ -498,7 +498,7 @@ inline nlohmann::ordered_json to_json(sparsity_table const& t, nn::network const
 inline sparsity_table measure_inference(evaluator& eval, nn::network const& net, quantization const& q, double small)
 {
     std::vector<std::map<std::size_t, zero_count>> per_block(eval.blocks().size());
-    eval.observe(net, q, [&](std::size_t b, std::size_t node, nn::tensor4<float> const& y) {
+    eval.observe(net, q, [&](std::size_t b, std::size_t node, nn::tensor<float> const& y) {
         per_block[b][node].add(y.data(), y.size(), small);
     });
     sparsity_table t;
@@ -593,7 +593,7 @@ inline std::vector<record> tqt_retraining(context& ctx, training_setup const& s,
     {
         std::vector<std::vector<char>> per_block(ctx.eval.blocks().size(),
                                                  std::vector<char>(float_net.nodes().size(), 0));
-        ctx.eval.observe(float_net, {}, [&](std::size_t b, std::size_t node, nn::tensor4<float> const& y) {
+        ctx.eval.observe(float_net, {}, [&](std::size_t b, std::size_t node, nn::tensor<float> const& y) {
             for (float v : y) per_block[b][node] = per_block[b][node] || v < 0;
         });
         for (auto const& blk : per_block)

@@ -53,7 +53,7 @@ inline std::vector<mixed_tensor> mixed_tensors(evaluator& eval)
     std::vector<std::vector<double>> max_out(eval.blocks().size(), std::vector<double>(net.nodes().size(), 0));
     std::vector<double> per_image(net.nodes().size(), 0);
     std::vector<std::vector<double>> count(eval.blocks().size(), std::vector<double>(net.nodes().size(), 0));
-    eval.observe(net, {}, [&](std::size_t b, std::size_t node, nn::tensor4<float> const& y) {
+    eval.observe(net, {}, [&](std::size_t b, std::size_t node, nn::tensor<float> const& y) {
         for (float v : y) max_out[b][node] = std::max(max_out[b][node], double(std::fabs(v)));
         count[b][node] = double(y.size()) / double(std::max<std::size_t>(y.shape(0), 1));
     });

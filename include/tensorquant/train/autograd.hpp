@@ -91,9 +91,11 @@ private:
     std::vector<step> steps_;
 };
 
-// The layers' training ops (conv2d, dense, the poolings, batch norm, activate, add, concat,
-// flatten, softmax) live beside their layers, in nn/layers/; they are train:: names too.
+// The layers' training ops (conv2d, dense, the poolings, batch norm, activate, binary,
+// matmul, ...) live beside their layers, in nn/layers/; they are train:: names too (gather
+// declared here, as train::gather of a batch of images would otherwise hide it).
 using namespace nn::tape_ops;
+using nn::tape_ops::gather;
 
 // Mean over the batch of -log softmax(logits)[label]; logits [N, ..., classes].
 template <class T>

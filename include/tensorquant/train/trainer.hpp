@@ -388,10 +388,8 @@ private:
                                    }};
             var y = std::visit([&](auto const& l) { return l.on_tape(ctx); }, node.op);
             if (q.intrinsic) {
-                std::vector<nn::tensor4<float>> values;
-                for (var v : in) values.push_back(nn::kernels::as_fixed<float, 4>(t.value(v)));
-                std::vector<nn::tensor4<float> const*> ptrs;
-                for (auto const& v : values) ptrs.push_back(&v);
+                std::vector<nn::tensor<float> const*> ptrs;
+                for (var v : in) ptrs.push_back(&t.value(v));
                 const auto exact = net_.intrinsic_output(i, ptrs, step);
                 std::copy(exact.data(), exact.data() + exact.size(), t.value(y).data());
             }

@@ -519,13 +519,13 @@ xt::xtensor<T, N> datapath_operand(std::optional<any_quantizer> const& q, xt::xt
     return y;
 }
 
-inline tensor4<float> datapath_activation(datapath const& d, tensor4<float> r, activation act, double alpha);
+inline tensor4<float> datapath_activation(datapath const& d, tensor4<float> r, activation_fn const& act);
 
 // The output stage and the fused activation: y (accumulator values) to the output format,
 // then the activation rounded to it, as floats of the given shape.
 template <class Y>
 tensor4<float> datapath_output(datapath const& d, std::vector<Y> y, std::array<std::size_t, 4> const& shape,
-                               activation act, double alpha)
+                               activation_fn const& act)
 {
     auto const& out = d[datapath_role::output];
     apply_options o;
@@ -542,21 +542,21 @@ tensor4<float> datapath_output(datapath const& d, std::vector<Y> y, std::array<s
         std::copy(y.begin(), y.end(), r.data());
     }
     if (out && !typed) quantize_inplace(*out, std::span<float>(r.data(), r.size()), o);
-    return datapath_activation(d, std::move(r), act, alpha);
+    return datapath_activation(d, std::move(r), act);
 }
 
 // The fused activation of a datapath's outputs r (in the output format), rounded to it.
-inline tensor4<float> datapath_activation(datapath const& d, tensor4<float> r, activation act, double alpha)
+inline tensor4<float> datapath_activation(datapath const& d, tensor4<float> r, activation_fn const& act)
 {
     auto const& out = d[datapath_role::output];
     if (act == activation::none) return r;
-    if (!out) return activate<float>(r, act, alpha);
-    if (auto const* f = detail::as_fixed(out)) return activate_intrinsic(std::move(r), act, alpha, *f);
+    if (!out) return activate_float(std::move(r), act);
+    if (auto const* f = detail::as_fixed(out)) return activate_intrinsic(std::move(r), act, *f);
     apply_options ao;
     ao.index_offset = intrinsic_activation_offset;
     if (act == activation::leaky_relu) {
         // x Q(alpha) is exact in double (two floats), then rounded once
-        double slope = alpha;
+        double slope = act.alpha;
         apply_options so;
         so.index_offset = intrinsic_activation_offset - (std::uint64_t(1) << 32);
         quantize_inplace(*out, std::span<double>(&slope, 1), so);
@@ -570,7 +570,8 @@ inline tensor4<float> datapath_activation(datapath const& d, tensor4<float> r, a
         sigmoid_rounded(*out, r, ao);
         return r;
     }
-    r = activate<float>(r, act, alpha);
+    // the others in float, rounded once to the output format
+    r = activate_float(std::move(r), act);
     quantize_inplace(*out, std::span<float>(r.data(), r.size()), ao);
     return r;
 }
@@ -643,7 +644,7 @@ void wide_products(datapath const& d, fixed_point_rt const& acc, float const* a,
 template <class Arch, class T, class Fn, class Wide>
 tensor4<float> run_datapath(datapath const& d, std::size_t terms, std::span<T const> xq, std::span<T const> wq,
                             tensor1<T> const& b, std::size_t channels, std::array<std::size_t, 4> const& shape,
-                            activation act, double alpha, Fn&& products, Wide&& wide)
+                            activation_fn const& act, Fn&& products, Wide&& wide)
 {
     const any_quantizer acc = *datapath_accumulator(d, terms);
     std::size_t count = 1;
@@ -667,7 +668,7 @@ tensor4<float> run_datapath(datapath const& d, std::size_t terms, std::span<T co
         auto y = tensor4<float>::from_shape(shape);
         wide(*f, words, y.data());
         note_datapath_range();
-        return datapath_activation(d, std::move(y), act, alpha);
+        return datapath_activation(d, std::move(y), act);
     }
     std::vector<double> bias(channels, -0.0);
     if (b.size()) {
@@ -685,7 +686,7 @@ tensor4<float> run_datapath(datapath const& d, std::size_t terms, std::span<T co
         if (mac.out_scale != 1)
             for (auto& e : y) e = Y(e * mac.out_scale); // a power of two
         note_datapath_range();
-        return datapath_output(d, std::move(y), shape, act, alpha);
+        return datapath_output(d, std::move(y), shape, act);
     };
     if (detail::is_hardware_float<float>(acc) && detail::products_fit_float(d))
         return run(exact_float_mac<float, Arch>{});

@@ -12,9 +12,14 @@
 #include <array>
 #include <cstddef>
 #include <string>
+#include <vector>
 
 namespace tensorquant::inline TENSORQUANT_ABI::nn {
 
+// The tensors that flow between a network's layers: any rank, row-major. Image tensors
+// are NHWC; each layer documents the layout it reads.
+template <class V>
+using tensor = xt::xarray<V>;
 template <class V>
 using tensor4 = xt::xtensor<V, 4>;
 template <class V>
@@ -52,6 +57,51 @@ std::string shape_string(S const& s)
     std::string r = "[";
     for (std::size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
     return r + "]";
+}
+
+// A tensor of no elements (a default xarray is a scalar: one element).
+inline tensor<float> empty_tensor() { return tensor<float>::from_shape(std::vector<std::size_t>{0}); }
+
+// x as a 4-D tensor (a copy); a shape_error naming `what` for another rank.
+template <class V>
+tensor4<V> as4(tensor<V> const& x, char const* what)
+{
+    if (x.dimension() != 4)
+        throw shape_error(std::string(what) + ": the input has shape " + shape_string(x.shape()) +
+                          "; it needs a 4-D NHWC tensor");
+    tensor4<V> y = tensor4<V>::from_shape({x.shape(0), x.shape(1), x.shape(2), x.shape(3)});
+    std::copy(x.data(), x.data() + x.size(), y.data());
+    return y;
+}
+
+// t as a tensor of any rank, its storage moved (no copy).
+template <class V, std::size_t N>
+tensor<V> to_tensor(xt::xtensor<V, N>&& t)
+{
+    typename tensor<V>::inner_shape_type shape(t.shape().begin(), t.shape().end());
+    typename tensor<V>::inner_strides_type strides(shape.size());
+    xt::compute_strides(shape, xt::layout_type::row_major, strides);
+    return tensor<V>(std::move(t.storage()), std::move(shape), std::move(strides));
+}
+
+// x as [rows, 1, 1, C] with C its last axis (a copy; a 4-D x keeps its shape).
+template <class V>
+tensor4<V> channels_last4(tensor<V> const& x)
+{
+    if (x.dimension() == 4) return as4(x, "");
+    const std::size_t c = x.dimension() ? x.shape(x.dimension() - 1) : 1;
+    tensor4<V> y = tensor4<V>::from_shape({c ? x.size() / c : 0, 1, 1, c});
+    std::copy(x.data(), x.data() + x.size(), y.data());
+    return y;
+}
+
+// t's elements in like's shape (no copy).
+template <class V, std::size_t N>
+tensor<V> reshaped_like(tensor<V> const& like, xt::xtensor<V, N>&& t)
+{
+    auto y = to_tensor(std::move(t));
+    y.reshape(like.shape());
+    return y;
 }
 
 // Output size and padding of one spatial axis. 'same' pads like TensorFlow: the output

@@ -49,11 +49,13 @@ decltype(auto) visit_intrinsic(fixed_point_rt const& q, Fn&& fn)
 constexpr std::uint64_t intrinsic_operand_offset(std::size_t k) noexcept { return std::uint64_t(k + 1) << 32; }
 inline constexpr std::uint64_t intrinsic_activation_offset = std::uint64_t(0xffffffffu) << 32;
 
-// x with every element quantized by q (stream positions from index_offset).
-template <class T, std::size_t N, class Q>
-xt::xtensor<T, N> quantized_copy(Q const& q, xt::xtensor<T, N> const& x, std::uint64_t index_offset = 0)
+// x with every element quantized by q (stream positions from index_offset); x is an
+// xtensor or an xarray of float or double.
+template <class Q, class Tensor>
+Tensor quantized_copy(Q const& q, Tensor const& x, std::uint64_t index_offset = 0)
 {
-    xt::xtensor<T, N> y = x;
+    using T = typename Tensor::value_type;
+    Tensor y = x;
     apply_options o;
     o.index_offset = index_offset;
     quantize_inplace(q, std::span<T>(y.data(), y.size()), o);
@@ -81,14 +83,6 @@ auto via_number(fixed_point_rt const& q, xt::xtensor<float, N> const& x, Fn&& fn
 {
     number_scope scope(q);
     return from_rt(fn(to_rt(x)));
-}
-
-// [N, F] as the networks' [N, 1, 1, F].
-inline tensor4<float> as4(tensor2<float>&& t)
-{
-    tensor4<float> y = tensor4<float>::from_shape({t.shape(0), 1, 1, t.shape(1)});
-    std::copy(t.data(), t.data() + t.size(), y.data());
-    return y;
 }
 
 } // namespace tensorquant::inline TENSORQUANT_ABI::nn::kernels

@@ -196,8 +196,7 @@ struct batch_norm_layer
     static constexpr std::string_view kind = "batch_norm";
     tensor1<float> gamma, beta, mean, variance;
     float epsilon = 1e-3f;
-    activation act = activation::none;
-    double alpha = 0.2;
+    activation_fn act{}; // fused
 
     template <class Self, class Fn>
     static void parameters_of(Self& self, Fn&& fn)
@@ -208,21 +207,28 @@ struct batch_norm_layer
         fn(parameter_info{"variance", false, false}, self.variance);
     }
 
+    // The input has its channels on the last axis (NHWC, or [N, C]).
     template <class Ctx>
-    tensor4<float> forward(Ctx& ctx) const
+    tensor<float> forward(Ctx& ctx) const
     {
-        return kernels::activate_float(nn::batch_norm(ctx.input(0), ctx.param(0, gamma), ctx.param(1, beta),
-                                                      ctx.param(2, mean), ctx.param(3, variance), epsilon),
-                                       act, alpha);
+        auto const& x = ctx.input(0);
+        return kernels::reshaped_like(
+            x,
+            kernels::activate_float(nn::batch_norm(kernels::channels_last4(x), ctx.param(0, gamma), ctx.param(1, beta),
+                                                   ctx.param(2, mean), ctx.param(3, variance), epsilon),
+                                    act));
     }
     template <class Ctx>
-    tensor4<float> forward_intrinsic(Ctx& ctx, fixed_point_rt const& q) const
+    tensor<float> forward_intrinsic(Ctx& ctx, fixed_point_rt const& q) const
     {
-        return kernels::activate_intrinsic(batch_norm_intrinsic(ctx.input(0), ctx.param(0, gamma), ctx.param(1, beta),
-                                                                ctx.param(2, mean), ctx.param(3, variance), epsilon, q),
-                                           act, alpha, q);
+        auto const& x = ctx.input(0);
+        return kernels::reshaped_like(
+            x, kernels::activate_intrinsic(batch_norm_intrinsic(kernels::channels_last4(x), ctx.param(0, gamma),
+                                                                ctx.param(1, beta), ctx.param(2, mean),
+                                                                ctx.param(3, variance), epsilon, q),
+                                           act, q));
     }
-    std::string intrinsic_problem(fixed_point_rt const&) const { return ""; }
+    std::string intrinsic_problem(fixed_point_rt const&) const { return kernels::activation_problem(act); }
     // Training: batch statistics, which the trainer folds into the running averages.
     template <class Ctx>
     auto on_tape(Ctx& ctx) const
@@ -230,7 +236,7 @@ struct batch_norm_layer
         std::vector<float> m, v;
         auto y = tape_ops::batch_norm(ctx.tape(), ctx.input(0), ctx.param(0), ctx.param(1), epsilon, &m, &v);
         ctx.record_statistics(std::move(m), std::move(v));
-        return tape_ops::activate(ctx.tape(), y, act, alpha);
+        return tape_ops::activate(ctx.tape(), y, act);
     }
     // running = keep running + (1 - keep) batch
     void update_statistics(std::vector<float> const& batch_mean, std::vector<float> const& batch_variance, float keep)

@@ -23,7 +23,8 @@ namespace tensorquant::inline TENSORQUANT_ABI::nn {
 namespace kernels {
 
 // (std::max and std::min return their first operand when either is NaN.)
-inline tensor4<float> clamp_float(tensor4<float> y, float lo, float hi)
+template <class Tensor>
+Tensor clamp_float(Tensor y, float lo, float hi)
 {
     for (auto& v : y) v = std::min(std::max(v, lo), hi);
     return y;
@@ -60,12 +61,12 @@ struct clip_layer
     float hi = std::numeric_limits<float>::infinity();
 
     template <class Ctx>
-    tensor4<float> forward(Ctx& ctx) const
+    tensor<float> forward(Ctx& ctx) const
     {
         return kernels::clamp_float(ctx.input(0), lo, hi);
     }
     template <class Ctx>
-    tensor4<float> forward_intrinsic(Ctx& ctx, fixed_point_rt const& q) const
+    tensor<float> forward_intrinsic(Ctx& ctx, fixed_point_rt const& q) const
     {
         auto y = kernels::clamp_float(kernels::quantized_copy(q, ctx.input(0), kernels::intrinsic_operand_offset(0)),
                                       lo, hi);

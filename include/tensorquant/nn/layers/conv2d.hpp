@@ -125,8 +125,7 @@ tensor4<typename Dp::template output<T>> conv2d(tensor4<T> const& x, tensor4<T> 
 // kernels/datapath.hpp (rows as conv2d_intrinsic). Gives NHWC after the fused activation.
 template <class Arch = xsimd::default_arch>
 tensor4<float> conv2d_datapath(tensor4<float> const& x, tensor4<float> const& w, tensor1<float> const& b,
-                               window_options const& o, datapath const& d, activation act = activation::none,
-                               double alpha = 0.2)
+                               window_options const& o, datapath const& d, activation_fn const& act = {})
 {
     const auto g = kernels::conv_geometry_of(x.shape(), w.shape(), o);
     kernels::check_bias(b.size(), g.oc, "conv2d");
@@ -140,7 +139,7 @@ tensor4<float> conv2d_datapath(tensor4<float> const& x, tensor4<float> const& w,
         kernels::datapath_operand(d[datapath_role::weights], w, kernels::intrinsic_operand_offset(1), g.k(), g.oc);
     return kernels::run_datapath<Arch>(
         d, g.k(), std::span<float const>(xq.data(), xq.size()), std::span<float const>(wq.data(), wq.size()), b, g.oc,
-        {g.n, g.oh, g.ow, g.oc}, act, alpha,
+        {g.n, g.oh, g.ow, g.oc}, act,
         [&](auto const& mac, std::vector<double> const& bias, auto* y) {
             using Mac = std::decay_t<decltype(mac)>;
             using V = typename Mac::value_type;
@@ -259,8 +258,7 @@ struct conv2d_layer
     tensor4<float> weights; // HWIO
     tensor1<float> bias;
     window_options options{};
-    activation act = activation::none;
-    double alpha = 0.2; // leaky ReLU slope
+    activation_fn act{}; // fused
 
     template <class Self, class Fn>
     static void parameters_of(Self& self, Fn&& fn)
@@ -270,33 +268,37 @@ struct conv2d_layer
     }
 
     template <class Ctx>
-    tensor4<float> forward(Ctx& ctx) const
+    tensor<float> forward(Ctx& ctx) const
     {
-        return kernels::activate_float(nn::conv2d(ctx.input(0), ctx.param(0, weights), ctx.param(1, bias), options),
-                                       act, alpha);
+        return kernels::to_tensor(kernels::activate_float(
+            nn::conv2d(kernels::as4(ctx.input(0), kind.data()), ctx.param(0, weights), ctx.param(1, bias), options),
+            act));
     }
     template <class Ctx>
-    tensor4<float> forward_intrinsic(Ctx& ctx, fixed_point_rt const& q) const
+    tensor<float> forward_intrinsic(Ctx& ctx, fixed_point_rt const& q) const
     {
-        return kernels::activate_intrinsic(
-            nn::conv2d_intrinsic(ctx.input(0), ctx.param(0, weights), ctx.param(1, bias), options, q), act, alpha, q);
+        return kernels::to_tensor(
+            kernels::activate_intrinsic(nn::conv2d_intrinsic(kernels::as4(ctx.input(0), kind.data()),
+                                                             ctx.param(0, weights), ctx.param(1, bias), options, q),
+                                        act, q));
     }
-    std::string intrinsic_problem(fixed_point_rt const&) const { return ""; }
+    std::string intrinsic_problem(fixed_point_rt const&) const { return kernels::activation_problem(act); }
     template <class Ctx>
-    tensor4<float> forward_datapath(Ctx& ctx, datapath const& d) const
+    tensor<float> forward_datapath(Ctx& ctx, datapath const& d) const
     {
-        return nn::conv2d_datapath(ctx.input(0), ctx.param(0, weights), ctx.param(1, bias), options, d, act, alpha);
+        return kernels::to_tensor(nn::conv2d_datapath(kernels::as4(ctx.input(0), kind.data()), ctx.param(0, weights),
+                                                      ctx.param(1, bias), options, d, act));
     }
     std::string datapath_problem(datapath const& d) const
     {
+        if (const auto p = kernels::activation_problem(act); !p.empty()) return p;
         return kernels::datapath_problem(d, weights.shape(0) * weights.shape(1) * weights.shape(2));
     }
     template <class Ctx>
     auto on_tape(Ctx& ctx) const
     {
         auto& t = ctx.tape();
-        return tape_ops::activate(t, tape_ops::conv2d(t, ctx.input(0), ctx.param(0), ctx.param(1), options), act,
-                                  alpha);
+        return tape_ops::activate(t, tape_ops::conv2d(t, ctx.input(0), ctx.param(0), ctx.param(1), options), act);
     }
 };
 

@@ -21,6 +21,45 @@
 
 namespace tensorquant::inline TENSORQUANT_ABI::nn {
 
+// How a dense layer reads its input: each sample flattened ([N, ...] -> [N, F], the classic
+// fully connected layer), or the last axis ([..., K] -> [..., M], ONNX's MatMul by a
+// constant matrix; the leading axes are rows).
+enum class dense_input { flatten, last_axis };
+
+namespace kernels {
+
+// The rows and the length of a row of an input of this shape.
+template <class S>
+std::pair<std::size_t, std::size_t> dense_rows(S const& shape, dense_input mode)
+{
+    if (shape.size() == 0) throw shape_error("dense: the input is a scalar");
+    std::size_t size = 1;
+    for (auto d : shape) size *= d;
+    const std::size_t k = mode == dense_input::flatten ? (shape[0] ? size / shape[0] : 0) : shape[shape.size() - 1];
+    return {k ? size / k : (mode == dense_input::flatten ? shape[0] : 0), k};
+}
+template <class S>
+std::vector<std::size_t> dense_output_shape(S const& shape, dense_input mode, std::size_t outputs)
+{
+    std::vector<std::size_t> r(shape.begin(), shape.end());
+    if (mode == dense_input::flatten)
+        r.resize(1);
+    else
+        r.pop_back();
+    r.push_back(outputs);
+    return r;
+}
+// The input as its [rows, K] matrix (a copy).
+inline tensor2<float> dense_matrix(tensor<float> const& x, dense_input mode)
+{
+    const auto [rows, k] = dense_rows(x.shape(), mode);
+    tensor2<float> m = tensor2<float>::from_shape({rows, k});
+    std::copy(x.data(), x.data() + x.size(), m.data());
+    return m;
+}
+
+} // namespace kernels
+
 // y[n, j] = b[j] + sum over i of x[n, i] w[i, j].
 template <class V, class Arch = xsimd::default_arch>
 tensor2<V> dense(tensor2<V> const& x, tensor2<V> const& w, tensor1<V> const& b)
@@ -105,7 +144,7 @@ tensor2<typename Dp::template output<T>> dense(tensor2<T> const& x, tensor2<T> c
 // kernels/datapath.hpp (row = sample). Gives [N, 1, 1, OUT] after the fused activation.
 template <class Arch = xsimd::default_arch>
 tensor4<float> dense_datapath(tensor2<float> const& x, tensor2<float> const& w, tensor1<float> const& b,
-                              datapath const& d, activation act = activation::none, double alpha = 0.2)
+                              datapath const& d, activation_fn const& act = {})
 {
     if (x.shape(1) != w.shape(0))
         throw shape_error("dense: input " + kernels::shape_string(x.shape()) + " does not fit weights " +
@@ -121,7 +160,7 @@ tensor4<float> dense_datapath(tensor2<float> const& x, tensor2<float> const& w, 
     const auto block = kernels::block_dot_plan_of(d);
     return kernels::run_datapath<Arch>(
         d, in, std::span<float const>(xq.data(), xq.size()), std::span<float const>(wq.data(), wq.size()), b, out,
-        {n, 1, 1, out}, act, alpha,
+        {n, 1, 1, out}, act,
         [&](auto const& mac, std::vector<double> const& bias, auto* y) {
             using Mac = std::decay_t<decltype(mac)>;
             using V = typename Mac::value_type;
@@ -141,22 +180,24 @@ tensor4<float> dense_datapath(tensor2<float> const& x, tensor2<float> const& w, 
 
 namespace tape_ops {
 
-// x [N, ...] (flattened to [N, IN]), w [IN, OUT], b [OUT]; gives [N, 1, 1, OUT].
+// x [N, ...] (flattened to [N, IN]) or [..., IN] (the last axis), w [IN, OUT], b [OUT];
+// gives [N, OUT] or [..., OUT].
 template <class Tape>
-typename Tape::var dense(Tape& t, typename Tape::var x, typename Tape::var w, typename Tape::var b)
+typename Tape::var dense(Tape& t, typename Tape::var x, typename Tape::var w, typename Tape::var b,
+                         dense_input mode = dense_input::flatten)
 {
     using T = typename Tape::value_type;
     using V = typename Tape::var;
     auto const& xv = t.value(x);
     auto const& wv = t.value(w);
     auto const& bv = t.value(b);
-    const std::size_t n = xv.shape(0), in = xv.size() / std::max<std::size_t>(n, 1);
+    const auto [n, in] = kernels::dense_rows(xv.shape(), mode);
     if (wv.dimension() != 2 || wv.shape(0) != in)
         throw shape_error("dense: input " + kernels::shape_string(xv.shape()) + " does not fit weights " +
                           kernels::shape_string(wv.shape()) + " [IN, OUT]");
     const std::size_t outs = wv.shape(1);
     if (bv.size() != 0 && bv.size() != outs) throw shape_error("dense: bias does not fit the outputs");
-    xt::xarray<T> y = xt::xarray<T>::from_shape({n, std::size_t(1), std::size_t(1), outs});
+    xt::xarray<T> y = xt::xarray<T>::from_shape(kernels::dense_output_shape(xv.shape(), mode, outs));
     const kernels::packed_panels<T> pack(
         in, outs, [&](std::size_t i, std::size_t j) { return wv.data()[i * outs + j]; },
         [&](std::size_t j) { return bv.size() ? bv.data()[j] : T(0); });
@@ -196,8 +237,8 @@ struct dense_layer
     static constexpr std::string_view kind = "dense";
     tensor2<float> weights; // [IN, OUT]
     tensor1<float> bias;
-    activation act = activation::none;
-    double alpha = 0.2;
+    activation_fn act{}; // fused
+    dense_input input = dense_input::flatten;
 
     template <class Self, class Fn>
     static void parameters_of(Self& self, Fn&& fn)
@@ -207,30 +248,49 @@ struct dense_layer
     }
 
     template <class Ctx>
-    tensor4<float> forward(Ctx& ctx) const
+    tensor<float> forward(Ctx& ctx) const
     {
-        return kernels::activate_float(
-            kernels::as4(nn::dense(nn::flatten(ctx.input(0)), ctx.param(0, weights), ctx.param(1, bias))), act, alpha);
+        auto const& x = ctx.input(0);
+        return shaped(x,
+                      kernels::activate_float(
+                          nn::dense(kernels::dense_matrix(x, input), ctx.param(0, weights), ctx.param(1, bias)), act));
     }
     template <class Ctx>
-    tensor4<float> forward_intrinsic(Ctx& ctx, fixed_point_rt const& q) const
+    tensor<float> forward_intrinsic(Ctx& ctx, fixed_point_rt const& q) const
     {
-        return kernels::activate_intrinsic(
-            kernels::as4(nn::dense_intrinsic(nn::flatten(ctx.input(0)), ctx.param(0, weights), ctx.param(1, bias), q)),
-            act, alpha, q);
+        auto const& x = ctx.input(0);
+        return shaped(x, kernels::activate_intrinsic(nn::dense_intrinsic(kernels::dense_matrix(x, input),
+                                                                         ctx.param(0, weights), ctx.param(1, bias), q),
+                                                     act, q));
     }
-    std::string intrinsic_problem(fixed_point_rt const&) const { return ""; }
+    std::string intrinsic_problem(fixed_point_rt const&) const { return kernels::activation_problem(act); }
     template <class Ctx>
-    tensor4<float> forward_datapath(Ctx& ctx, datapath const& d) const
+    tensor<float> forward_datapath(Ctx& ctx, datapath const& d) const
     {
-        return nn::dense_datapath(nn::flatten(ctx.input(0)), ctx.param(0, weights), ctx.param(1, bias), d, act, alpha);
+        auto const& x = ctx.input(0);
+        return shaped(
+            x, nn::dense_datapath(kernels::dense_matrix(x, input), ctx.param(0, weights), ctx.param(1, bias), d, act));
     }
-    std::string datapath_problem(datapath const& d) const { return kernels::datapath_problem(d, weights.shape(0)); }
+    std::string datapath_problem(datapath const& d) const
+    {
+        if (const auto p = kernels::activation_problem(act); !p.empty()) return p;
+        return kernels::datapath_problem(d, weights.shape(0));
+    }
     template <class Ctx>
     auto on_tape(Ctx& ctx) const
     {
         auto& t = ctx.tape();
-        return tape_ops::activate(t, tape_ops::dense(t, ctx.input(0), ctx.param(0), ctx.param(1)), act, alpha);
+        return tape_ops::activate(t, tape_ops::dense(t, ctx.input(0), ctx.param(0), ctx.param(1), input), act);
+    }
+
+private:
+    // The [rows, OUT] result in the layer's output shape (no copy).
+    template <class R>
+    tensor<float> shaped(tensor<float> const& x, R&& rows) const
+    {
+        auto y = kernels::to_tensor(std::move(rows));
+        y.reshape(kernels::dense_output_shape(x.shape(), input, weights.shape(1)));
+        return y;
     }
 };
 

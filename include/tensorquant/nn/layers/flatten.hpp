@@ -1,4 +1,4 @@
-// [N, H, W, C] -> [N, H W C] in NHWC order (networks carry it as [N, 1, 1, H W C]).
+// [N, ...] -> [N, F]: each sample's elements in the order the network holds them.
 #pragma once
 
 #include "../../config.hpp"
@@ -26,20 +26,29 @@ tensor2<V> flatten(tensor4<V> const& x)
     return y;
 }
 
+namespace kernels {
+
+// x as [N, F] (a copy).
+template <class V>
+tensor<V> flattened(tensor<V> const& x)
+{
+    const std::size_t n = x.dimension() ? x.shape(0) : 1;
+    tensor<V> y = tensor<V>::from_shape({n, x.size() / std::max<std::size_t>(n, 1)});
+    std::copy(x.data(), x.data() + x.size(), y.data());
+    return y;
+}
+
+} // namespace kernels
+
 namespace tape_ops {
 
-// [N, ...] -> [N, 1, 1, F]
+// [N, ...] -> [N, F]
 template <class Tape>
 typename Tape::var flatten(Tape& t, typename Tape::var x)
 {
-    using T = typename Tape::value_type;
     using V = typename Tape::var;
-    auto const& xv = t.value(x);
-    const std::size_t n = xv.shape(0);
-    xt::xarray<T> y =
-        xt::xarray<T>::from_shape({n, std::size_t(1), std::size_t(1), xv.size() / std::max<std::size_t>(n, 1)});
-    std::copy(xv.data(), xv.data() + xv.size(), y.data());
-    return t.record(std::move(y), [x](Tape& tp, V out) { kernels::accumulate(tp.grad(x), tp.grad(out).data()); }, {x});
+    return t.record(kernels::flattened(t.value(x)),
+                    [x](Tape& tp, V out) { kernels::accumulate(tp.grad(x), tp.grad(out).data()); }, {x});
 }
 
 } // namespace tape_ops
@@ -49,15 +58,14 @@ struct flatten_layer
     static constexpr std::string_view kind = "flatten";
 
     template <class Ctx>
-    tensor4<float> forward(Ctx& ctx) const
+    tensor<float> forward(Ctx& ctx) const
     {
-        return kernels::as4(nn::flatten(ctx.input(0)));
+        return kernels::flattened(ctx.input(0));
     }
     template <class Ctx>
-    tensor4<float> forward_intrinsic(Ctx& ctx, fixed_point_rt const& q) const
+    tensor<float> forward_intrinsic(Ctx& ctx, fixed_point_rt const& q) const
     {
-        return kernels::as4(
-            nn::flatten(kernels::quantized_copy(q, ctx.input(0), kernels::intrinsic_operand_offset(0))));
+        return kernels::flattened(kernels::quantized_copy(q, ctx.input(0), kernels::intrinsic_operand_offset(0)));
     }
     std::string intrinsic_problem(fixed_point_rt const&) const { return ""; }
     template <class Ctx>

@@ -5,10 +5,10 @@
 //   static constexpr std::string_view kind;            "conv2d", ...
 //   static void parameters_of(self, fn) (if it has any):  fn(parameter_info, tensor&) for
 //                                                      each parameter tensor, in a fixed order
-//   tensor4<float> forward(ctx) const:                 the float path; ctx.input(k) is the
+//   tensor<float> forward(ctx) const:                  the float path; ctx.input(k) is the
 //                                                      k-th input, ctx.param(p, t) parameter
 //                                                      p after the weight quantizer
-//   tensor4<float> forward_intrinsic(ctx, q) const:    every step rounded to the runtime
+//   tensor<float> forward_intrinsic(ctx, q) const:     every step rounded to the runtime
 //                                                      fixed-point format q
 //   std::string intrinsic_problem(q) const:            why q cannot run intrinsically here
 //                                                      ("" when it can)
@@ -18,7 +18,8 @@
 //   var on_tape(ctx) const:                            the training op: ctx.tape(), ctx.input(k),
 //                                                      ctx.param(p) (quantized), ctx.is_last()
 //
-// Activations flow as float NHWC tensors; dense layers see and give [N, 1, 1, features].
+// Activations flow as float tensors of any rank (nn::tensor, row-major); image tensors are
+// NHWC, and each layer says which layout it reads.
 #pragma once
 
 #include "../../config.hpp"

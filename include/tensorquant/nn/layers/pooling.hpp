@@ -200,14 +200,16 @@ struct max_pool_layer
     pool_options options{};
 
     template <class Ctx>
-    tensor4<float> forward(Ctx& ctx) const
+    tensor<float> forward(Ctx& ctx) const
     {
-        return nn::max_pool(ctx.input(0), options);
+        return kernels::to_tensor(nn::max_pool(kernels::as4(ctx.input(0), kind.data()), options));
     }
     template <class Ctx>
-    tensor4<float> forward_intrinsic(Ctx& ctx, fixed_point_rt const& q) const
+    tensor<float> forward_intrinsic(Ctx& ctx, fixed_point_rt const& q) const
     {
-        return nn::max_pool(kernels::quantized_copy(q, ctx.input(0), kernels::intrinsic_operand_offset(0)), options);
+        return kernels::to_tensor(nn::max_pool(
+            kernels::quantized_copy(q, kernels::as4(ctx.input(0), kind.data()), kernels::intrinsic_operand_offset(0)),
+            options));
     }
     std::string intrinsic_problem(fixed_point_rt const&) const { return ""; }
     template <class Ctx>
@@ -223,14 +225,14 @@ struct avg_pool_layer
     pool_options options{};
 
     template <class Ctx>
-    tensor4<float> forward(Ctx& ctx) const
+    tensor<float> forward(Ctx& ctx) const
     {
-        return nn::avg_pool(ctx.input(0), options);
+        return kernels::to_tensor(nn::avg_pool(kernels::as4(ctx.input(0), kind.data()), options));
     }
     template <class Ctx>
-    tensor4<float> forward_intrinsic(Ctx& ctx, fixed_point_rt const& q) const
+    tensor<float> forward_intrinsic(Ctx& ctx, fixed_point_rt const& q) const
     {
-        return avg_pool_intrinsic(ctx.input(0), options, q);
+        return kernels::to_tensor(avg_pool_intrinsic(kernels::as4(ctx.input(0), kind.data()), options, q));
     }
     std::string intrinsic_problem(fixed_point_rt const&) const { return ""; }
     template <class Ctx>
@@ -245,16 +247,17 @@ struct global_avg_pool_layer
     static constexpr std::string_view kind = "global_avg_pool";
 
     template <class Ctx>
-    tensor4<float> forward(Ctx& ctx) const
+    tensor<float> forward(Ctx& ctx) const
     {
-        return nn::global_avg_pool(ctx.input(0));
+        return kernels::to_tensor(nn::global_avg_pool(kernels::as4(ctx.input(0), kind.data())));
     }
     template <class Ctx>
-    tensor4<float> forward_intrinsic(Ctx& ctx, fixed_point_rt const& q) const
+    tensor<float> forward_intrinsic(Ctx& ctx, fixed_point_rt const& q) const
     {
+        const auto x = kernels::as4(ctx.input(0), kind.data());
         pool_options whole;
-        whole.size = whole.stride = {int(ctx.input(0).shape(1)), int(ctx.input(0).shape(2))};
-        return avg_pool_intrinsic(ctx.input(0), whole, q);
+        whole.size = whole.stride = {int(x.shape(1)), int(x.shape(2))};
+        return kernels::to_tensor(avg_pool_intrinsic(x, whole, q));
     }
     std::string intrinsic_problem(fixed_point_rt const&) const { return ""; }
     template <class Ctx>

@@ -1,7 +1,7 @@
 // ONNX TensorProto to float or integer arrays: the element types the importer reads
 // (float32; float16 and float64 converted to float32; the integer types of shapes and of
-// QDQ zero points), from raw_data or the typed fields. Sizes are checked before anything
-// is allocated; external data is refused by name.
+// QDQ zero points; bool), from raw_data or the typed fields. Sizes are checked before
+// anything is allocated; external data is refused by name.
 #pragma once
 
 #include "../../config.hpp"
@@ -22,15 +22,23 @@
 
 namespace tensorquant::inline TENSORQUANT_ABI::onnx {
 
-// A constant of the model (an initializer, a Constant node, a bound input), NCHW as ONNX
-// keeps it.
+// A constant of the model (an initializer, a Constant node, a bound input, or a value the
+// importer folded), in ONNX's layout.
 struct constant
 {
     std::vector<std::int64_t> shape;
     std::vector<double> values; // every element type the importer reads is exact in double
     int element_type = 0;       // ::onnx::TensorProto_DataType
+    // Shapes that follow the batch: empty, or per element 0 (the value) or k > 0 (k N, N the
+    // batch size, which the model leaves open).
+    std::vector<std::int64_t> per_batch;
 
     std::size_t size() const noexcept { return values.size(); }
+    bool symbolic() const noexcept
+    {
+        return std::any_of(per_batch.begin(), per_batch.end(), [](std::int64_t k) { return k != 0; });
+    }
+    std::int64_t batch_factor(std::size_t i) const noexcept { return per_batch.empty() ? 0 : per_batch[i]; }
 };
 
 namespace detail {
@@ -54,6 +62,18 @@ inline float half_to_float(std::uint16_t h) noexcept
     else
         v = std::ldexp(float(mantissa | 0x400), exponent - 25);
     return sign ? -v : v;
+}
+
+// A double rounded to binary16 (nearest, ties to even), as a double.
+inline double round_to_half(double v) noexcept
+{
+    if (std::isnan(v) || std::isinf(v) || v == 0) return v;
+    const double a = std::fabs(v);
+    if (a >= 65520.0) return std::copysign(std::numeric_limits<double>::infinity(), v);
+    int e = std::ilogb(a);
+    if (e < -14) e = -14; // subnormals: the grid of 2^-24
+    const double step = std::ldexp(1.0, e - 10);
+    return std::copysign(std::nearbyint(a / step) * step, v);
 }
 
 template <class U>
@@ -91,6 +111,10 @@ inline constexpr std::array element_kinds{
                  [](unsigned char const* p) { return std::bit_cast<double>(load<std::uint64_t>(p)); }},
     element_kind{::onnx::TensorProto::FLOAT16, 2,
                  [](unsigned char const* p) { return double(half_to_float(load<std::uint16_t>(p))); }},
+    element_kind{::onnx::TensorProto::BFLOAT16, 2,
+                 [](unsigned char const* p) {
+                     return double(std::bit_cast<float>(std::uint32_t(load<std::uint16_t>(p)) << 16));
+                 }},
     element_kind{::onnx::TensorProto::INT8, 1, [](unsigned char const* p) { return double(std::int8_t(*p)); }},
     element_kind{::onnx::TensorProto::UINT8, 1, [](unsigned char const* p) { return double(*p); }},
     element_kind{::onnx::TensorProto::BOOL, 1, [](unsigned char const* p) { return double(*p != 0); }},
@@ -101,7 +125,52 @@ inline constexpr std::array element_kinds{
                  [](unsigned char const* p) { return double(std::int32_t(load<std::uint32_t>(p))); }},
     element_kind{::onnx::TensorProto::INT64, 8,
                  [](unsigned char const* p) { return double(std::int64_t(load<std::uint64_t>(p))); }},
+    element_kind{::onnx::TensorProto::UINT32, 4, [](unsigned char const* p) { return double(load<std::uint32_t>(p)); }},
+    element_kind{::onnx::TensorProto::UINT64, 8, [](unsigned char const* p) { return double(load<std::uint64_t>(p)); }},
 };
+
+inline bool is_integer_type(int t)
+{
+    using TP = ::onnx::TensorProto;
+    return t == TP::INT8 || t == TP::UINT8 || t == TP::INT16 || t == TP::UINT16 || t == TP::INT32 || t == TP::INT64 ||
+           t == TP::UINT32 || t == TP::UINT64 || t == TP::BOOL;
+}
+inline bool is_float_type(int t)
+{
+    using TP = ::onnx::TensorProto;
+    return t == TP::FLOAT || t == TP::DOUBLE || t == TP::FLOAT16 || t == TP::BFLOAT16;
+}
+
+// A double rounded to bfloat16 (float first, then its top 16 bits, nearest even), as a double.
+inline double round_to_bfloat16(double v) noexcept
+{
+    const float f = float(v);
+    if (std::isnan(f)) return v;
+    std::uint32_t u = std::bit_cast<std::uint32_t>(f);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return double(std::bit_cast<float>(u & 0xffff0000u));
+}
+
+// v as an element of type t holds it: floats rounded to the type, integers truncated toward
+// zero (ONNX's Cast), bools 0 or 1.
+inline double as_element(double v, int t)
+{
+    using TP = ::onnx::TensorProto;
+    switch (t) {
+    case TP::FLOAT:
+        return double(float(v));
+    case TP::FLOAT16:
+        return round_to_half(v);
+    case TP::BFLOAT16:
+        return round_to_bfloat16(v);
+    case TP::DOUBLE:
+        return v;
+    case TP::BOOL:
+        return v != 0 ? 1.0 : 0.0;
+    default:
+        return std::isfinite(v) ? std::trunc(v) : 0.0;
+    }
+}
 
 // The tensor's values; what names it in errors ("initializer 'conv1.weight'").
 inline constant to_constant(::onnx::TensorProto const& t, std::string const& what)
@@ -118,7 +187,7 @@ inline constant to_constant(::onnx::TensorProto const& t, std::string const& wha
                                    [&](element_kind const& k) { return k.type == t.data_type(); });
     if (kind == element_kinds.end())
         throw unsupported_error(what + ": element type " + element_type_name(t.data_type()) +
-                                " is not supported (float, float16, double and the integer types are)");
+                                " is not supported (float, float16, double, bool and the integer types are)");
     const std::size_t width = kind->width;
     auto fail_count = [&](std::size_t got) {
         throw file_error(what + ": the shape holds " + std::to_string(n) + " elements but the data has " +
@@ -147,8 +216,19 @@ inline constant to_constant(::onnx::TensorProto const& t, std::string const& wha
     case TP::INT64:
         take(t.int64_data(), [](std::int64_t v) { return double(v); });
         break;
+    case TP::UINT32:
+    case TP::UINT64:
+        take(t.uint64_data(), [](std::uint64_t v) { return double(v); });
+        break;
     case TP::FLOAT16: // bits in int32_data
         take(t.int32_data(), [](std::int32_t v) { return double(half_to_float(std::uint16_t(v))); });
+        break;
+    case TP::BFLOAT16:
+        take(t.int32_data(),
+             [](std::int32_t v) { return double(std::bit_cast<float>(std::uint32_t(std::uint16_t(v)) << 16)); });
+        break;
+    case TP::BOOL:
+        take(t.int32_data(), [](std::int32_t v) { return v != 0 ? 1.0 : 0.0; });
         break;
     default:
         take(t.int32_data(), [](std::int32_t v) { return double(v); });
