@@ -651,6 +651,182 @@ TEST_CASE("clip clamps exactly and intrinsically rounds once")
     }
 }
 
+TEST_CASE("intrinsic element-wise operations equal the exact reference for every pair of small formats")
+{
+    using R = tq::rounding_mode;
+    using O = tq::overflow_mode;
+    std::size_t checked = 0;
+    for (auto const& wf : {std::pair{5, 0}, std::pair{6, 2}, std::pair{6, 5}, std::pair{7, 3}})
+        for (auto r : {R::nearest, R::nearest_even, R::zero, R::down, R::up})
+            for (auto o : {O::saturate, O::wrap}) {
+                const int w = wf.first, fr = wf.second; // (clang 14 cannot capture structured bindings)
+                const tq::fixed_point_rt q(w, fr, r, o);
+                const intrinsic_reference ref{q.format(), r, o};
+                INFO("W ", w, " F ", fr, " rounding ", int(r), " overflow ", int(o));
+                // every word of the format: a column and a row, broadcast to every pair
+                const std::int64_t lo = -(std::int64_t(1) << (w - 1)), hi = (std::int64_t(1) << (w - 1)) - 1;
+                const std::size_t n = std::size_t(hi - lo + 1);
+                nn::tensor<float> a = nn::tensor<float>::from_shape({n, std::size_t(1)});
+                nn::tensor<float> b = nn::tensor<float>::from_shape({std::size_t(1), n});
+                for (std::int64_t k = lo; k <= hi; ++k)
+                    a.data()[k - lo] = b.data()[k - lo] = float(std::ldexp(double(k), -fr));
+                const big one = tqtest::pow2(fr);
+                for (auto op : {nn::binary_op::add, nn::binary_op::sub, nn::binary_op::mul, nn::binary_op::div,
+                                nn::binary_op::max, nn::binary_op::min}) {
+                    CAPTURE(nn::binary_op_names[std::size_t(op)]);
+                    const auto y = nn::binary_intrinsic(a, b, op, q);
+                    REQUIRE(y.size() == n * n);
+                    int wrong = 0;
+                    for (std::int64_t i = lo; i <= hi; ++i)
+                        for (std::int64_t j = lo; j <= hi; ++j) {
+                            const big ka(i), kb(j);
+                            big want;
+                            switch (op) {
+                            case nn::binary_op::add:
+                                want = ref.sum(ka, kb);
+                                break;
+                            case nn::binary_op::sub:
+                                want = ref.sum(ka, -kb);
+                                break;
+                            case nn::binary_op::mul:
+                                want = ref.product(ka, kb, 0);
+                                break;
+                            case nn::binary_op::div: // the exact quotient ka / kb in words: ka 2^F / kb
+                                if (j == 0) continue;
+                                want = tqtest::limit_ref(
+                                    o, q.format(),
+                                    tqtest::round_rational(r, j < 0 ? big(-(ka * one)) : big(ka * one),
+                                                           j < 0 ? big(-kb) : kb));
+                                break;
+                            case nn::binary_op::max:
+                                want = i > j ? ka : kb;
+                                break;
+                            default:
+                                want = i < j ? ka : kb;
+                            }
+                            ++checked;
+                            if (!equals_word(y.data()[std::size_t((i - lo) * std::int64_t(n) + (j - lo))], want, fr))
+                                ++wrong;
+                        }
+                    CHECK(wrong == 0);
+                }
+                // unary functions and powers of one operand
+                auto words = [&](nn::activation_fn f) {
+                    return nn::kernels::activate_intrinsic(nn::tensor<float>(a), f, q);
+                };
+                const auto neg = words(nn::activation::neg), abs = words(nn::activation::abs),
+                           rec = words(nn::activation::reciprocal), sq = words(nn::activation::sqrt),
+                           hs = words({nn::activation::hard_sigmoid, 0.2, 0.5}), hw = words(nn::activation::hard_swish);
+                auto c2 = nn::binary_intrinsic(a, nn::tensor<float>{2.0f}, nn::binary_op::pow, q);
+                auto c3 = nn::binary_intrinsic(a, nn::tensor<float>{3.0f}, nn::binary_op::pow, q);
+                const big k_alpha = tqtest::fixed_ref(q.format(), r, o, 0.2),
+                          k_beta = tqtest::fixed_ref(q.format(), r, o, 0.5),
+                          k_sixth = tqtest::fixed_ref(q.format(), r, o, 1.0 / 6),
+                          k_one = tqtest::fixed_ref(q.format(), r, o, 1.0);
+                auto hard = [&](big const& k, big const& slope, big const& offset) {
+                    big t = ref.sum(ref.product(slope, k, 0), offset);
+                    t = t < 0 ? big(0) : t; // min(max(t, 0), Q(1)): Q(1) may saturate or wrap
+                    return t > k_one ? k_one : t;
+                };
+                int wrong = 0;
+                for (std::int64_t i = lo; i <= hi; ++i) {
+                    const big k(i);
+                    const std::size_t e = std::size_t(i - lo);
+                    wrong += !equals_word(neg.data()[e], tqtest::limit_ref(o, q.format(), -k), fr);
+                    wrong += !equals_word(abs.data()[e], tqtest::limit_ref(o, q.format(), i < 0 ? big(-k) : k), fr);
+                    if (i != 0) // 1 / (k 2^-F) in words: 2^2F / k
+                        wrong += !equals_word(
+                            rec.data()[e],
+                            tqtest::limit_ref(o, q.format(),
+                                              tqtest::round_rational(r, i < 0 ? big(-(one * one)) : big(one * one),
+                                                                     i < 0 ? big(-k) : k)),
+                            fr);
+                    if (i >= 0) // sqrt(k 2^-F) in words: sqrt(k 2^F)
+                        wrong += !equals_word(sq.data()[e],
+                                              tqtest::limit_ref(o, q.format(), tqtest::round_sqrt(r, k * one, 1)), fr);
+                    wrong += !equals_word(hs.data()[e], hard(k, k_alpha, k_beta), fr);
+                    wrong += !equals_word(hw.data()[e], ref.product(k, hard(k, k_sixth, k_beta), 0), fr);
+                    const big k2 = ref.product(k, k, 0);
+                    wrong += !equals_word(c2.data()[e], k2, fr);
+                    wrong += !equals_word(c3.data()[e], ref.product(k2, k, 0), fr);
+                    checked += 8;
+                }
+                CHECK(wrong == 0);
+                // sums and means of a reduction, each partial sum limited
+                nn::tensor<float> rows = nn::tensor<float>::from_shape({n / 4, std::size_t(4)});
+                std::copy(a.data(), a.data() + n, rows.data());
+                const auto sums = nn::reduce_intrinsic(rows, {1}, false, nn::reduce_op::sum, q);
+                const auto means = nn::reduce_intrinsic(rows, {1}, true, nn::reduce_op::mean, q);
+                for (std::size_t row = 0; row < n / 4; ++row) {
+                    big acc = 0;
+                    for (std::size_t j = 0; j < 4; ++j) acc = ref.sum(acc, ref.word(rows(row, j)));
+                    wrong += !equals_word(sums.data()[row], acc, fr);
+                    wrong += !equals_word(means.data()[row],
+                                          tqtest::limit_ref(o, q.format(), tqtest::round_rational(r, acc, 4)), fr);
+                    checked += 2;
+                }
+                CHECK(wrong == 0);
+            }
+    MESSAGE("intrinsic element-wise results checked against the exact reference: ", checked);
+}
+
+TEST_CASE("intrinsic matrix products, transposed convolution, resizing and padding equal the number type")
+{
+    using V = tq::quantized<float, tq::fixed_point<12, 6>>;
+    const tq::fixed_point_rt q(12, 6);
+    auto rnd = [](std::vector<std::size_t> shape, std::uint64_t seed, double scale = 2) {
+        nn::tensor<float> t = nn::tensor<float>::from_shape(shape);
+        std::mt19937_64 gen(seed);
+        std::uniform_real_distribution<double> d(-scale, scale);
+        for (auto& v : t) v = float(std::round(d(gen) * 64) / 64); // in the format
+        return t;
+    };
+    auto as_v = [](nn::tensor<float> const& t) {
+        nn::tensor<V> r = nn::tensor<V>::from_shape(std::vector<std::size_t>(t.shape().begin(), t.shape().end()));
+        for (std::size_t i = 0; i < t.size(); ++i) r.data()[i] = V(t.data()[i]);
+        return r;
+    };
+    auto same = [](nn::tensor<float> const& y, auto const& want) {
+        REQUIRE(y.size() == want.size());
+        std::size_t differ = 0;
+        for (std::size_t i = 0; i < y.size(); ++i) differ += !tqtest::same_bits(y.data()[i], float(want.data()[i]));
+        return differ;
+    };
+    SUBCASE("batched matrix products with broadcasting")
+    {
+        const auto a = rnd({2, 3, 4, 9}, 1), b = rnd({3, 9, 5}, 2);
+        CHECK(same(nn::matmul_intrinsic(a, b, q), nn::matmul(as_v(a), as_v(b))) == 0);
+    }
+    SUBCASE("transposed convolution")
+    {
+        nn::transpose_options o;
+        o.stride = {2, 3};
+        o.pads = {1, 0, 2, 1};
+        o.output_padding = {1, 0};
+        o.dilation = {1, 2};
+        o.groups = 2;
+        const auto x = rnd({2, 3, 4, 4}, 3), w = rnd({3, 2, 4, 3}, 4), b = rnd({6}, 5);
+        CHECK(same(nn::conv_transpose2d_intrinsic(x, w, b, o, q), nn::conv_transpose2d(as_v(x), as_v(w), as_v(b), o)) ==
+              0);
+    }
+    SUBCASE("bilinear resizing: weights rounded, then each product and sum")
+    {
+        nn::resize_options o;
+        o.mode = nn::resize_mode::linear;
+        o.scales = {1.75, 0.6};
+        const auto x = rnd({2, 4, 5, 3}, 6);
+        const auto y = nn::resize_intrinsic(x, o, q);
+        const auto p = nn::kernels::resize_plan_of(x.shape(), o);
+        nn::tensor<V> want = nn::tensor<V>::from_shape({p.n, p.oh, p.ow, p.c});
+        nn::kernels::for_each_resized(p, [&](std::size_t e, auto const& taps) {
+            V acc = V(0);
+            for (auto const& t : taps) acc = acc + V(t.second) * V(x.data()[t.first]);
+            want.data()[e] = acc;
+        });
+        CHECK(same(y, want) == 0);
+    }
+}
+
 TEST_CASE("npy files and network parameters")
 {
     temp_dir dir;

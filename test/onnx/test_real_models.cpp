@@ -209,6 +209,18 @@ TEST_CASE("Networks exported by PyTorch import and give torch's outputs")
                 largest, " (", worst / largest, "); loaded in ", load, " s");
         CHECK(largest > 0);
         CHECK(worst <= 1e-4 * largest);
+        // the batch size is open: a batch of 3 (images 0, 1, 0) gives the same outputs per image
+        const auto x = read_array(dir / (name + ".input.npy"));
+        const std::size_t per = x.size() / x.shape(0), out = got.size() / got.shape(0);
+        auto shape = std::vector<std::size_t>(x.shape().begin(), x.shape().end());
+        shape[0] = 3;
+        xt::xarray<float> three = xt::xarray<float>::from_shape(shape);
+        std::copy(x.data(), x.data() + 2 * per, three.data());
+        std::copy(x.data(), x.data() + per, three.data() + 2 * per);
+        const auto y3 = model.run(three);
+        REQUIRE(y3.size() == 3 * out);
+        CHECK(std::equal(y3.data(), y3.data() + 2 * out, got.data()));
+        CHECK(std::equal(y3.data() + 2 * out, y3.data() + 3 * out, got.data()));
     }
 }
 

@@ -106,17 +106,18 @@ public:
         for (std::size_t i = first; i < nodes_.size(); ++i)
             for (int j : nodes_[i].inputs)
                 if (j >= 0 && std::size_t(j) < first) keep[std::size_t(j)] = true;
-        std::vector<tensor<float>> outs(nodes_.size());
+        std::vector<tensor<float>> outs(nodes_.size(), kernels::empty_tensor());
         const auto last_use = last_uses(0, first);
         for (std::size_t i = 0; i < first; ++i) {
             std::vector<tensor<float> const*> in;
             for (int j : nodes_[i].inputs) in.push_back(j < 0 ? &x : &outs[std::size_t(j)]);
             outs[i] = run(i, in, step);
             for (int j : nodes_[i].inputs)
-                if (j >= 0 && last_use[std::size_t(j)] == i && !keep[std::size_t(j)]) outs[std::size_t(j)] = {};
+                if (j >= 0 && last_use[std::size_t(j)] == i && !keep[std::size_t(j)])
+                    outs[std::size_t(j)] = kernels::empty_tensor();
         }
         for (std::size_t i = 0; i < first; ++i)
-            if (!keep[i]) outs[i] = {};
+            if (!keep[i]) outs[i] = kernels::empty_tensor();
         return outs;
     }
 
@@ -128,7 +129,7 @@ public:
     {
         if (nodes_.empty()) return x;
         first = std::min(first, nodes_.size() - 1);
-        std::vector<tensor<float>> outs(nodes_.size());
+        std::vector<tensor<float>> outs(nodes_.size(), kernels::empty_tensor());
         const auto last_use = last_uses(first, nodes_.size());
         for (std::size_t i = first; i < nodes_.size(); ++i) {
             std::vector<tensor<float> const*> in;
@@ -150,7 +151,7 @@ public:
             for (int j : nodes_[i].inputs)
                 if (j >= 0 && std::size_t(j) >= first && last_use[std::size_t(j)] == i &&
                     std::size_t(j) + 1 != nodes_.size())
-                    outs[std::size_t(j)] = {};
+                    outs[std::size_t(j)] = kernels::empty_tensor();
         }
         return std::move(outs.back());
     }

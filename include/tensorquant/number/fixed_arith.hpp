@@ -167,6 +167,19 @@ struct fixed_arith
         return fit(round_quotient<R>(num, den, j));
     }
 
+    // 1 / (b 2^-F) = (2^2F / b) 2^-F, rounded once (1 itself need not be in the format); b != 0.
+    constexpr int128 reciprocal(int128 b, std::uint64_t j = 0) const
+    {
+        const int f = format.frac;
+        bigint num(1), den(b);
+        if (f >= 0)
+            num = num << (2 * f);
+        else
+            den = den << (-2 * f);
+        if (den < 0) num = -num, den = -den;
+        return fit(round_quotient<R>(num, den, j));
+    }
+
     // The word of the integer i (exact, then the overflow policy).
     constexpr int128 from_integer(int128 i, std::uint64_t j = 0) const
     {

@@ -145,6 +145,12 @@ struct exact_ops
         if (a < T(0)) return codec::nan("the square root of a negative number");
         return unary(a, [&](auto x) { return ar.sqrt(x, j()); });
     }
+    constexpr T reciprocal(T a) const
+    {
+        if (codec::isnan(a)) return a;
+        if (a == T(0)) return div(T(1), a); // +-inf by the format's rule (floating T), an error otherwise
+        return unary(a, [&](auto x) { return ar.reciprocal(x, j()); });
+    }
     constexpr T div_int(T a, std::int64_t n) const
     {
         return unary(a, [&](auto x) { return ar.div_int(x, n, j()); });
@@ -219,6 +225,11 @@ struct number_operators
     friend constexpr D fma(D a, D b, D c)
     {
         return D::with_ops([&](auto const& o) { return o.fma(a.raw(), b.raw(), c.raw()); });
+    }
+    // 1 / a, the exact quotient rounded once (also where 1 is outside the format).
+    friend constexpr D reciprocal(D a)
+    {
+        return D::with_ops([&](auto const& o) { return o.reciprocal(a.raw()); });
     }
     friend constexpr D min(D a, D b) noexcept { return b < a ? b : a; }
     friend constexpr D max(D a, D b) noexcept { return a < b ? b : a; }

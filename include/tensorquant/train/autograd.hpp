@@ -1,7 +1,7 @@
 // A small tape-based reverse-mode autograd over xtensor tensors. Each operation computes
 // its value with the reference layers' kernels and records a backward step; tape::backward
-// runs the steps in reverse order, accumulating gradients. Activations are NHWC; dense
-// layers take and give [N, 1, 1, features] like the networks do.
+// runs the steps in reverse order, accumulating gradients. Tensors have any rank, as in the
+// networks (images NHWC, a dense layer's output [N, features]).
 #pragma once
 
 #include "../config.hpp"

@@ -257,7 +257,10 @@ V activate_number(V v, activation_fn const& f, activation_constants<V> const& c)
         return sqrt(v);
     }
     case activation::reciprocal:
-        return c.one / v;
+        if constexpr (requires { reciprocal(v); })
+            return reciprocal(v); // exact, rounded once
+        else
+            return c.one / v;
     default:
         throw config_error(std::string(info_of(f.kind).name) + " has no intrinsic form (it needs correctly rounded "
                                                                "elementary functions of the number type)");

@@ -141,7 +141,8 @@ tensor2<typename Dp::template output<T>> dense(tensor2<T> const& x, tensor2<T> c
 
 // Dense under a runtime datapath (nn/datapath.hpp), vectorised, bit-identical to the
 // generic dense on the same datapath_of; its stochastic formats draw at the blocks of
-// kernels/datapath.hpp (row = sample). Gives [N, 1, 1, OUT] after the fused activation.
+// kernels/datapath.hpp (row = sample). Gives [N, 1, 1, OUT] after the fused activation (the
+// layer reshapes it to its output).
 template <class Arch = xsimd::default_arch>
 tensor4<float> dense_datapath(tensor2<float> const& x, tensor2<float> const& w, tensor1<float> const& b,
                               datapath const& d, activation_fn const& act = {})
@@ -191,7 +192,8 @@ typename Tape::var dense(Tape& t, typename Tape::var x, typename Tape::var w, ty
     auto const& xv = t.value(x);
     auto const& wv = t.value(w);
     auto const& bv = t.value(b);
-    const auto [n, in] = kernels::dense_rows(xv.shape(), mode);
+    const auto rows = kernels::dense_rows(xv.shape(), mode);
+    const std::size_t n = rows.first, in = rows.second; // (clang 14 cannot capture structured bindings)
     if (wv.dimension() != 2 || wv.shape(0) != in)
         throw shape_error("dense: input " + kernels::shape_string(xv.shape()) + " does not fit weights " +
                           kernels::shape_string(wv.shape()) + " [IN, OUT]");

@@ -61,7 +61,8 @@ typename Tape::var layer_norm(Tape& t, typename Tape::var x, typename Tape::var 
     using T = typename Tape::value_type;
     using V = typename Tape::var;
     auto const& xv = t.value(x);
-    const auto [rows, n] = kernels::norm_rows(xv.shape(), axis);
+    const auto shape = kernels::norm_rows(xv.shape(), axis);
+    const std::size_t rows = shape.first, n = shape.second; // (clang 14 cannot capture structured bindings)
     if (t.value(scale).size() != n || t.value(bias).size() != n)
         throw shape_error("layer_norm: scale and bias need " + std::to_string(n) + " values");
     xt::xarray<T> y = xt::xarray<T>::from_shape(xv.shape()), xhat = y;
