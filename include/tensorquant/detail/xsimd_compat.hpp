@@ -50,6 +50,24 @@ inline xsimd::batch<U, A> convert(xsimd::batch<T, A> const& x) noexcept
     return xsimd::batch_cast<U>(x);
 }
 
+// a b + c rounded once where the instruction set has a fused multiply-add; xsimd 8
+// computes its fma on AVX-512 as a product and a sum, so that one is spelled here.
+// Without FMA (SSE2, AVX without FMA3) it is a product and a sum, each rounded.
+template <class T, class A>
+inline xsimd::batch<T, A> fma(xsimd::batch<T, A> const& a, xsimd::batch<T, A> const& b,
+                              xsimd::batch<T, A> const& c) noexcept
+{
+#if defined(__AVX512F__)
+    if constexpr (sizeof(typename xsimd::batch<T, A>::register_type) == 64) {
+        if constexpr (std::is_same_v<T, float>)
+            return _mm512_fmadd_ps(a, b, c);
+        else if constexpr (std::is_same_v<T, double>)
+            return _mm512_fmadd_pd(a, b, c);
+    }
+#endif
+    return xsimd::fma(a, b, c);
+}
+
 // The largest lane of a batch of int32: one reduction instruction sequence where the
 // architecture has one (a store and a loop otherwise).
 template <class A>

@@ -12,10 +12,13 @@
 #include "../../quantizers/fixed_point.hpp"
 #include "geometry.hpp"
 #include "im2col.hpp"
+#include "parallel.hpp"
 
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
+#include <type_traits>
 #include <vector>
 
 namespace tensorquant::inline TENSORQUANT_ABI::nn::kernels {
@@ -56,34 +59,54 @@ struct strides
     std::size_t row, col;
 };
 
-// Rows are processed in blocks of MR so MR independent accumulators hide the latency of
-// the step; every element of C still sums over k in increasing order.
-template <std::size_t MR, class Mac, class TA, class TC>
-void gemm_rows(Mac const& mac, TA const* a, strides as, std::size_t rows, std::size_t first_row,
-               packed_panels<typename Mac::value_type, typename Mac::arch> const& b, TC* c)
+// Rows are processed in blocks of MR and columns in pairs of panels, so 2 MR independent
+// accumulators hide the latency of the step and each broadcast of a serves two panels;
+// every element of C still sums over k in increasing order.
+template <std::size_t MR, std::size_t NP, class Mac, class TA, class TC>
+void gemm_block(Mac const& mac, TA const* a, strides as, std::size_t r0, std::size_t first_row, std::size_t p,
+                packed_panels<typename Mac::value_type, typename Mac::arch> const& b, TC* c)
 {
     using B = typename Mac::batch;
     constexpr std::size_t L = B::size;
     const std::size_t K = b.k, N = b.n;
     alignas(64) typename Mac::value_type tmp[L];
-    for (std::size_t r0 = 0; r0 + MR <= rows; r0 += MR)
-        for (std::size_t p = 0; p < b.panels; ++p) {
-            B acc[MR];
-            for (std::size_t i = 0; i < MR; ++i) acc[i] = mac.init(B::load_aligned(&b.bias[p * L]));
-            const auto* bp = &b.data[p * K * L];
-            for (std::size_t kk = 0; kk < K; ++kk) {
-                const B w = B::load_aligned(bp + kk * L);
-                for (std::size_t i = 0; i < MR; ++i)
-                    acc[i] = mac.step(acc[i], a[(r0 + i) * as.row + kk * as.col], w,
-                                      ((first_row + r0 + i) * K + kk) * N + p * L);
-            }
-            for (std::size_t i = 0; i < MR; ++i) {
-                const B out = mac.finish(acc[i], B::load_aligned(&b.bias[p * L]));
-                out.store_aligned(tmp);
-                const std::size_t width = std::min(L, N - p * L);
-                std::copy(tmp, tmp + width, c + (r0 + i) * N + p * L);
-            }
+    B acc[MR][NP];
+    for (std::size_t i = 0; i < MR; ++i)
+        for (std::size_t q = 0; q < NP; ++q) acc[i][q] = mac.init(B::load_aligned(&b.bias[(p + q) * L]));
+    typename Mac::value_type const* bp[NP];
+    for (std::size_t q = 0; q < NP; ++q) bp[q] = &b.data[(p + q) * K * L];
+    for (std::size_t kk = 0; kk < K; ++kk) {
+        B w[NP];
+        for (std::size_t q = 0; q < NP; ++q) w[q] = B::load_aligned(bp[q] + kk * L);
+        for (std::size_t i = 0; i < MR; ++i) {
+            const TA av = a[(r0 + i) * as.row + kk * as.col];
+            for (std::size_t q = 0; q < NP; ++q)
+                acc[i][q] = mac.step(acc[i][q], av, w[q], ((first_row + r0 + i) * K + kk) * N + (p + q) * L);
         }
+    }
+    for (std::size_t i = 0; i < MR; ++i)
+        for (std::size_t q = 0; q < NP; ++q) {
+            const B out = mac.finish(acc[i][q], B::load_aligned(&b.bias[(p + q) * L]));
+            const std::size_t col = (p + q) * L, width = std::min(L, N - col);
+            if constexpr (std::is_same_v<TC, typename Mac::value_type>)
+                if (width == L) {
+                    out.store_unaligned(c + (r0 + i) * N + col);
+                    continue;
+                }
+            out.store_aligned(tmp);
+            std::copy(tmp, tmp + width, c + (r0 + i) * N + col);
+        }
+}
+
+template <std::size_t MR, class Mac, class TA, class TC>
+void gemm_rows(Mac const& mac, TA const* a, strides as, std::size_t rows, std::size_t first_row,
+               packed_panels<typename Mac::value_type, typename Mac::arch> const& b, TC* c)
+{
+    for (std::size_t r0 = 0; r0 + MR <= rows; r0 += MR) {
+        std::size_t p = 0;
+        for (; p + 2 <= b.panels; p += 2) gemm_block<MR, 2>(mac, a, as, r0, first_row, p, b, c);
+        if (p < b.panels) gemm_block<MR, 1>(mac, a, as, r0, first_row, p, b, c);
+    }
 }
 
 template <class Mac, class TA, class TC>
@@ -98,21 +121,30 @@ void gemm(Mac const& mac, TA const* a, std::size_t m,
     if (full < m) gemm_rows<1>(mac, a + full * as.row, as, m - full, first_row + full, b, c + full * b.n);
 }
 
-// Float: acc = bias + sum_k a b, with fused multiply-adds. Eight rows per block: eight
-// independent accumulators cover the FMA latency even when C has one panel.
+// Float: acc = bias + sum_k a b, with fused multiply-adds where the instruction set has
+// them (detail::simd::fma). A block of 8 rows by two panels keeps 16 accumulators in
+// AVX-512's 32 registers; 6 rows (12) where there are 16 registers.
 template <class T, class Arch = xsimd::default_arch>
 struct float_mac
 {
-    static constexpr std::size_t rows_per_block = 8;
+    static constexpr std::size_t rows_per_block = sizeof(xsimd::batch<T, Arch>) >= 64 ? 8 : 6;
     using value_type = T;
     using arch = Arch;
     using batch = xsimd::batch<T, Arch>;
     batch init(batch const& bias) const noexcept { return bias; }
     batch step(batch const& acc, T a, batch const& w, std::uint64_t) const noexcept
     {
-        return xsimd::fma(batch(a), w, acc);
+        return tensorquant::detail::simd::fma(batch(a), w, acc);
     }
-    batch finish(batch const& acc, batch const&) const noexcept { return acc; }
+    batch finish(batch const& acc, batch const&) const noexcept
+    {
+        if (!clamped) return acc;
+        return xsimd::select(acc < batch(lo), batch(lo), xsimd::select(acc > batch(hi), batch(hi), acc));
+    }
+    // A fused ReLU or ReLU6 on the way out: x < lo ? lo : x > hi ? hi : x (NaN kept), as
+    // the activation's own pass computes it.
+    bool clamped = false;
+    T lo = 0, hi = 0;
 };
 
 // Intrinsic (paper eq. 7): acc = Q(acc + Q(a w)) for k in increasing order, then
@@ -176,25 +208,46 @@ void matmul(T const* a, std::size_t m, std::size_t k, std::size_t n, Get get, T*
 // Runs the product of every image and group with the multiply-accumulate Mac; the
 // weights of group g are columns [g OCg, (g+1) OCg) of the [K, OC] view of HWIO. Row
 // indices (for stochastic thresholds) count output pixels over the batch, group by group.
+// Images run in parallel (nn::compute_threads); a 1x1 convolution of stride 1 without
+// padding reads its rows straight from x.
 template <class Mac, class V, class Pack, class VY>
 void conv_products(Mac const& mac, V const* x, conv_geometry const& g, Pack const& pack, VY* y)
 {
     const std::size_t rows = g.oh * g.ow, K = g.k();
-    std::vector<V> col(rows * K);
-    std::vector<VY> out(g.groups > 1 ? rows * g.ocg : 0);
-    for (std::size_t img = 0; img < g.n; ++img)
+    if (g.groups == 1 && g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.pad_top == 0 && g.pad_left == 0 &&
+        g.oh == g.h && g.ow == g.w) {
+        constexpr std::size_t chunk = 96; // rows per task: a multiple of every Mac's rows_per_block
+        const std::size_t m = g.n * rows;
+        parallel_for((m + chunk - 1) / chunk, [&](std::size_t t, unsigned) {
+            const std::size_t first = t * chunk, count = std::min(chunk, m - first);
+            gemm(mac, x + first * K, count, pack[0], y + first * g.oc, first);
+        });
+        return;
+    }
+    // scratch per worker, left uninitialised: im2col and the product write all of it
+    const unsigned workers = worker_count(g.n);
+    std::vector<std::unique_ptr<V[]>> cols;
+    std::vector<std::unique_ptr<VY[]>> outs;
+    for (unsigned t = 0; t < workers; ++t) {
+        cols.push_back(std::make_unique_for_overwrite<V[]>(rows * K));
+        outs.push_back(std::make_unique_for_overwrite<VY[]>(g.groups > 1 ? rows * g.ocg : 0));
+    }
+    parallel_for(g.n, [&](std::size_t img, unsigned worker) {
+        V* col = cols[worker].get();
+        VY* out = outs[worker].get();
         for (std::size_t grp = 0; grp < std::size_t(g.groups); ++grp) {
-            im2col(x, g, img, grp, col.data());
+            im2col(x, g, img, grp, col);
             VY* dst = y + img * rows * g.oc;
             const std::size_t first_row = (grp * g.n + img) * rows;
             if (g.groups == 1) {
-                gemm(mac, col.data(), rows, pack[grp], dst, first_row);
+                gemm(mac, col, rows, pack[grp], dst, first_row);
             } else {
-                gemm(mac, col.data(), rows, pack[grp], out.data(), first_row);
+                gemm(mac, col, rows, pack[grp], out, first_row);
                 for (std::size_t r = 0; r < rows; ++r)
                     std::copy(&out[r * g.ocg], &out[r * g.ocg] + g.ocg, dst + r * g.oc + grp * g.ocg);
             }
         }
+    });
 }
 
 template <class P, class TW, class TB>

@@ -62,13 +62,20 @@ std::string shape_string(S const& s)
 // A tensor of no elements (a default xarray is a scalar: one element).
 inline tensor<float> empty_tensor() { return tensor<float>::from_shape(std::vector<std::size_t>{0}); }
 
+// A shape_error naming `what` unless x has the rank (4: an NHWC image batch).
+template <class V>
+void require_rank(tensor<V> const& x, std::size_t rank, char const* what)
+{
+    if (x.dimension() != rank)
+        throw shape_error(std::string(what) + ": the input has shape " + shape_string(x.shape()) +
+                          (rank == 4 ? "; it needs a 4-D NHWC tensor" : "; it needs rank " + std::to_string(rank)));
+}
+
 // x as a 4-D tensor (a copy); a shape_error naming `what` for another rank.
 template <class V>
 tensor4<V> as4(tensor<V> const& x, char const* what)
 {
-    if (x.dimension() != 4)
-        throw shape_error(std::string(what) + ": the input has shape " + shape_string(x.shape()) +
-                          "; it needs a 4-D NHWC tensor");
+    require_rank(x, 4, what);
     tensor4<V> y = tensor4<V>::from_shape({x.shape(0), x.shape(1), x.shape(2), x.shape(3)});
     std::copy(x.data(), x.data() + x.size(), y.data());
     return y;

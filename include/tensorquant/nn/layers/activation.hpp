@@ -313,12 +313,40 @@ void sigmoid_rounded(Q const& q, Tensor& y, apply_options const& o)
 
 // On float tensors the parameters are floats, as in ONNX (x alpha rounds once, as a float
 // product does).
+// The piecewise-linear activations whose float result is exactly the double one (a
+// comparison, or one product of two floats, exact in double and then rounded once) run in
+// SIMD lanes; the others element by element in double.
+inline void activate_float_inplace(float* y, std::size_t n, activation_fn const& g)
+{
+    using B = xsimd::batch<float>;
+    constexpr std::size_t L = B::size;
+    auto lanes = [&](auto fn) {
+        std::size_t i = 0;
+        for (; i + L <= n; i += L) fn(B::load_unaligned(y + i)).store_unaligned(y + i);
+        for (; i < n; ++i) y[i] = fn(B(y[i])).get(0);
+    };
+    const B zero(0.0f), six(6.0f), alpha(float(g.alpha));
+    switch (g.kind) {
+    case activation::none:
+        return;
+    case activation::relu: // x < 0 ? 0 : x, NaN and -0 kept
+        return lanes([&](B x) { return xsimd::select(x < zero, zero, x); });
+    case activation::relu6:
+        return lanes([&](B x) { return xsimd::select(x < zero, zero, xsimd::select(x > six, six, x)); });
+    case activation::leaky_relu:
+        return lanes([&](B x) { return xsimd::select(x < zero, x * alpha, x); });
+    case activation::neg:
+        return lanes([&](B x) { return -x; });
+    default:
+        for (std::size_t i = 0; i < n; ++i) y[i] = float(activate_double(double(y[i]), g));
+    }
+}
+
 template <class Tensor>
 Tensor activate_float(Tensor y, activation_fn const& f)
 {
     if (f.kind == activation::none) return y;
-    const activation_fn g = with_parameters_of<float>(f);
-    for (auto& v : y) v = float(activate_double(double(v), g));
+    activate_float_inplace(y.data(), y.size(), with_parameters_of<float>(f));
     return y;
 }
 

@@ -9,12 +9,14 @@
 
 #include "../../number/datapath.hpp"
 #include "../kernels/datapath.hpp"
+#include "../kernels/depthwise.hpp"
 #include "../kernels/gemm.hpp"
 #include "../kernels/intrinsic.hpp"
 #include "../kernels/tensor_ops.hpp"
 #include "activation.hpp"
 #include "layer.hpp"
 
+#include <cmath>
 #include <cstddef>
 #include <memory>
 #include <string>
@@ -22,6 +24,19 @@
 #include <vector>
 
 namespace tensorquant::inline TENSORQUANT_ABI::nn {
+
+namespace kernels {
+// The float convolution of NHWC x (geometry g) into y: depthwise as a direct kernel, the
+// others as products; b may be null.
+template <class V, class Arch>
+void float_conv(V const* x, conv_geometry const& g, V const* w, V const* b, V* y, float_mac<V, Arch> const& mac = {})
+{
+    if (is_depthwise(g))
+        depthwise_products(mac, x, g, pack_depthwise<V, Arch>(w, b, g), y);
+    else
+        conv_products(mac, x, g, pack_conv_weights<packed_panels<V, Arch>>(w, b, g), y);
+}
+} // namespace kernels
 
 // y[n, oy, ox, oc] = b[oc] + sum over (kh, kw, ic) of x[...] w[kh, kw, ic, oc]. An empty
 // bias means none.
@@ -32,9 +47,7 @@ tensor4<V> conv2d(tensor4<V> const& x, tensor4<V> const& w, tensor1<V> const& b,
     kernels::check_bias(b.size(), g.oc, "conv2d");
     tensor4<V> y = tensor4<V>::from_shape({g.n, g.oh, g.ow, g.oc});
     if constexpr (std::is_floating_point_v<V>) {
-        const auto packs =
-            kernels::pack_conv_weights<kernels::packed_panels<V, Arch>>(w.data(), b.size() ? b.data() : nullptr, g);
-        kernels::conv_products(kernels::float_mac<V, Arch>{}, x.data(), g, packs, y.data());
+        kernels::float_conv<V, Arch>(x.data(), g, w.data(), b.size() ? b.data() : nullptr, y.data());
     } else {
         const std::size_t K = g.k();
         std::vector<V> col(g.oh * g.ow * K);
@@ -72,6 +85,12 @@ tensor4<T> conv2d_intrinsic(tensor4<T> const& x, tensor4<T> const& w, tensor1<T>
     const auto bq = kernels::quantized_copy(q, b, kernels::intrinsic_operand_offset(2));
     tensor4<T> y = tensor4<T>::from_shape({g.n, g.oh, g.ow, g.oc});
     kernels::visit_intrinsic<Arch>(q, [&](auto const& mac) {
+        if constexpr (kernels::LaneMac<std::decay_t<decltype(mac)>>)
+            if (kernels::is_depthwise(g)) {
+                const auto pack = kernels::pack_depthwise<double, Arch>(wq.data(), bq.size() ? bq.data() : nullptr, g,
+                                                                        1.0, mac.scale);
+                return kernels::depthwise_products(mac, xq.data(), g, pack, y.data());
+            }
         const auto packs = kernels::pack_conv_weights<kernels::packed_panels<double, Arch>>(
             wq.data(), bq.size() ? bq.data() : nullptr, g, 1.0, mac.scale);
         kernels::conv_products(mac, xq.data(), g, packs, y.data());
@@ -270,9 +289,20 @@ struct conv2d_layer
     template <class Ctx>
     tensor<float> forward(Ctx& ctx) const
     {
-        return kernels::to_tensor(kernels::activate_float(
-            nn::conv2d(kernels::as4(ctx.input(0), kind.data()), ctx.param(0, weights), ctx.param(1, bias), options),
-            act));
+        // straight from the input's storage into the output's, the activation in place
+        auto const& x = ctx.input(0);
+        kernels::require_rank(x, 4, kind.data());
+        const auto w = ctx.param(0, weights);
+        const auto b = ctx.param(1, bias);
+        const auto g = kernels::conv_geometry_of(x.shape(), w.shape(), options);
+        kernels::check_bias(b.size(), g.oc, "conv2d");
+        tensor<float> y = tensor<float>::from_shape({g.n, g.oh, g.ow, g.oc});
+        kernels::float_mac<float> mac;
+        if (act.kind == activation::relu || act.kind == activation::relu6)
+            mac.clamped = true, mac.lo = 0, mac.hi = act.kind == activation::relu ? HUGE_VALF : 6.0f;
+        kernels::float_conv(x.data(), g, w.data(), b.size() ? b.data() : nullptr, y.data(), mac);
+        if (!mac.clamped) kernels::activate_float_inplace(y.data(), y.size(), with_parameters_of<float>(act));
+        return y;
     }
     template <class Ctx>
     tensor<float> forward_intrinsic(Ctx& ctx, fixed_point_rt const& q) const
