@@ -66,8 +66,50 @@ depthwise_pack<V> pack_depthwise(TW const* w, TB const* b, conv_geometry const& 
     return p;
 }
 
-// y (NHWC) from x (NHWC); one task per row of output pixels. Four neighbouring pixels
-// run together so that four independent chains of steps hide the step's latency.
+// Four pixels of whole SIMD batches whose taps lie inside the image along x, on float
+// storage: no checks per tap; a row of taps above or below the image steps with zero
+// operands. Four independent chains of steps hide the step's latency.
+template <class Mac, class V>
+void depthwise_interior(Mac const& mac, V const* x, conv_geometry const& g, depthwise_pack<V> const& p, V* y,
+                        std::size_t img, std::size_t oy, std::size_t ox, std::size_t c0)
+{
+    using B = typename Mac::batch;
+    const std::size_t C = g.oc;
+    const B bias = B::load_aligned(&p.bias[c0]);
+    B a0 = mac.init(bias), a1 = a0, a2 = a0, a3 = a0;
+    const std::size_t step = std::size_t(g.sw) * C;
+    for (std::size_t ky = 0; ky < g.kh; ++ky) {
+        const long iy = long(oy) * g.sh + long(ky) * g.dh - g.pad_top;
+        V const* wk = &p.w[ky * g.kw * p.padded + c0];
+        if (iy < 0 || iy >= long(g.h)) {
+            const B zero(V(0));
+            for (std::size_t kx = 0; kx < g.kw; ++kx) {
+                const B w = B::load_aligned(wk + kx * p.padded);
+                a0 = lane_step(mac, a0, zero, w), a1 = lane_step(mac, a1, zero, w);
+                a2 = lane_step(mac, a2, zero, w), a3 = lane_step(mac, a3, zero, w);
+            }
+            continue;
+        }
+        V const* src =
+            x + ((img * g.h + std::size_t(iy)) * g.w + ox * std::size_t(g.sw) - std::size_t(g.pad_left)) * C + c0;
+        for (std::size_t kx = 0; kx < g.kw; ++kx, src += std::size_t(g.dw) * C) {
+            const B w = B::load_aligned(wk + kx * p.padded);
+            a0 = lane_step(mac, a0, B::load_unaligned(src), w);
+            a1 = lane_step(mac, a1, B::load_unaligned(src + step), w);
+            a2 = lane_step(mac, a2, B::load_unaligned(src + 2 * step), w);
+            a3 = lane_step(mac, a3, B::load_unaligned(src + 3 * step), w);
+        }
+    }
+    V* dst = y + ((img * g.oh + oy) * g.ow + ox) * C + c0;
+    mac.finish(a0, bias).store_unaligned(dst);
+    mac.finish(a1, bias).store_unaligned(dst + C);
+    mac.finish(a2, bias).store_unaligned(dst + 2 * C);
+    mac.finish(a3, bias).store_unaligned(dst + 3 * C);
+}
+
+// y (NHWC) from x (NHWC); one task per row of output pixels. On float storage the
+// pixels inside the image along x go four at a time (depthwise_interior), the rest and
+// other storage one at a time with checked operands.
 template <class Mac, class TX, class TY>
     requires LaneMac<Mac>
 void depthwise_products(Mac const& mac, TX const* x, conv_geometry const& g,
@@ -87,45 +129,12 @@ void depthwise_products(Mac const& mac, TX const* x, conv_geometry const& g,
         for (std::size_t i = 0; i < width; ++i) tmp[i] = V(src[i]);
         return B::load_aligned(tmp);
     };
-    // Four pixels of whole SIMD batches whose taps lie inside the image along x: no checks
-    // per tap; a row of taps above or below the image steps with zero operands.
-    auto interior = [&](std::size_t img, std::size_t oy, std::size_t ox, std::size_t c0) {
-        const B bias = B::load_aligned(&p.bias[c0]);
-        B a0 = mac.init(bias), a1 = a0, a2 = a0, a3 = a0;
-        const std::size_t step = std::size_t(g.sw) * C;
-        for (std::size_t ky = 0; ky < g.kh; ++ky) {
-            const long iy = long(oy) * g.sh + long(ky) * g.dh - g.pad_top;
-            V const* wk = &p.w[ky * g.kw * p.padded + c0];
-            if (iy < 0 || iy >= long(g.h)) {
-                const B zero(V(0));
-                for (std::size_t kx = 0; kx < g.kw; ++kx) {
-                    const B w = B::load_aligned(wk + kx * p.padded);
-                    a0 = lane_step(mac, a0, zero, w), a1 = lane_step(mac, a1, zero, w);
-                    a2 = lane_step(mac, a2, zero, w), a3 = lane_step(mac, a3, zero, w);
-                }
-                continue;
-            }
-            TX const* src =
-                x + ((img * g.h + std::size_t(iy)) * g.w + ox * std::size_t(g.sw) - std::size_t(g.pad_left)) * C + c0;
-            for (std::size_t kx = 0; kx < g.kw; ++kx, src += std::size_t(g.dw) * C) {
-                const B w = B::load_aligned(wk + kx * p.padded);
-                a0 = lane_step(mac, a0, B::load_unaligned(src), w);
-                a1 = lane_step(mac, a1, B::load_unaligned(src + step), w);
-                a2 = lane_step(mac, a2, B::load_unaligned(src + 2 * step), w);
-                a3 = lane_step(mac, a3, B::load_unaligned(src + 3 * step), w);
-            }
-        }
-        TY* dst = y + ((img * g.oh + oy) * g.ow + ox) * C + c0;
-        mac.finish(a0, bias).store_unaligned(dst);
-        mac.finish(a1, bias).store_unaligned(dst + C);
-        mac.finish(a2, bias).store_unaligned(dst + 2 * C);
-        mac.finish(a3, bias).store_unaligned(dst + 3 * C);
-    };
     parallel_for(g.n * g.oh, [&](std::size_t task, unsigned) {
         const std::size_t img = task / g.oh, oy = task % g.oh;
         alignas(64) V tmp[L];
         alignas(64) V out[L];
-        auto run = [&]<std::size_t count>(std::size_t ox0, std::size_t c0) {
+        auto run = [&](std::size_t ox0, std::size_t c0) { // one pixel, any channel width
+            constexpr std::size_t count = 1;
             const std::size_t width = std::min(L, C - c0);
             const B bias = B::load_aligned(&p.bias[c0]);
             B acc[count];
@@ -161,10 +170,10 @@ void depthwise_products(Mac const& mac, TX const* x, conv_geometry const& g,
             std::size_t ox = 0;
             if constexpr (std::is_same_v<TX, V> && std::is_same_v<TY, V>)
                 if (c0 + L <= C) {
-                    for (; ox < x_first; ++ox) run.template operator()<1>(ox, c0);
-                    for (; ox + pixels <= x_last; ox += pixels) interior(img, oy, ox, c0);
+                    for (; ox < x_first; ++ox) run(ox, c0);
+                    for (; ox + pixels <= x_last; ox += pixels) depthwise_interior(mac, x, g, p, y, img, oy, ox, c0);
                 }
-            for (; ox < g.ow; ++ox) run.template operator()<1>(ox, c0);
+            for (; ox < g.ow; ++ox) run(ox, c0);
         }
     });
 }

@@ -98,14 +98,27 @@ void gemm_block(Mac const& mac, TA const* a, strides as, std::size_t r0, std::si
         }
 }
 
+// Panels per block: two where a Mac asks for them (the float step, whose broadcast costs
+// as much as the step), one otherwise (a long step gains nothing and would compile twice).
+template <class Mac>
+constexpr std::size_t panels_per_block() noexcept
+{
+    if constexpr (requires { Mac::panels_per_block; })
+        return Mac::panels_per_block;
+    else
+        return 1;
+}
+
 template <std::size_t MR, class Mac, class TA, class TC>
 void gemm_rows(Mac const& mac, TA const* a, strides as, std::size_t rows, std::size_t first_row,
                packed_panels<typename Mac::value_type, typename Mac::arch> const& b, TC* c)
 {
+    constexpr std::size_t NP = panels_per_block<Mac>();
     for (std::size_t r0 = 0; r0 + MR <= rows; r0 += MR) {
         std::size_t p = 0;
-        for (; p + 2 <= b.panels; p += 2) gemm_block<MR, 2>(mac, a, as, r0, first_row, p, b, c);
-        if (p < b.panels) gemm_block<MR, 1>(mac, a, as, r0, first_row, p, b, c);
+        if constexpr (NP > 1)
+            for (; p + NP <= b.panels; p += NP) gemm_block<MR, NP>(mac, a, as, r0, first_row, p, b, c);
+        for (; p < b.panels; ++p) gemm_block<MR, 1>(mac, a, as, r0, first_row, p, b, c);
     }
 }
 
@@ -128,6 +141,7 @@ template <class T, class Arch = xsimd::default_arch>
 struct float_mac
 {
     static constexpr std::size_t rows_per_block = sizeof(xsimd::batch<T, Arch>) >= 64 ? 8 : 6;
+    static constexpr std::size_t panels_per_block = 2;
     using value_type = T;
     using arch = Arch;
     using batch = xsimd::batch<T, Arch>;
