@@ -145,6 +145,19 @@ int mismatches(float const* fast, float const* ref, std::size_t n)
     return wrong;
 }
 
+// run() under 1, 2 and 3 threads gives ref's bits each time.
+template <class Run>
+void check_on_thread_counts(std::vector<float> const& ref, Run run)
+{
+    for (unsigned threads : {1u, 2u, 3u}) {
+        CAPTURE(threads);
+        const nn::compute_threads scope(threads);
+        const auto y = run();
+        REQUIRE(y.size() == ref.size());
+        CHECK(mismatches(y.data(), ref.data(), y.size()) == 0);
+    }
+}
+
 } // namespace
 
 TEST_CASE("float convolution equals the documented accumulation order bit for bit on any thread count")
@@ -154,13 +167,7 @@ TEST_CASE("float convolution equals the documented accumulation order bit for bi
         const auto c = random_case(gen, trial % 5);
         CAPTURE(c.name);
         const auto ref = reference_conv(c);
-        for (unsigned threads : {1u, 2u, 3u}) {
-            CAPTURE(threads);
-            const nn::compute_threads scope(threads);
-            const auto y = nn::conv2d(c.x, c.w, c.b, c.o);
-            REQUIRE(y.size() == ref.size());
-            CHECK(mismatches(y.data(), ref.data(), y.size()) == 0);
-        }
+        check_on_thread_counts(ref, [&] { return nn::conv2d(c.x, c.w, c.b, c.o); });
     }
 }
 
@@ -199,13 +206,7 @@ TEST_CASE("intrinsic convolution equals the generic number type loop bit for bit
             const auto y = nn::conv2d(convert<R>(xq), convert<R>(wq), convert<R>(bq), c.o);
             for (auto const& v : y) generic.push_back(v.value());
         }
-        for (unsigned threads : {1u, 2u, 3u}) {
-            CAPTURE(threads);
-            const nn::compute_threads scope(threads);
-            const auto y = nn::conv2d_intrinsic(c.x, c.w, c.b, c.o, q);
-            REQUIRE(y.size() == generic.size());
-            CHECK(mismatches(y.data(), generic.data(), y.size()) == 0);
-        }
+        check_on_thread_counts(generic, [&] { return nn::conv2d_intrinsic(c.x, c.w, c.b, c.o, q); });
     }
 }
 
@@ -226,13 +227,7 @@ TEST_CASE("datapath convolution equals the generic datapath loop on any thread c
         const auto generic = nn::conv2d(c.x, c.w, c.b, c.o, Dp{});
         std::vector<float> ref;
         for (auto const& v : generic) ref.push_back(float(v.value()));
-        for (unsigned threads : {1u, 2u, 3u}) {
-            CAPTURE(threads);
-            const nn::compute_threads scope(threads);
-            const auto y = nn::conv2d_datapath(c.x, c.w, c.b, c.o, d);
-            REQUIRE(y.size() == ref.size());
-            CHECK(mismatches(y.data(), ref.data(), y.size()) == 0);
-        }
+        check_on_thread_counts(ref, [&] { return nn::conv2d_datapath(c.x, c.w, c.b, c.o, d); });
     }
 }
 
