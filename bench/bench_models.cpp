@@ -4,11 +4,16 @@
 // -> int32 datapath and on an MXFP8 block datapath, on 1 and 2 threads. Time per image is
 // the counter "ms_per_image"; bench/models.py interleaves these runs with onnxruntime's on
 // the same model, batch and thread count and prints the ratios.
+//
+// tq_bench_models --load MODEL.onnx loads the model once, in this fresh process (a first
+// load, as a user's program does it), and prints {"load_seconds": t}; bench/models.py
+// compares it with onnxruntime's session creation.
 #include <tensorquant/io/npy.hpp>
 #include <tensorquant/onnx.hpp>
 
 #include <benchmark/benchmark.h>
 
+#include <chrono>
 #include <cstdlib>
 #if defined(__GLIBC__)
 #include <malloc.h>
@@ -18,6 +23,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 
 namespace tq = tensorquant;
 namespace nn = tensorquant::nn;
@@ -100,6 +106,13 @@ int main(int argc, char** argv)
     mallopt(M_MMAP_THRESHOLD, 1 << 30);
     mallopt(M_TRIM_THRESHOLD, 1 << 30);
 #endif
+    if (argc == 3 && std::string_view(argv[1]) == "--load") {
+        const auto start = std::chrono::steady_clock::now();
+        const auto m = tq::onnx::load(argv[2]);
+        const std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
+        std::cout << "{\"load_seconds\": " << took.count() << ", \"layers\": " << m.net.nodes().size() << "}\n";
+        return 0;
+    }
     const char* env = std::getenv("TQ_BENCH_MODELS");
     const fs::path dir = env ? env : "build/release/bench_models";
     for (char const* name : {"resnet18", "mobilenet_v2", "inception_v3"}) {

@@ -221,13 +221,39 @@ TEST_CASE("datapath convolution equals the generic datapath loop on any thread c
     d.set("product", "exact");
     d.set("accumulator", "nearest,24,10");
     d.set("output", "nearest,8,4");
-    for (int trial = 0; trial < 25; ++trial) {
-        const auto c = random_case(gen, trial % 5);
-        CAPTURE(c.name);
-        const auto generic = nn::conv2d(c.x, c.w, c.b, c.o, Dp{});
-        std::vector<float> ref;
-        for (auto const& v : generic) ref.push_back(float(v.value()));
-        check_on_thread_counts(ref, [&] { return nn::conv2d_datapath(c.x, c.w, c.b, c.o, d); });
+    SUBCASE("sums within float's 2^24")
+    {
+        for (int trial = 0; trial < 25; ++trial) {
+            const auto c = random_case(gen, trial % 5);
+            CAPTURE(c.name);
+            const auto generic = nn::conv2d(c.x, c.w, c.b, c.o, Dp{});
+            std::vector<float> ref;
+            for (auto const& v : generic) ref.push_back(float(v.value()));
+            check_on_thread_counts(ref, [&] { return nn::conv2d_datapath(c.x, c.w, c.b, c.o, d); });
+        }
+    }
+    SUBCASE("sums beyond float's 2^24 run in double lanes")
+    {
+        using fx12_4 = tq::fixed_point<12, 4>;
+        using Wide = tq::datapath_of<fx12_4, tq::fixed_point<12, 8>, tq::exact_step, tq::fixed_point<32, 12>, fx12_4>;
+        nn::datapath wide;
+        wide.set("input", "nearest,12,4");
+        wide.set("weights", "nearest,12,8");
+        wide.set("product", "exact");
+        wide.set("accumulator", "nearest,32,12");
+        wide.set("output", "nearest,12,4");
+        for (int trial = 0; trial < 10; ++trial) {
+            auto c = random_case(gen, trial % 2 ? 4 : 1);
+            for (auto& e : c.x) e *= 40; // near the operand formats' bounds 128 and 8
+            for (auto& e : c.w) e *= 5;
+            CAPTURE(c.name);
+            // a 32-bit accumulator needs double storage in the generic loop
+            const auto generic =
+                nn::conv2d(convert<double>(c.x), convert<double>(c.w), convert<double>(c.b), c.o, Wide{});
+            std::vector<float> ref;
+            for (auto const& v : generic) ref.push_back(float(v.value()));
+            check_on_thread_counts(ref, [&] { return nn::conv2d_datapath(c.x, c.w, c.b, c.o, wide); });
+        }
     }
 }
 

@@ -10,6 +10,9 @@ onnxruntime (bench/models/ort_run.js) and through tq_bench_models on every path,
 
   bench/models/models.py [--build build/release] [--rounds 3] [--seconds 2] [--json OUT]
 
+It also times a first load of each model (tq_bench_models --load, a fresh process each
+round) against onnxruntime's session creation; goal for ResNet-18: <= 0.3 s.
+
 Paths: float; extrinsic (8-bit outputs, nearest,8,4, on every layer); intrinsic fixed point
 (16, 8) on every layer; a datapath int8 x int8 -> int32 (8-bit outputs); an MXFP8 (E4M3)
 block datapath with an FP32 accumulator. Goals (issue 32), relative to onnxruntime float on
@@ -50,11 +53,20 @@ def ensure_onnxruntime(prefix):
 
 
 def run_ort(modules, out, model, threads, seconds):
+    """Time per image, and the session's creation in seconds."""
     env = dict(os.environ, NODE_PATH=modules)
     r = subprocess.run(["node", os.path.join(ROOT, "bench", "models", "ort_run.js"), os.path.join(out, model + ".onnx"),
                         os.path.join(out, model + ".input.npy"), str(threads), str(seconds)],
                        check=True, env=env, capture_output=True, text=True)
-    return json.loads(r.stdout)["ms_per_image"]
+    result = json.loads(r.stdout)
+    return result["ms_per_image"], result["load_seconds"]
+
+
+def run_tq_load(binary, out, model):
+    """A first load of the model, in a fresh process."""
+    r = subprocess.run([binary, "--load", os.path.join(out, model + ".onnx")], check=True, capture_output=True,
+                       text=True)
+    return json.loads(r.stdout)["load_seconds"]
 
 
 def run_tq(binary, out, model, threads, seconds):
@@ -85,9 +97,11 @@ def main():
     samples = {}  # (model, threads, path) -> [ms per image]
     for r in range(args.rounds):
         for model in MODELS:
+            samples.setdefault((model, 0, "load"), []).append(run_tq_load(binary, out, model))
             for threads in (1, 2):
-                samples.setdefault((model, threads, "onnxruntime"), []).append(
-                    run_ort(modules, out, model, threads, args.seconds))
+                ms, load = run_ort(modules, out, model, threads, args.seconds)
+                samples.setdefault((model, threads, "onnxruntime"), []).append(ms)
+                samples.setdefault((model, threads, "onnxruntime load"), []).append(load)
                 for path, t in run_tq(binary, out, model, threads, args.seconds / 2).items():
                     if t is not None:
                         samples.setdefault((model, threads, path), []).append(t)
@@ -115,6 +129,13 @@ def main():
                     note = " (goal <= %g)" % goal
                 cells.append("%.1f ms, %.2fx%s" % (t, ratio, note))
             print("| %s | %d | %.1f ms | %s |" % (model, threads, ort, " | ".join(cells)))
+    print()
+    print("| model | tensorquant load | onnxruntime session, 1 thread | ratio |")
+    print("| --- | ---: | ---: | ---: |")
+    for model in MODELS:
+        a, b = med.get((model, 0, "load")), med.get((model, 1, "onnxruntime load"))
+        if a and b:
+            print("| %s | %.3f s | %.3f s | %.2fx |" % (model, a, b, a / b))
     print()
     for model in MODELS:
         for path in ["onnxruntime"] + PATHS:

@@ -1,5 +1,6 @@
 // onnxruntime's CPU provider on one model: node ort_run.js MODEL.onnx INPUT.npy THREADS SECONDS
-// Prints {"ms_per_image": median over runs, "runs": n} after one warm-up run. The input is
+// Prints {"ms_per_image": median over runs, "runs": n, "load_seconds": the session's
+// creation (read, optimise, prepare)} after one warm-up run. The input is
 // a float32 C-order .npy file (what bench/models.py writes); onnxruntime-node is found via
 // NODE_PATH.
 'use strict';
@@ -25,10 +26,12 @@ function readNpy(path) {
 async function main() {
   const [model, input, threads, seconds] = process.argv.slice(2);
   const x = readNpy(input);
+  const created = process.hrtime.bigint();
   const session = await ort.InferenceSession.create(model, {
     intraOpNumThreads: Number(threads), interOpNumThreads: 1, executionMode: 'sequential',
     graphOptimizationLevel: 'all', executionProviders: ['cpu'],
   });
+  const loadSeconds = Number(process.hrtime.bigint() - created) / 1e9;
   const feeds = { [session.inputNames[0]]: new ort.Tensor('float32', x.data, x.shape) };
   await session.run(feeds); // warm-up
   const times = [];
@@ -39,6 +42,7 @@ async function main() {
     times.push(Number(process.hrtime.bigint() - t) / 1e6 / x.shape[0]);
   } while (Date.now() < end || times.length < 3);
   times.sort((a, b) => a - b);
-  console.log(JSON.stringify({ ms_per_image: times[Math.floor(times.length / 2)], runs: times.length }));
+  console.log(JSON.stringify({ ms_per_image: times[Math.floor(times.length / 2)], runs: times.length,
+                                load_seconds: loadSeconds }));
 }
 main().catch(e => { console.error(e.message || e); process.exit(1); });

@@ -348,6 +348,20 @@ TEST_CASE("An imported residual network matches an NCHW reference")
         CHECK_THROWS_AS(model.run(xt::zeros<float>({std::size_t(1), std::size_t(3), std::size_t(5), std::size_t(6)})),
                         tq::shape_error);
     }
+    SUBCASE("weights in raw_data give the same bits as in float_data")
+    {
+        // raw float32 weights go straight into the layers without being widened to double
+        auto raw = rm.b.m;
+        for (auto& t : *raw.mutable_graph()->mutable_initializer()) {
+            std::vector<float> v(t.float_data().begin(), t.float_data().end());
+            t.clear_float_data();
+            t.mutable_raw_data()->assign(reinterpret_cast<char const*>(v.data()), v.size() * sizeof(float));
+        }
+        auto from_raw = tq::onnx::from_proto(raw, "residual.onnx");
+        const auto a = model.run(to_xarray(x)), b = from_raw.run(to_xarray(x));
+        REQUIRE(a.shape() == b.shape());
+        CHECK(std::equal(a.begin(), a.end(), b.begin()));
+    }
 }
 
 TEST_CASE("Layer names come from the node names")

@@ -191,7 +191,8 @@ inline model from_proto(::onnx::ModelProto const& m, std::string const& source, 
     detail::importer im(source, result.opset, options.scope);
 
     for (auto const& init : g.initializer())
-        im.constants()[init.name()] = detail::to_constant(init, source + ": initializer '" + init.name() + "'");
+        im.constants()[init.name()] =
+            detail::to_constant(init, source + ": initializer '" + init.name() + "'", /*keep_float32=*/true);
     for (auto const& [name, c] : options.bind) im.constants()[name] = c;
     std::vector<::onnx::ValueInfoProto const*> inputs;
     for (auto const& in : g.input())
@@ -263,6 +264,7 @@ inline model from_proto(::onnx::ModelProto const& m, std::string const& source, 
         if (c->second.symbolic())
             throw unsupported_error(source + ": the output '" + result.output_name +
                                     "' is a shape that depends on the batch size");
+        c->second.widen();
         result.constant_output = c->second;
         result.output_shape = c->second.shape;
         return result;
@@ -325,10 +327,9 @@ inline model load(std::filesystem::path const& path, load_options const& options
     if (size > (std::uintmax_t(1) << 31))
         throw file_error(source + ": " + std::to_string(size) + " bytes is more than protobuf's 2 GiB limit");
     std::ifstream in(path, std::ios::binary);
-    std::string bytes(std::size_t(size), '\0');
-    if (!in || !in.read(bytes.data(), std::streamsize(size))) throw file_error(source + ": cannot read the model");
-    ::onnx::ModelProto m;
-    if (!m.ParseFromString(bytes))
+    if (!in) throw file_error(source + ": cannot read the model");
+    ::onnx::ModelProto m; // parsed from the stream: the file is not held twice in memory
+    if (!m.ParseFromIstream(&in))
         throw file_error(source + ": not an ONNX model, or truncated (its protobuf does not parse)");
     return from_proto(m, source, options);
 }

@@ -427,7 +427,9 @@ void visit_datapath(datapath const& d, any_quantizer const& acc, Fn&& fn)
 template <class T, class Arch = xsimd::default_arch>
 struct exact_float_mac
 {
-    static constexpr std::size_t rows_per_block = 8;
+    // a step as short as the float one: the same tile (gemm.hpp's float_mac)
+    static constexpr std::size_t rows_per_block = sizeof(xsimd::batch<T, Arch>) >= 64 ? 8 : 6;
+    static constexpr std::size_t panels_per_block = 2;
     using value_type = T;
     using arch = Arch;
     using batch = xsimd::batch<T, Arch>;
@@ -443,6 +445,18 @@ struct exact_float_mac
     }
     batch finish(batch const& acc, batch const& bias) const noexcept { return acc + bias; }
 };
+
+// The direct depthwise kernel (depthwise.hpp) runs the exact float step lane by lane; the
+// fixed-point accumulator's step is not lane_step of the intrinsic one it derives from.
+template <class T, class Arch>
+auto lane_step(exact_float_mac<T, Arch> const&, xsimd::batch<T, Arch> const& acc, xsimd::batch<T, Arch> const& a,
+               xsimd::batch<T, Arch> const& w) noexcept
+{
+    return xsimd::fma(a, w, acc);
+}
+template <class R, class O, class Arch>
+void lane_step(fixed_accumulator_mac<R, O, Arch> const&, xsimd::batch<double, Arch> const&,
+               xsimd::batch<double, Arch> const&, xsimd::batch<double, Arch> const&) = delete;
 
 namespace detail {
 
@@ -485,20 +499,25 @@ bool is_hardware_float(any_quantizer const& acc)
            m->overflow == minifloat_overflow::to_infinity;
 }
 
+// Written so that the compiler vectorises them (a max instruction's operand order, no
+// early exit): they scan every activation a datapath layer reads.
 template <class T>
 double max_abs(std::span<T const> v) noexcept
 {
-    double m = 0;
-    for (T x : v) m = std::max(m, std::fabs(double(x))); // NaN is skipped: max keeps m
-    return m;
+    T m = 0;
+    for (T x : v) {
+        const T a = std::fabs(x);
+        m = a > m ? a : m; // NaN is skipped: the comparison is false
+    }
+    return double(m);
 }
 
 template <class T>
 bool any_nan(std::span<T const> v) noexcept
 {
-    for (T x : v)
-        if (x != x) return true;
-    return false;
+    bool nan = false;
+    for (T x : v) nan |= x != x;
+    return nan;
 }
 
 } // namespace detail
@@ -534,10 +553,18 @@ tensor4<float> datapath_output(datapath const& d, std::vector<Y> y, std::array<s
     auto r = tensor4<float>::from_shape(shape);
     if (typed) {
         // in double whatever mac ran (the float fast paths too): stochastic thresholds are
-        // those of double values, the same for every path
-        std::vector<double> v(y.begin(), y.end());
-        quantize_inplace(*out, std::span<double>(v), o);
-        std::copy(v.begin(), v.end(), r.data());
+        // those of double values, the same for every path; by pieces that stay in cache
+        // (element i keeps stream position offset + i)
+        constexpr std::size_t piece = 2048;
+        std::vector<double> v(std::min(piece, y.size()));
+        for (std::size_t i0 = 0; i0 < y.size(); i0 += piece) {
+            const std::size_t n = std::min(piece, y.size() - i0);
+            std::copy(y.begin() + std::ptrdiff_t(i0), y.begin() + std::ptrdiff_t(i0 + n), v.begin());
+            apply_options po = o;
+            po.index_offset = o.index_offset + i0;
+            quantize_inplace(*out, std::span<double>(v.data(), n), po);
+            std::copy(v.begin(), v.begin() + std::ptrdiff_t(n), r.data() + i0);
+        }
     } else {
         std::copy(y.begin(), y.end(), r.data());
     }

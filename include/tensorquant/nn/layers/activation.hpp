@@ -373,7 +373,7 @@ Tensor activate_intrinsic(Tensor y, activation_fn const& f, fixed_point_rt const
     case activation::relu6:
     case activation::neg:
     case activation::abs: // exact on values of the format: rounded once (saturate or wrap)
-        for (auto& v : y) v = float(activate_double(double(v), f));
+        activate_float_inplace(y.data(), y.size(), f);
         quantize_inplace(q, std::span<float>(y.data(), y.size()), o);
         return y;
     case activation::sigmoid:

@@ -162,6 +162,11 @@ tensor4<float> conv2d_datapath(tensor4<float> const& x, tensor4<float> const& w,
         [&](auto const& mac, std::vector<double> const& bias, auto* y) {
             using Mac = std::decay_t<decltype(mac)>;
             using V = typename Mac::value_type;
+            if constexpr (kernels::LaneMac<Mac>)
+                if (!block && kernels::is_depthwise(g))
+                    return kernels::depthwise_products(
+                        mac, xq.data(), g,
+                        kernels::pack_depthwise<V, Arch>(wq.data(), bias.data(), g, mac.w_scale, 1.0), y);
             const auto packs = kernels::pack_conv_weights<kernels::packed_panels<V, Arch>>(wq.data(), bias.data(), g,
                                                                                            mac.w_scale, 1.0);
             if constexpr (kernels::BlockAccumulator<Mac>)

@@ -307,6 +307,15 @@ public:
     // Input k as a constant (weights, shapes, bounds); a computed one is refused.
     constant const& input_constant(int k, std::string_view role) const
     {
+        auto& c = find_constant(k, role);
+        c.widen();
+        return c;
+    }
+    // Input k as weights that a layer stores as float: read with size() and float_at(), as
+    // a float32 initializer is not widened to double for them.
+    constant const& input_weights(int k, std::string_view role) const { return find_constant(k, role); }
+    constant& find_constant(int k, std::string_view role) const
+    {
         if (!has_input(k)) malformed("has no input " + std::to_string(k) + " (" + std::string(role) + ")");
         auto it = constants_.find(input_name(k));
         if (it != constants_.end()) return it->second;
@@ -526,7 +535,8 @@ private:
     std::string source_;
     int opset_;
     nn::network net_;
-    std::map<std::string, constant> constants_;
+    // mutable: a float32 initializer is widened to double when first read as a constant
+    mutable std::map<std::string, constant> constants_;
     std::map<std::string, value_info> values_;
     std::map<std::string, int> uses_;
     std::map<std::string, std::vector<::onnx::NodeProto const*>> consumers_;

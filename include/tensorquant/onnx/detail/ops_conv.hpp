@@ -9,9 +9,11 @@
 #include "ops_elementwise.hpp"
 #include "ops_shape.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -121,7 +123,7 @@ inline void convert_conv(importer& im)
     std::array<int, 4> held{0, 0, 0, 0};
     const bool same = im.attr_string("auto_pad", "NOTSET").rfind("SAME", 0) == 0;
     const auto x = image_input(im, same ? nullptr : &held);
-    auto const& wt = im.input_constant(1, "weight");
+    auto const& wt = im.input_weights(1, "weight");
     if (wt.shape.size() != 4)
         im.unsupported("the weight has shape " + shape_text(wt.shape) + "; only 2-D convolutions are supported");
     const std::int64_t c = x.shape[1], m = wt.shape[0], cg = wt.shape[1], kh = wt.shape[2], kw = wt.shape[3];
@@ -142,17 +144,31 @@ inline void convert_conv(importer& im)
     l.options.pads = s.pads;
     l.options.groups = int(groups);
     l.weights = nn::tensor4<float>::from_shape({std::size_t(kh), std::size_t(kw), std::size_t(cg), std::size_t(m)});
-    for (std::int64_t o = 0; o < m; ++o)
-        for (std::int64_t i = 0; i < cg; ++i)
-            for (std::int64_t y = 0; y < kh; ++y)
-                for (std::int64_t z = 0; z < kw; ++z)
-                    l.weights(y, z, i, o) = float(wt.values[std::size_t(((o * cg + i) * kh + y) * kw + z)]);
+    // ONNX's [M, C/group, kH*kW] transposed into the layer's [kH*kW, C/group, M], by blocks
+    // of 16 outputs so that both sides stay within a few cache lines and pages
+    float* const to = l.weights.data();
+    const std::int64_t taps = kh * kw;
+    auto transpose = [&](auto const& from) {
+        for (std::int64_t o0 = 0; o0 < m; o0 += 16)
+            for (std::int64_t i = 0; i < cg; ++i)
+                for (std::int64_t t = 0; t < taps; ++t)
+                    for (std::int64_t o = o0; o < std::min(m, o0 + 16); ++o)
+                        to[std::size_t((t * cg + i) * m + o)] = from(std::size_t((o * cg + i) * taps + t));
+    };
+    if (wt.widened())
+        transpose([&](std::size_t j) { return float(wt.values[j]); });
+    else
+        transpose([bytes = wt.float32_data.data()](std::size_t j) {
+            float f;
+            std::memcpy(&f, bytes + 4 * j, 4);
+            return f;
+        });
     if (im.has_input(2)) {
-        auto const& b = im.input_constant(2, "bias");
+        auto const& b = im.input_weights(2, "bias");
         if (b.size() != std::size_t(m))
             im.malformed("the bias has " + std::to_string(b.size()) + " values for " + std::to_string(m) + " outputs");
         l.bias = nn::tensor1<float>::from_shape({std::size_t(m)});
-        for (std::size_t j = 0; j < b.size(); ++j) l.bias(j) = float(b.values[j]);
+        for (std::size_t j = 0; j < b.size(); ++j) l.bias(j) = b.float_at(j);
     }
     im.add(std::move(l), {x.node}, {x.shape[0], m, s.out[0], s.out[1]}, channels_last_perm(4));
 }
@@ -257,7 +273,7 @@ void add_dense(importer& im, value_info a, std::int64_t k, std::int64_t m, Weigh
 inline void convert_gemm(importer& im)
 {
     value_info a = im.input_value(0, "input"); // a flattened feature map permutes the weight rows
-    auto const& b = im.input_constant(1, "weight");
+    auto const& b = im.input_weights(1, "weight");
     if (a.rank() != 2) im.malformed("the input has shape " + shape_text(a.shape) + ", not 2-D");
     if (b.shape.size() != 2) im.malformed("the weight has shape " + shape_text(b.shape) + ", not 2-D");
     if (im.attr_int("transA", 0) != 0) { // only the layout changes
@@ -284,7 +300,7 @@ inline void convert_gemm(importer& im)
     add_dense(
         im, a, k, m,
         [&](std::int64_t r, std::int64_t j) {
-            const double e = b.values[std::size_t(trans_b ? j * k + r : r * m + j)];
+            const double e = b.float_at(std::size_t(trans_b ? j * k + r : r * m + j));
             return alpha == 1.0 ? e : alpha * e;
         },
         std::move(bias));
@@ -318,11 +334,11 @@ inline void convert_matmul(importer& im)
 {
     const bool ca = im.is_constant(0), cb = im.is_constant(1);
     if (ca && cb) im.unsupported("a product of two constants (fold the model's constants first)");
-    if (cb && im.input_constant(1, "weight").shape.size() == 2) {
-        auto const& b = im.input_constant(1, "weight");
+    if (cb && im.input_weights(1, "weight").shape.size() == 2) {
+        auto const& b = im.input_weights(1, "weight");
         const std::int64_t k = b.shape[0], m = b.shape[1];
         return add_dense(im, im.input_value(0, "input"), k, m,
-                         [&](std::int64_t r, std::int64_t j) { return b.values[std::size_t(r * m + j)]; }, {});
+                         [&](std::int64_t r, std::int64_t j) { return b.float_at(std::size_t(r * m + j)); }, {});
     }
     nn::matmul_layer l;
     auto plain = [&](int k) { return im.in_plain_layout(im.input_value(k, "input")); };

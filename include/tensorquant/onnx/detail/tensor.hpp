@@ -18,6 +18,7 @@
 #include <cstring>
 #include <limits>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace tensorquant::inline TENSORQUANT_ABI::onnx {
@@ -32,8 +33,30 @@ struct constant
     // Shapes that follow the batch: empty, or per element 0 (the value) or k > 0 (k N, N the
     // batch size, which the model leaves open).
     std::vector<std::int64_t> per_batch;
+    // A float32 initializer as the model stores it (little-endian bytes), while values is
+    // still empty: the importer widens it to values only where an operator reads it as a
+    // constant, so the large weights go straight into a layer's float storage (float_at).
+    // It views the model being imported and never outlives the import.
+    std::string_view float32_data;
 
-    std::size_t size() const noexcept { return values.size(); }
+    std::size_t size() const noexcept { return widened() ? values.size() : float32_data.size() / 4; }
+    bool widened() const noexcept { return float32_data.empty(); }
+    // Element i as float: exact for every float32 constant, rounded for the others.
+    float float_at(std::size_t i) const noexcept
+    {
+        if (widened()) return float(values[i]);
+        std::uint32_t u;
+        std::memcpy(&u, float32_data.data() + 4 * i, 4);
+        return std::bit_cast<float>(u);
+    }
+    // values filled from float32_data.
+    void widen()
+    {
+        if (widened()) return;
+        values.resize(size());
+        for (std::size_t i = 0; i < values.size(); ++i) values[i] = double(float_at(i));
+        float32_data = {};
+    }
     bool symbolic() const noexcept
     {
         return std::any_of(per_batch.begin(), per_batch.end(), [](std::int64_t k) { return k != 0; });
@@ -172,8 +195,9 @@ inline double as_element(double v, int t)
     }
 }
 
-// The tensor's values; what names it in errors ("initializer 'conv1.weight'").
-inline constant to_constant(::onnx::TensorProto const& t, std::string const& what)
+// The tensor's values; what names it in errors ("initializer 'conv1.weight'"). With
+// keep_float32, float32 raw data is only viewed (constant::float32_data): t must outlive it.
+inline constant to_constant(::onnx::TensorProto const& t, std::string const& what, bool keep_float32 = false)
 {
     constant c;
     c.shape.assign(t.dims().begin(), t.dims().end());
@@ -196,6 +220,10 @@ inline constant to_constant(::onnx::TensorProto const& t, std::string const& wha
     if (t.has_raw_data()) {
         auto const& raw = t.raw_data();
         if (raw.size() != n * width) fail_count(raw.size() / width);
+        if (keep_float32 && t.data_type() == TP::FLOAT) {
+            c.float32_data = raw;
+            return c;
+        }
         c.values.resize(n);
         auto const* p = reinterpret_cast<unsigned char const*>(raw.data());
         for (std::size_t i = 0; i < n; ++i, p += width) c.values[i] = kind->from_raw(p);
