@@ -210,49 +210,54 @@ TEST_CASE("intrinsic convolution equals the generic number type loop bit for bit
     }
 }
 
+namespace {
+
+// The runtime datapath of the given formats, products exact.
+nn::datapath exact_product_datapath(char const* input, char const* weights, char const* accumulator, char const* output)
+{
+    nn::datapath d;
+    d.set("input", input);
+    d.set("weights", weights);
+    d.set("product", "exact");
+    d.set("accumulator", accumulator);
+    d.set("output", output);
+    return d;
+}
+
+// conv2d_datapath(d) on 1, 2 and 3 threads against the generic loop on Dp in storage T.
+template <class Dp, class T>
+void check_datapath_conv(conv_case const& c, nn::datapath const& d)
+{
+    CAPTURE(c.name);
+    const auto generic = nn::conv2d(convert<T>(c.x), convert<T>(c.w), convert<T>(c.b), c.o, Dp{});
+    std::vector<float> ref;
+    for (auto const& v : generic) ref.push_back(float(v.value()));
+    check_on_thread_counts(ref, [&] { return nn::conv2d_datapath(c.x, c.w, c.b, c.o, d); });
+}
+
+} // namespace
+
 TEST_CASE("datapath convolution equals the generic datapath loop on any thread count")
 {
     std::mt19937_64 gen(77);
-    using fx8_4 = tq::fixed_point<8, 4>;
-    using Dp = tq::datapath_of<fx8_4, tq::fixed_point<8, 6>, tq::exact_step, tq::fixed_point<24, 10>, fx8_4>;
-    nn::datapath d;
-    d.set("input", "nearest,8,4");
-    d.set("weights", "nearest,8,6");
-    d.set("product", "exact");
-    d.set("accumulator", "nearest,24,10");
-    d.set("output", "nearest,8,4");
     SUBCASE("sums within float's 2^24")
     {
-        for (int trial = 0; trial < 25; ++trial) {
-            const auto c = random_case(gen, trial % 5);
-            CAPTURE(c.name);
-            const auto generic = nn::conv2d(c.x, c.w, c.b, c.o, Dp{});
-            std::vector<float> ref;
-            for (auto const& v : generic) ref.push_back(float(v.value()));
-            check_on_thread_counts(ref, [&] { return nn::conv2d_datapath(c.x, c.w, c.b, c.o, d); });
-        }
+        using fx8_4 = tq::fixed_point<8, 4>;
+        using Dp = tq::datapath_of<fx8_4, tq::fixed_point<8, 6>, tq::exact_step, tq::fixed_point<24, 10>, fx8_4>;
+        const auto d = exact_product_datapath("nearest,8,4", "nearest,8,6", "nearest,24,10", "nearest,8,4");
+        for (int trial = 0; trial < 25; ++trial) check_datapath_conv<Dp, float>(random_case(gen, trial % 5), d);
     }
     SUBCASE("sums beyond float's 2^24 run in double lanes")
     {
         using fx12_4 = tq::fixed_point<12, 4>;
         using Wide = tq::datapath_of<fx12_4, tq::fixed_point<12, 8>, tq::exact_step, tq::fixed_point<32, 12>, fx12_4>;
-        nn::datapath wide;
-        wide.set("input", "nearest,12,4");
-        wide.set("weights", "nearest,12,8");
-        wide.set("product", "exact");
-        wide.set("accumulator", "nearest,32,12");
-        wide.set("output", "nearest,12,4");
+        const auto d = exact_product_datapath("nearest,12,4", "nearest,12,8", "nearest,32,12", "nearest,12,4");
         for (int trial = 0; trial < 10; ++trial) {
             auto c = random_case(gen, trial % 2 ? 4 : 1);
             for (auto& e : c.x) e *= 40; // near the operand formats' bounds 128 and 8
             for (auto& e : c.w) e *= 5;
-            CAPTURE(c.name);
             // a 32-bit accumulator needs double storage in the generic loop
-            const auto generic =
-                nn::conv2d(convert<double>(c.x), convert<double>(c.w), convert<double>(c.b), c.o, Wide{});
-            std::vector<float> ref;
-            for (auto const& v : generic) ref.push_back(float(v.value()));
-            check_on_thread_counts(ref, [&] { return nn::conv2d_datapath(c.x, c.w, c.b, c.o, wide); });
+            check_datapath_conv<Wide, double>(c, d);
         }
     }
 }
